@@ -1,0 +1,101 @@
+"""The config schema: structured configs that Hydra validates before anything loads.
+
+`conf/` holds the YAML choices; these dataclasses are their types, so `split=ohter` or `precision=fp8`
+fails at composition with the allowed values in the message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+class Split(str, Enum):
+    clean = "clean"
+    other = "other"
+
+
+class Partition(str, Enum):
+    test = "test"
+    dev = "dev"
+
+
+class Source(str, Enum):
+    hub = "hub"
+    local = "local"
+
+
+class Precision(str, Enum):
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+class Batching(str, Enum):
+    exact = "exact"
+    naive = "naive"
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING
+    checkpoint: str = MISSING
+    revision: str | None = None
+    # name of the conf/reference/ file with this model's published figures, used by reference=auto
+    reference: str | None = None
+
+
+@dataclass
+class DataConfig:
+    source: Source = MISSING
+    name: str = MISSING
+    # hub: a dataset id streamed with `datasets`; local: a folder of OpenSLR subset folders
+    dataset: str | None = None
+    revision: str | None = None
+    root: str | None = None
+    partition: Partition = Partition.test
+
+
+@dataclass
+class ReferenceConfig:
+    # "auto" stands for the figures named by model.reference; "none" means no check
+    name: str = "none"
+    # split -> WER as a fraction; an empty mapping means "no check"
+    wer: dict[str, float] = field(default_factory=dict)
+    tolerance: float = 0.0005
+    source: str | None = None
+    # split -> utterance count of the full split the figure is for; a run over fewer is not checked
+    utterances: dict[str, int] = field(default_factory=dict)
+    partition: Partition = Partition.test
+
+
+@dataclass
+class BenchConfig:
+    model: ModelConfig = MISSING
+    data: DataConfig = MISSING
+    reference: ReferenceConfig = MISSING
+    split: Split = Split.clean
+    device: str = "cpu"
+    batch_size: int = 1
+    max_batch_s: float = 400.0
+    sort_window: int = 1024
+    batching: Batching = Batching.exact
+    precision: Precision = Precision.fp32
+    check_precision: bool = False
+    compile: bool = False
+    num_workers: int = 2
+    limit: int | None = None
+    normalizer: str | None = None
+    output_dir: str = MISSING
+    progress: bool | None = None
+
+
+def register() -> None:
+    """Register the schema under the names conf/config.yaml and the group files extend."""
+    cs = ConfigStore.instance()
+    cs.store(name="schema", node=BenchConfig)
+    cs.store(group="model", name="schema", node=ModelConfig)
+    cs.store(group="data", name="schema", node=DataConfig)
+    cs.store(group="reference", name="schema", node=ReferenceConfig)

@@ -1,0 +1,70 @@
+"""Greedy CTC decoding: argmax ids -> text, exactly as `Wav2Vec2Processor.batch_decode` gives it.
+
+The collapse runs on the model's device and only the surviving ids cross to the host. Repeats are
+merged *before* blanks are dropped, so `L <pad> L` stays "LL": the double-letter trap of decoders
+that drop blanks first (or decode label ids with grouping) is avoided by construction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+def collapse(ids: torch.Tensor, lengths: torch.Tensor, blank_id: int) -> list[list[int]]:
+    """Merge repeats, then drop blanks, over each row's first `lengths[b]` frames; returns host lists."""
+    frames = torch.arange(ids.shape[1], device=ids.device)
+    valid = frames[None, :] < lengths[:, None]
+    changed = torch.ones_like(valid)
+    changed[:, 1:] = ids[:, 1:] != ids[:, :-1]
+    keep = valid & changed & (ids != blank_id)
+    counts = keep.sum(dim=1).tolist()
+    flat = ids[keep].tolist()
+    out, start = [], 0
+    for n in counts:
+        out.append(flat[start : start + n])
+        start += n
+    return out
+
+
+@dataclass(frozen=True)
+class CTCTokens:
+    """The slice of a `Wav2Vec2CTCTokenizer` that greedy decoding needs, read from the tokenizer itself."""
+
+    id_to_token: dict[int, str]
+    blank_id: int
+    word_delimiter: str
+    unk_token: str
+    lower_case: bool
+    clean_up_spaces: bool
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer) -> CTCTokens:
+        return cls(
+            id_to_token={i: t for t, i in tokenizer.get_vocab().items()},
+            blank_id=tokenizer.pad_token_id,
+            word_delimiter=tokenizer.word_delimiter_token,
+            unk_token=tokenizer.unk_token,
+            lower_case=bool(getattr(tokenizer, "do_lower_case", False)),
+            clean_up_spaces=bool(tokenizer.clean_up_tokenization_spaces),
+        )
+
+    def text(self, collapsed_ids: list[int]) -> str:
+        """Text of ids that `collapse` returned (repeats merged, blanks gone)."""
+        tokens = (self.id_to_token.get(i, self.unk_token) for i in collapsed_ids)
+        text = "".join(" " if t == self.word_delimiter else t for t in tokens).strip()
+        if self.lower_case:
+            text = text.lower()
+        if self.clean_up_spaces:
+            text = clean_up_tokenization(text)
+        return text
+
+
+def clean_up_tokenization(text: str) -> str:
+    # transformers' PreTrainedTokenizerBase.clean_up_tokenization, for tokenizers that enable it
+    pairs = [(" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't")]
+    pairs += [(" 'm", "'m"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re")]
+    for before, after in pairs:
+        text = text.replace(before, after)
+    return text

@@ -1,0 +1,195 @@
+"""Utterances from a source, decoded in parallel, cut into length-sorted batches.
+
+A source is an iterable of `Utterance` in corpus order (LibriSpeech ids sorted as strings, as Kaldi
+sorts them). `decoded_windows` decodes a bounded look-ahead window in worker threads while the
+caller runs the model on the previous one; `plan_batches` sorts a window by length and cuts it into
+batches bounded by count and padded audio seconds. Every result carries its corpus index, so the
+caller restores corpus order window by window.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import os
+import re
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+SAMPLE_RATE = 16_000
+SUBSET_RE = re.compile(r"^(test|dev|train)-(clean|other)(-\d+)?$")
+
+
+class DataError(ValueError):
+    """A data source that cannot be read at all (as opposed to one bad utterance)."""
+
+
+class AudioError(ValueError):
+    """One utterance's audio that cannot be used; the run records it and goes on."""
+
+
+@dataclass(frozen=True)
+class Utterance:
+    index: int
+    id: str
+    speaker: str
+    chapter: str
+    text: str | None
+    path: str | None = None
+    data: bytes | None = field(default=None, repr=False)
+    error: str | None = None
+
+    @property
+    def origin(self) -> str:
+        return self.path or f"<{self.id} bytes>"
+
+
+@dataclass(frozen=True)
+class Decoded:
+    utterance: Utterance
+    # what the model sees: 16 kHz mono float32, normalised if the checkpoint asks for it
+    input_values: np.ndarray | None
+    duration_s: float
+    notes: tuple[str, ...] = ()
+    error: str | None = None
+
+
+def load_audio(source: str | bytes, origin: str) -> tuple[np.ndarray, list[str]]:
+    """16 kHz mono float32 samples and notes on what was done to get them (downmix, resample)."""
+    notes: list[str] = []
+    try:
+        handle = io.BytesIO(source) if isinstance(source, bytes) else source
+        samples, rate = sf.read(handle, dtype="float32", always_2d=True)
+    except Exception as err:  # libsndfile's errors are plain RuntimeErrors or LibsndfileErrors
+        raise AudioError(f"{origin}: cannot decode audio ({type(err).__name__}: {err})") from err
+    if samples.shape[0] == 0:
+        raise AudioError(f"{origin}: audio has no samples")
+    if samples.shape[1] > 1:
+        notes.append(f"downmixed {samples.shape[1]} channels")
+        samples = samples.mean(axis=1, dtype=np.float32, keepdims=True)
+    wave = np.ascontiguousarray(samples[:, 0])
+    if rate != SAMPLE_RATE:
+        notes.append(f"resampled {rate} Hz -> {SAMPLE_RATE} Hz (soxr HQ)")
+        wave = soxr.resample(wave, rate, SAMPLE_RATE, quality="HQ").astype(np.float32, copy=False)
+    if not np.isfinite(wave).all():
+        raise AudioError(f"{origin}: audio holds NaN or infinite samples")
+    return wave, notes
+
+
+def _find_subset(root: Path, partition: str, split: str) -> Path:
+    if not root.is_dir():
+        raise DataError(f"data.root={str(root)!r}: no such folder")
+    subset = f"{partition}-{split}"
+    for candidate in (root / subset, root / "LibriSpeech" / subset):
+        if candidate.is_dir():
+            return candidate
+    found = sorted(p.name for p in (*root.glob("*"), *root.glob("LibriSpeech/*")) if SUBSET_RE.match(p.name))
+    raise DataError(
+        f"data.root={str(root)!r}: no {subset}/ folder (nor LibriSpeech/{subset}/); subsets found: {found or 'none'}"
+    )
+
+
+def local_utterances(root: str | os.PathLike, partition: str, split: str) -> list[Utterance]:
+    """Utterances of an OpenSLR tree: `<subset>/<speaker>/<chapter>/<utt>.flac` + `<spk>-<ch>.trans.txt`.
+
+    A transcript line without audio and audio without a transcript line become utterances that carry
+    `error`, so the run records them instead of silently dropping them.
+    """
+    subset = _find_subset(Path(root), partition, split)
+    texts: dict[str, tuple[str, Path]] = {}
+    for trans in sorted(subset.glob("*/*/*.trans.txt")):
+        for n, line in enumerate(trans.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            utt_id, _, text = line.strip().partition(" ")
+            texts[utt_id] = (" ".join(text.split()), trans)
+    audio = {p.stem: p for p in subset.glob("*/*/*.flac")}
+    if not texts and not audio:
+        raise DataError(f"{subset}: no .flac files and no .trans.txt files")
+    utterances = []
+    for index, utt_id in enumerate(sorted(texts.keys() | audio.keys())):
+        speaker, chapter = (utt_id.split("-") + ["", ""])[:2]
+        text, trans = texts.get(utt_id, (None, None))
+        path = audio.get(utt_id)
+        error = None
+        if path is None:
+            error = f"{trans}: transcript line for {utt_id} but no {utt_id}.flac"
+        elif text is None:
+            error = f"{path}: audio with no transcript line in {speaker}-{chapter}.trans.txt"
+        utterances.append(
+            Utterance(index, utt_id, speaker, chapter, text, str(path) if path else None, error=error)
+        )
+    return utterances
+
+
+def hub_utterances(dataset: str, revision: str | None, partition: str, split: str) -> Iterator[Utterance]:
+    """Stream a LibriSpeech split from the Hub with `datasets`; audio stays encoded (no torchcodec)."""
+    from datasets import Audio, load_dataset
+
+    stream = load_dataset(dataset, split, split=partition, streaming=True, revision=revision)
+    stream = stream.cast_column("audio", Audio(decode=False))
+    for index, row in enumerate(stream):
+        audio = row["audio"]
+        utt_id = row.get("id") or Path(audio.get("path") or "").stem
+        yield Utterance(
+            index=index,
+            id=utt_id,
+            speaker=str(row.get("speaker_id", "")),
+            chapter=str(row.get("chapter_id", "")),
+            text=" ".join(row["text"].split()),
+            path=audio.get("path"),
+            data=audio.get("bytes"),
+        )
+
+
+def decode(utterance: Utterance, prepare: Callable[[np.ndarray], np.ndarray]) -> Decoded:
+    """Read one utterance's audio and prepare the model input; faults become `error`, never raise."""
+    if utterance.error:
+        return Decoded(utterance, None, 0.0, error=utterance.error)
+    try:
+        wave, notes = load_audio(utterance.data or utterance.path, utterance.origin)
+        return Decoded(utterance, prepare(wave), len(wave) / SAMPLE_RATE, tuple(notes))
+    except AudioError as err:
+        return Decoded(utterance, None, 0.0, error=str(err))
+
+
+def decoded_windows(
+    utterances: Iterable[Utterance],
+    prepare: Callable[[np.ndarray], np.ndarray],
+    window: int,
+    workers: int,
+) -> Iterator[list[Decoded]]:
+    """Windows of decoded utterances in corpus order; the next window decodes while the caller works."""
+    it = iter(utterances)
+    chunks = iter(lambda: list(itertools.islice(it, max(1, window))), [])
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="decode") as pool:
+        pending: list[Future[Decoded]] | None = None
+        for chunk in chunks:
+            submitted = [pool.submit(decode, u, prepare) for u in chunk]
+            if pending is not None:
+                yield [f.result() for f in pending]
+            pending = submitted
+        if pending is not None:
+            yield [f.result() for f in pending]
+
+
+def plan_batches(lengths: list[int], batch_size: int, max_batch_samples: int) -> list[list[int]]:
+    """Positions into `lengths`, longest first, grouped so that count <= batch_size and
+    count x longest <= max_batch_samples (a single longer utterance gets a batch of its own)."""
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    batches: list[list[int]] = []
+    for i in order:
+        if batches:
+            batch = batches[-1]
+            longest = lengths[batch[0]]
+            if len(batch) < batch_size and (len(batch) + 1) * longest <= max_batch_samples:
+                batch.append(i)
+                continue
+        batches.append([i])
+    return batches

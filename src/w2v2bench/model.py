@@ -1,0 +1,297 @@
+"""Load a wav2vec2 CTC checkpoint; batched forwards whose per-utterance output equals batch size 1.
+
+Where zero padding leaks into an utterance's own frames, and how each leak is closed (`exact`):
+1. Input normalisation (`do_normalize`): the feature extractor normalises the padded batch, so the
+   zeros enter the mean and variance. Here each utterance is normalised alone, before padding.
+2. The convolutional feature encoder: a valid output frame reads only valid samples (each layer's
+   valid length is `floor((L - kernel) / stride) + 1`, the formula transformers uses), so the convs
+   themselves do not leak. Except for
+3. the first conv layer's GroupNorm in group-norm checkpoints (`feat_extract_norm: group`, e.g.
+   wav2vec2-base): it normalises each channel over *time*, padded frames included. `MaskedGroupNorm`
+   takes the statistics over each row's valid frames only. Layer-norm checkpoints
+   (`feat_extract_norm: layer`, the lv60 family) normalise per frame and need nothing here.
+4. The convolutional positional embedding (kernel 128) reads up to 64 frames past an utterance's end:
+   transformers zeroes padded frames before it when it gets an attention mask, which is what
+   batch size 1 sees (the conv's own zero padding). So an attention mask is always passed.
+5. Self-attention: the same attention mask removes padded keys; padded queries only touch their own
+   rows, which are cut off before decoding.
+6. Decoding: only each row's valid frames are decoded (`ctc.collapse` with per-row lengths).
+Which norm a checkpoint has is read from its own config, never from its name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .ctc import CTCTokens, collapse
+
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+BATCHING = ("exact", "naive")
+
+
+class ModelError(ValueError):
+    """A checkpoint that cannot be loaded or a setting it cannot run with."""
+
+
+class HubUnavailable(RuntimeError):
+    """The Hub cannot be reached and nothing usable is cached; the message says what to run instead."""
+
+
+OFFLINE_HINT = (
+    "run offline with model.checkpoint=<local folder> data=local data.root=<LibriSpeech folder>, "
+    "or `make demo` for the shipped offline model and corpus"
+)
+
+
+def hub_unreachable_reason(timeout_s: float = 5.0) -> str | None:
+    """Why the Hub cannot be reached (None if it can): one HEAD request, no retries."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return "HF_HUB_OFFLINE is set"
+    endpoint = constants.ENDPOINT
+    try:
+        urllib.request.urlopen(urllib.request.Request(endpoint, method="HEAD"), timeout=timeout_s).close()
+    except urllib.error.HTTPError:
+        return None  # it answered: reachable
+    except (urllib.error.URLError, OSError) as err:
+        reason = getattr(err, "reason", err)
+        return f"{endpoint} did not answer ({reason})"
+    return None
+
+
+def resolve_checkpoint(checkpoint: str) -> tuple[str, bool]:
+    """(where to load from, whether it is a local folder); a path-like name that does not exist fails."""
+    path = Path(checkpoint).expanduser()
+    if path.is_dir():
+        return str(path), True
+    if checkpoint.startswith(("/", "./", "../", "~")) or path.exists():
+        raise ModelError(f"model.checkpoint={checkpoint!r}: no such folder (expected a Hugging Face model folder)")
+    return checkpoint, False
+
+
+class MaskedGroupNorm(nn.Module):
+    """`nn.GroupNorm` whose statistics come from each row's first `valid_frames[b]` frames only."""
+
+    def __init__(self, norm: nn.GroupNorm):
+        super().__init__()
+        self.num_groups, self.eps = norm.num_groups, norm.eps
+        self.weight, self.bias = norm.weight, norm.bias
+        self.valid_frames: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        valid = self.valid_frames
+        if valid is None:
+            return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+        batch, channels, frames = x.shape
+        groups = x.float().reshape(batch, self.num_groups, channels // self.num_groups, frames)
+        mask = (torch.arange(frames, device=x.device)[None, :] < valid[:, None]).to(groups.dtype)
+        mask = mask[:, None, None, :]
+        count = (valid.to(groups.dtype) * (channels // self.num_groups))[:, None, None, None]
+        mean = (groups * mask).sum(dim=(2, 3), keepdim=True) / count
+        var = (((groups - mean) * mask) ** 2).sum(dim=(2, 3), keepdim=True) / count
+        normed = ((groups - mean) * torch.rsqrt(var + self.eps)).reshape(batch, channels, frames)
+        out = normed * self.weight.float()[None, :, None] + self.bias.float()[None, :, None]
+        return out.to(x.dtype)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    checkpoint: str
+    revision: str | None
+    local: bool
+    feat_extract_norm: str
+    do_stable_layer_norm: bool
+    do_normalize: bool
+    attn_implementation: str
+    n_parameters: int
+    vocab_size: int
+
+
+@dataclass
+class Output:
+    """One batch's collapsed CTC ids per utterance, and (with check_precision) the fp32 ids too."""
+
+    ids: list[list[int]]
+    fp32_ids: list[list[int]] | None = None
+
+
+class Transcriber:
+    """A loaded checkpoint and how to batch it; `prepare` runs per utterance, `forward` per batch."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        feature_extractor,
+        tokens: CTCTokens,
+        info: ModelInfo,
+        device: torch.device,
+        batching: str = "exact",
+        precision: str = "fp32",
+        check_precision: bool = False,
+    ):
+        if batching not in BATCHING:
+            raise ModelError(f"batching={batching!r}: expected one of {list(BATCHING)}")
+        if precision not in PRECISIONS:
+            raise ModelError(f"precision={precision!r}: expected one of {sorted(PRECISIONS)}")
+        self.model, self.feature_extractor, self.tokens, self.info = model, feature_extractor, tokens, info
+        self.device, self.batching, self.precision = device, batching, precision
+        self.check_precision = check_precision and precision != "fp32"
+        self.sample_rate = feature_extractor.sampling_rate
+        first_layer = model.base_model.feature_extractor.conv_layers[0]
+        self._conv0 = first_layer.conv
+        self._masked_norm: MaskedGroupNorm | None = None
+        if batching == "exact" and info.feat_extract_norm == "group":
+            self._masked_norm = MaskedGroupNorm(first_layer.layer_norm)
+            first_layer.layer_norm = self._masked_norm
+
+    def prepare(self, wave: np.ndarray) -> np.ndarray:
+        """What the model sees for one utterance: exact mode normalises it alone, as batch size 1 does."""
+        if self.batching == "naive":
+            return wave
+        return self.feature_extractor(wave, sampling_rate=self.sample_rate)["input_values"][0]
+
+    def frames(self, lengths: torch.Tensor) -> torch.Tensor:
+        return self.model._get_feat_extract_output_lengths(lengths).to(torch.long)
+
+    @torch.inference_mode()
+    def forward(self, inputs: list[np.ndarray]) -> Output:
+        if self.batching == "naive":
+            return self._forward_naive(inputs)
+        lengths = torch.tensor([len(x) for x in inputs])
+        batch = torch.zeros(len(inputs), int(lengths.max()), dtype=torch.float32)
+        for row, x in zip(batch, inputs, strict=True):
+            row[: len(x)] = torch.from_numpy(x)
+        ragged = bool((lengths != lengths.max()).any())
+        if self.device.type == "cuda":
+            batch = batch.pin_memory()
+        batch = batch.to(self.device, non_blocking=True)
+        lengths = lengths.to(self.device)
+        # equal lengths need no mask: exactly the batch-size-1 call of the model card
+        mask = (torch.arange(batch.shape[1], device=self.device)[None, :] < lengths[:, None]) if ragged else None
+        frames = self.frames(lengths)
+        ids = self._argmax(batch, mask, lengths, self.precision)
+        out = Output(collapse(ids, frames, self.tokens.blank_id))
+        if self.check_precision:
+            out.fp32_ids = collapse(self._argmax(batch, mask, lengths, "fp32"), frames, self.tokens.blank_id)
+        return out
+
+    def _argmax(self, batch, mask, lengths, precision: str) -> torch.Tensor:
+        if self._masked_norm is not None and mask is not None:
+            conv = self._conv0
+            self._masked_norm.valid_frames = (lengths - conv.kernel_size[0]) // conv.stride[0] + 1
+        try:
+            with self._autocast(precision):
+                attention = mask.long() if mask is not None else None
+                logits = self.model(batch, attention_mask=attention).logits
+        finally:
+            if self._masked_norm is not None:
+                self._masked_norm.valid_frames = None
+        return logits.argmax(dim=-1)
+
+    def _forward_naive(self, inputs: list[np.ndarray]) -> Output:
+        # what many evaluation scripts do: the processor pads and normalises the batch, no masks
+        features = self.feature_extractor(
+            inputs, sampling_rate=self.sample_rate, padding=True, return_tensors="pt"
+        )
+        batch = features["input_values"].to(self.device)
+        attention = features.get("attention_mask")
+        with self._autocast(self.precision):
+            logits = self.model(batch, attention_mask=None if attention is None else attention.to(self.device)).logits
+        ids = logits.argmax(dim=-1)
+        full = torch.full((len(inputs),), ids.shape[1], device=self.device)
+        return Output(collapse(ids, full, self.tokens.blank_id))
+
+    def _autocast(self, precision: str):
+        if precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=PRECISIONS[precision])
+
+    def text(self, ids: list[int]) -> str:
+        return self.tokens.text(ids)
+
+
+def load_model(
+    checkpoint: str,
+    revision: str | None = None,
+    device: str = "cpu",
+    batching: str = "exact",
+    precision: str = "fp32",
+    check_precision: bool = False,
+    compile: bool = False,
+) -> Transcriber:
+    """Load model, feature extractor and tokenizer from a local folder or the Hub (failing fast offline)."""
+    from transformers import AutoFeatureExtractor, AutoModelForCTC, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+    torch_device = parse_device(device)
+    source, local = resolve_checkpoint(checkpoint)
+    kwargs: dict = {"revision": revision}
+    if not local:
+        reason = hub_unreachable_reason()
+        if reason is not None:
+            kwargs["local_files_only"] = True  # a cached copy still works offline
+    try:
+        model = AutoModelForCTC.from_pretrained(source, attn_implementation="sdpa", **kwargs)
+        feature_extractor = AutoFeatureExtractor.from_pretrained(source, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+    except OSError as err:
+        if kwargs.get("local_files_only"):
+            raise HubUnavailable(
+                f"cannot load model.checkpoint={checkpoint!r}: the Hugging Face Hub is unreachable "
+                f"({reason}) and it is not cached; {OFFLINE_HINT}"
+            ) from None
+        raise ModelError(f"model.checkpoint={checkpoint!r}: {err}") from err
+    model.eval().to(torch_device)
+    config = model.config
+    info = ModelInfo(
+        checkpoint=checkpoint,
+        revision=revision,
+        local=local,
+        feat_extract_norm=getattr(config, "feat_extract_norm", "group"),
+        do_stable_layer_norm=bool(getattr(config, "do_stable_layer_norm", False)),
+        do_normalize=bool(getattr(feature_extractor, "do_normalize", False)),
+        attn_implementation=str(getattr(config, "_attn_implementation", "eager")),
+        n_parameters=sum(p.numel() for p in model.parameters()),
+        vocab_size=int(config.vocab_size),
+    )
+    transcriber = Transcriber(
+        model, feature_extractor, CTCTokens.from_tokenizer(tokenizer), info, torch_device,
+        batching, precision, check_precision,
+    )
+    if compile:
+        transcriber.model = torch.compile(model, dynamic=True)
+    return transcriber
+
+
+def parse_device(device: str) -> torch.device:
+    """`cpu`, `cuda` or `cuda:N`, checked against what this machine has."""
+    import re
+
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", device):
+        raise ModelError(f"device={device!r}: expected one of ['cpu', 'cuda', 'cuda:N']")
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ModelError(f"device={device!r}: CUDA is not available on this machine (torch {torch.__version__})")
+        index = int(device.split(":")[1]) if ":" in device else 0
+        if index >= torch.cuda.device_count():
+            raise ModelError(f"device={device!r}: only {torch.cuda.device_count()} CUDA device(s)")
+    return torch.device(device)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"

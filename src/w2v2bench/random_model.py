@@ -1,0 +1,77 @@
+"""Random-weight wav2vec2 CTC checkpoints built from a config, for tests and benchmarks (no downloads).
+
+`base` has wav2vec2-base-960h's architecture (same compute as the real model); `tiny` is small enough for
+unit tests. Both use the base-960h 32-token letter vocabulary and processor settings.
+Usage: python -m w2v2bench.random_model out=<folder> [size=tiny|base] [norm=group|layer] [seed=0]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+VOCAB = "<pad> <s> </s> <unk> | E T A O N I H S R D L U M W C F G Y P B V K ' X J Q Z".split()
+
+SIZES = {
+    "tiny": dict(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        conv_dim=(32, 32, 32, 32, 32, 32, 32), num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4,
+    ),
+    "base": dict(
+        hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
+        conv_dim=(512,) * 7, num_conv_pos_embeddings=128, num_conv_pos_embedding_groups=16,
+    ),
+}
+NORMS = {"group": False, "layer": True}  # feat_extract_norm -> do_stable_layer_norm, as the real families pair them
+
+
+def processor():
+    """A Wav2Vec2Processor with base-960h's vocabulary and front end (do_normalize, no attention mask)."""
+    from transformers import Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2Processor
+
+    with tempfile.TemporaryDirectory() as tmp:
+        vocab = Path(tmp) / "vocab.json"
+        vocab.write_text(json.dumps({t: i for i, t in enumerate(VOCAB)}))
+        tokenizer = Wav2Vec2CTCTokenizer(str(vocab), word_delimiter_token="|")
+    extractor = Wav2Vec2FeatureExtractor(
+        feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True, return_attention_mask=False
+    )
+    return Wav2Vec2Processor(feature_extractor=extractor, tokenizer=tokenizer)
+
+
+def build(out: str | Path, size: str = "tiny", norm: str = "group", seed: int = 0) -> Path:
+    """Write a random `Wav2Vec2ForCTC` + processor folder that `from_pretrained` loads."""
+    import torch
+    from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
+
+    if size not in SIZES:
+        raise ValueError(f"size={size!r}: expected one of {sorted(SIZES)}")
+    if norm not in NORMS:
+        raise ValueError(f"norm={norm!r}: expected one of {sorted(NORMS)}")
+    config = Wav2Vec2Config(
+        vocab_size=len(VOCAB), pad_token_id=0, feat_extract_norm=norm, do_stable_layer_norm=NORMS[norm],
+        conv_bias=norm == "layer", **SIZES[size],
+    )
+    torch.manual_seed(seed)
+    model = Wav2Vec2ForCTC(config).eval()
+    out = Path(out)
+    model.save_pretrained(out)
+    processor().save_pretrained(out)
+    return out
+
+
+def main(argv: list[str]) -> None:
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return
+    args = dict(a.split("=", 1) for a in argv)
+    unknown = set(args) - {"out", "size", "norm", "seed"}
+    if unknown or "out" not in args:
+        sys.exit(f"expected out=<folder> [size=tiny|base] [norm=group|layer] [seed=N]; got {argv}")
+    print(build(args["out"], args.get("size", "tiny"), args.get("norm", "group"), int(args.get("seed", 0))))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

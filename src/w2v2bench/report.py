@@ -1,0 +1,173 @@
+"""Run outputs: transcripts.jsonl as results arrive, summary.json, wer.md/wer.csv, the reference check.
+
+Every output describes itself (schema version, config, versions, git hash, device); nothing is parsed
+back out of a path. `gather` re-reads summaries under a folder into one model x split table.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import subprocess
+import tempfile
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+SCHEMA_VERSION = 1
+PACKAGES = ("w2v2bench", "torch", "transformers", "datasets", "jiwer", "soundfile", "hydra-core", "numpy")
+
+
+@dataclass(frozen=True)
+class UtteranceResult:
+    id: str
+    speaker: str
+    chapter: str
+    duration_s: float
+    text: str | None
+    pred_text: str | None
+    substitutions: int
+    deletions: int
+    insertions: int
+    ref_words: int
+    char_errors: int
+    ref_chars: int
+    error: str | None
+    notes: list[str]
+
+
+@dataclass(frozen=True)
+class ReferenceCheck:
+    wer: float
+    tolerance: float
+    source: str | None
+    passed: bool
+    measured_wer: float
+
+    def line(self) -> str:
+        verdict = "PASS" if self.passed else "FAIL"
+        return (
+            f"reference check {verdict}: WER {self.measured_wer * 100:.2f} % vs {self.wer * 100:.2f} % "
+            f"expected (tolerance {self.tolerance * 100:.2f} points; {self.source})"
+        )
+
+
+def check_reference(measured_wer: float, expected: float, tolerance: float, source: str | None) -> ReferenceCheck:
+    passed = not math.isnan(measured_wer) and abs(measured_wer - expected) <= tolerance + 1e-12
+    return ReferenceCheck(expected, tolerance, source, passed, measured_wer)
+
+
+def versions() -> dict[str, str | None]:
+    found: dict[str, str | None] = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def git_hash() -> str | None:
+    """The harness's own commit (with `-dirty` for uncommitted changes), if it runs from a checkout."""
+    here = Path(__file__).resolve().parent
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True, text=True,
+            timeout=5,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{rev}-dirty" if dirty else rev
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    """Write to a temporary file beside `path`, then rename: readers never see half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(payload, handle, indent=2, allow_nan=True)
+        handle.write("\n")
+    os.replace(tmp, path)
+
+
+class TranscriptWriter:
+    """Appends one JSON line per utterance and flushes, so a killed run keeps what it finished."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._handle = path.open("w", encoding="utf-8")
+
+    def write(self, results: list[UtteranceResult]) -> None:
+        for result in results:
+            self._handle.write(json.dumps(asdict(result), ensure_ascii=False) + "\n")
+        self._handle.flush()
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def prepare_output_dir(output_dir: str | os.PathLike) -> Path:
+    """Create the output folder and prove it is writable now, not after an hour of inference."""
+    path = Path(output_dir)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as err:
+        raise OSError(f"output_dir={str(output_dir)!r} is not writable: {err.strerror or err}") from err
+    return path
+
+
+def table_row(summary: dict) -> dict:
+    cfg = summary["config"]
+    ref = summary.get("reference") or {}
+    return {
+        "model": cfg["model"]["name"],
+        "data": cfg["data"]["name"],
+        "split": f"{cfg['data']['partition']}-{cfg['split']}",
+        "wer_%": round(summary["wer"] * 100, 2),
+        "cer_%": round(summary["cer"] * 100, 2),
+        "errors": summary["word_errors"]["substitutions"]
+        + summary["word_errors"]["deletions"]
+        + summary["word_errors"]["insertions"],
+        "substitutions": summary["word_errors"]["substitutions"],
+        "deletions": summary["word_errors"]["deletions"],
+        "insertions": summary["word_errors"]["insertions"],
+        "ref_words": summary["ref_words"],
+        "utterances": summary["n_utterances"],
+        "failed": summary["n_failed"],
+        "audio_s": round(summary["audio_s"], 1),
+        "rtfx": round(summary["rtfx"], 1),
+        "batch_size": cfg["batch_size"],
+        "reference_%": None if not ref else round(ref["wer"] * 100, 2),
+        "reference_passed": None if not ref else ref["passed"],
+    }
+
+
+def write_tables(output_dir: Path, summary: dict) -> pd.DataFrame:
+    frame = pd.DataFrame([table_row(summary)])
+    frame.to_csv(output_dir / "wer.csv", index=False)
+    (output_dir / "wer.md").write_text(frame.to_markdown(index=False) + "\n", encoding="utf-8")
+    return frame
+
+
+def gather(root: str | os.PathLike) -> pd.DataFrame:
+    """Every completed run's summary.json under `root`, one row each, newest run of a model x split last."""
+    rows = []
+    for path in sorted(Path(root).rglob("summary.json")):
+        summary = json.loads(path.read_text(encoding="utf-8"))
+        if summary.get("schema_version") != SCHEMA_VERSION or summary.get("status") != "complete":
+            continue
+        rows.append({**table_row(summary), "finished": summary.get("finished"), "run": str(path.parent)})
+    frame = pd.DataFrame(rows)
+    if not frame.empty:
+        frame = frame.sort_values(["model", "data", "split", "finished"]).reset_index(drop=True)
+    return frame

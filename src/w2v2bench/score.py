@@ -1,0 +1,76 @@
+"""Per-utterance edit counts (jiwer), and every rate derived from summed counts.
+
+Corpus WER is sum(S + D + I) / sum(N) over utterances, which is what `jiwer.wer` computes over a whole
+split; any table (per split, per speaker, per length bucket) is a re-aggregation of the same counts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import jiwer
+
+
+@dataclass(frozen=True)
+class Counts:
+    substitutions: int = 0
+    deletions: int = 0
+    insertions: int = 0
+    ref_words: int = 0  # reference length: words for WER counts, characters for CER counts
+
+    @property
+    def errors(self) -> int:
+        return self.substitutions + self.deletions + self.insertions
+
+    def __add__(self, other: Counts) -> Counts:
+        return Counts(
+            self.substitutions + other.substitutions,
+            self.deletions + other.deletions,
+            self.insertions + other.insertions,
+            self.ref_words + other.ref_words,
+        )
+
+
+def rate(counts: Iterable[Counts]) -> float:
+    """Errors over reference length, summed first; NaN for an empty reference."""
+    total = sum(counts, Counts())
+    return total.errors / total.ref_words if total.ref_words else float("nan")
+
+
+def _counts(out) -> Counts:
+    return Counts(out.substitutions, out.deletions, out.insertions, out.hits + out.substitutions + out.deletions)
+
+
+def word_counts(ref: str, hyp: str) -> Counts:
+    """Word-level edit counts of one utterance (words split on whitespace)."""
+    if not ref.split():
+        return Counts(insertions=len(hyp.split()))
+    if not hyp.split():
+        return Counts(deletions=len(ref.split()), ref_words=len(ref.split()))
+    return _counts(jiwer.process_words(ref, hyp))
+
+
+def char_counts(ref: str, hyp: str) -> Counts:
+    """Character-level edit counts, spaces included, as `jiwer.cer` counts them."""
+    if not ref.strip():
+        return Counts(insertions=len(hyp.strip()))
+    if not hyp.strip():
+        return Counts(deletions=len(ref.strip()), ref_words=len(ref.strip()))
+    return _counts(jiwer.process_characters(ref, hyp))
+
+
+def _basic(text: str) -> str:
+    # upper-case, keep letters, digits and apostrophes, collapse whitespace
+    return " ".join(re.sub(r"[^A-Z0-9' ]+", " ", text.upper()).split())
+
+
+NORMALIZERS: dict[str, Callable[[str], str]] = {"none": lambda text: text, "basic": _basic}
+
+
+def normalizer(name: str | None) -> Callable[[str], str]:
+    key = name or "none"
+    if key not in NORMALIZERS:
+        raise ValueError(f"normalizer={name!r}: expected one of {sorted(NORMALIZERS)} or null")
+    return NORMALIZERS[key]
