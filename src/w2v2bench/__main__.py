@@ -15,7 +15,16 @@ from omegaconf import DictConfig, OmegaConf
 
 from .config import ReferenceConfig, register
 from .data import DataError, hub_utterances, local_utterances
-from .model import OFFLINE_HINT, HubUnavailable, ModelError, device_name, hub_unreachable_reason, load_model
+from .model import (
+    OFFLINE_HINT,
+    HubUnavailable,
+    ModelError,
+    device_name,
+    hub_unreachable_reason,
+    load_model,
+    parse_device,
+    resolve_checkpoint,
+)
 from .report import (
     SCHEMA_VERSION,
     TranscriptWriter,
@@ -73,6 +82,8 @@ def validate(cfg: DictConfig) -> None:
     if cfg.limit is not None and cfg.limit < 1:
         raise UserError(f"limit={cfg.limit}: expected null or a positive integer")
     normalizer(cfg.normalizer)
+    parse_device(cfg.device)
+    resolve_checkpoint(cfg.model.checkpoint)
 
 
 def evaluate(cfg: DictConfig) -> int:
@@ -82,8 +93,8 @@ def evaluate(cfg: DictConfig) -> int:
     reference = cfg.reference
     if reference.name == "auto":
         reference = load_reference(cfg.model.reference) if cfg.model.reference else None
-    output_dir = prepare_output_dir(cfg.output_dir)
     utterances, total = utterance_source(cfg)
+    output_dir = prepare_output_dir(cfg.output_dir)
     load_start = time.perf_counter()
     transcriber = load_model(
         cfg.model.checkpoint,

@@ -164,10 +164,8 @@ class Transcriber:
     def frames(self, lengths: torch.Tensor) -> torch.Tensor:
         return self.model._get_feat_extract_output_lengths(lengths).to(torch.long)
 
-    @torch.inference_mode()
-    def forward(self, inputs: list[np.ndarray]) -> Output:
-        if self.batching == "naive":
-            return self._forward_naive(inputs)
+    def _pad(self, inputs: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """(padded batch, sample mask or None when all lengths are equal, frames per row) on the device."""
         lengths = torch.tensor([len(x) for x in inputs])
         batch = torch.zeros(len(inputs), int(lengths.max()), dtype=torch.float32)
         for row, x in zip(batch, inputs, strict=True):
@@ -179,25 +177,47 @@ class Transcriber:
         lengths = lengths.to(self.device)
         # equal lengths need no mask: exactly the batch-size-1 call of the model card
         mask = (torch.arange(batch.shape[1], device=self.device)[None, :] < lengths[:, None]) if ragged else None
-        frames = self.frames(lengths)
-        ids = self._argmax(batch, mask, lengths, self.precision)
-        out = Output(collapse(ids, frames, self.tokens.blank_id))
-        if self.check_precision:
-            out.fp32_ids = collapse(self._argmax(batch, mask, lengths, "fp32"), frames, self.tokens.blank_id)
-        return out
-
-    def _argmax(self, batch, mask, lengths, precision: str) -> torch.Tensor:
-        if self._masked_norm is not None and mask is not None:
+        if self._masked_norm is not None and ragged:
             conv = self._conv0
             self._masked_norm.valid_frames = (lengths - conv.kernel_size[0]) // conv.stride[0] + 1
+        return batch, mask, self.frames(lengths)
+
+    @torch.inference_mode()
+    def forward(self, inputs: list[np.ndarray]) -> Output:
+        """Collapsed CTC ids per utterance, only each row's own frames decoded."""
+        if self.batching == "naive":
+            return self._forward_naive(inputs)
         try:
-            with self._autocast(precision):
-                attention = mask.long() if mask is not None else None
-                logits = self.model(batch, attention_mask=attention).logits
+            batch, mask, frames = self._pad(inputs)
+            ids = self._logits(batch, mask, self.precision).argmax(dim=-1)
+            out = Output(collapse(ids, frames, self.tokens.blank_id))
+            if self.check_precision:
+                fp32 = self._logits(batch, mask, "fp32").argmax(dim=-1)
+                out.fp32_ids = collapse(fp32, frames, self.tokens.blank_id)
         finally:
             if self._masked_norm is not None:
                 self._masked_norm.valid_frames = None
-        return logits.argmax(dim=-1)
+        return out
+
+    @torch.inference_mode()
+    def logits(self, inputs: list[np.ndarray]) -> list[torch.Tensor]:
+        """Each utterance's logits over its own frames, on the host (for tests and benchmarks)."""
+        if self.batching == "naive":
+            features = self.feature_extractor(inputs, sampling_rate=self.sample_rate, padding=True, return_tensors="pt")
+            with self._autocast(self.precision):
+                out = self.model(features["input_values"].to(self.device)).logits
+            return list(out.float().cpu())
+        try:
+            batch, mask, frames = self._pad(inputs)
+            out = self._logits(batch, mask, self.precision).float().cpu()
+        finally:
+            if self._masked_norm is not None:
+                self._masked_norm.valid_frames = None
+        return [row[:n] for row, n in zip(out, frames.tolist(), strict=True)]
+
+    def _logits(self, batch: torch.Tensor, mask: torch.Tensor | None, precision: str) -> torch.Tensor:
+        with self._autocast(precision):
+            return self.model(batch, attention_mask=None if mask is None else mask.long()).logits
 
     def _forward_naive(self, inputs: list[np.ndarray]) -> Output:
         # what many evaluation scripts do: the processor pads and normalises the batch, no masks

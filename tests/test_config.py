@@ -1,0 +1,65 @@
+import re
+from importlib import resources
+
+import pytest
+from hydra import compose, initialize_config_module
+from hydra.errors import ConfigCompositionException
+from omegaconf.errors import ValidationError
+
+from w2v2bench.__main__ import load_reference
+from w2v2bench.config import register
+
+register()
+CONF = resources.files("w2v2bench.conf")
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.name.removesuffix(".yaml") for p in (CONF / group).iterdir() if p.name.endswith(".yaml"))
+
+
+def compose_with(overrides: list[str]):
+    with initialize_config_module(config_module="w2v2bench.conf", version_base=None):
+        return compose(config_name="config", overrides=overrides)
+
+
+def test_default_is_the_model_card_setup():
+    cfg = compose_with([])
+    assert cfg.model.checkpoint == "facebook/wav2vec2-base-960h"
+    assert cfg.data.source.value == "hub" and cfg.data.dataset == "openslr/librispeech_asr"
+    assert (cfg.split.value, cfg.data.partition.value, cfg.batch_size, cfg.precision.value) == ("clean", "test", 1, "fp32")
+    assert cfg.reference.name == "auto" and cfg.model.reference == "wav2vec2-base-960h"
+
+
+@pytest.mark.parametrize("group", ["model", "data", "reference"])
+def test_every_option_of_every_group_composes(group):
+    for option in options(group):
+        overrides = [f"{group}={option}"] + (["data.root=/somewhere"] if group == "data" else [])
+        cfg = compose_with(overrides)
+        assert cfg[group] is not None
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("split=ohter", r"ohter.*clean.*other"),
+        ("data.partition=train", r"train.*test.*dev"),
+        ("precision=fp8", r"fp8.*fp32.*bf16.*fp16"),
+        ("batching=fast", r"fast.*exact.*naive"),
+        ("batch_size=many", r"many"),
+    ],
+)
+def test_bad_values_fail_at_composition_naming_the_allowed_ones(override, message):
+    with pytest.raises((ValidationError, ConfigCompositionException)) as err:
+        compose_with([override])
+    assert re.search(message, f"{err.value} {err.value.__cause__}")
+
+
+def test_unknown_group_option_lists_the_available_ones():
+    with pytest.raises(Exception, match=r"(?s)model/nope.*wav2vec2-base-960h"):
+        compose_with(["model=nope"])
+
+
+def test_auto_reference_loads_the_named_figures():
+    ref = load_reference("wav2vec2-base-960h")
+    assert ref.wer == {"clean": 0.034, "other": 0.086} and ref.tolerance == 0.0005
+    assert "huggingface.co/facebook/wav2vec2-base-960h" in ref.source
