@@ -1,0 +1,45 @@
+# w2v2bench: `make help` lists the targets. Every target sets up .venv first if needed.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# the CPU build that lies on disk here; elsewhere pick the build for your CUDA (README, "Install")
+TORCH_SPEC ?= torch==2.13.0
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test test-all bench nightly lint format clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed ## create .venv with torch (CPU) and w2v2bench in editable mode
+
+demo: $(VENV)/.installed ## offline: the shipped demo model on the shipped demo corpus, both splits, reference check
+	$(PY) -m w2v2bench model=demo data=demo split=clean output_dir=results/demo/test-clean
+	$(PY) -m w2v2bench model=demo data=demo split=other output_dir=results/demo/test-other
+	$(PY) -m w2v2bench.table root=results/demo
+
+test: $(VENV)/.installed ## the test suite (no network; GPU tests only where CUDA exists)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: $(VENV)/.installed ## benchmark: card script vs harness, exact vs naive batching, RSS (writes results/bench/)
+	$(PY) bench/bench.py
+
+lint: $(VENV)/.installed ## ruff lint and format check
+	$(PY) -m ruff check src tests bench tools
+	$(PY) -m ruff format --check src tests bench tools
+
+format: $(VENV)/.installed ## ruff format and autofix
+	$(PY) -m ruff format src tests bench tools
+	$(PY) -m ruff check --fix src tests bench tools
+
+clean: ## remove results (keeps .venv)
+	rm -rf results/* .pytest_cache

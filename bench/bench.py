@@ -1,0 +1,284 @@
+"""Benchmark: the model card's script vs the harness, exact vs naive batching, overhead and memory, side by side.
+
+Every method runs in its own process (so peak RSS is its own) over the same audio and the same model.
+Usage: python bench/bench.py [--model base|tiny] [--limit N] [--repeat 10] [--batch-size 32] [--device cpu]
+Writes results/bench/bench.md and bench.json and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+AUDIO = ROOT / "tests" / "data" / "LibriSpeech"
+OUT = ROOT / "results" / "bench"
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def make_corpus(dest: Path, repeat: int, limit: int | None) -> Path:
+    """An OpenSLR test-other tree holding the shipped test-other utterances `repeat` times (symlinks)."""
+    from w2v2bench.data import local_utterances
+
+    utts = local_utterances(AUDIO, "test", "other")[:limit]
+    if dest.exists():
+        shutil.rmtree(dest)
+    for r in range(repeat):
+        lines: dict[Path, list[str]] = {}
+        for u in utts:
+            speaker = str(int(u.speaker) + 100_000 * r)
+            folder = dest / "test-other" / speaker / u.chapter
+            folder.mkdir(parents=True, exist_ok=True)
+            utt_id = f"{speaker}-{u.chapter}-{u.id.split('-')[2]}"
+            (folder / f"{utt_id}.flac").symlink_to(Path(u.path).resolve())
+            lines.setdefault(folder / f"{speaker}-{u.chapter}.trans.txt", []).append(f"{utt_id} {u.text}")
+        for path, text in lines.items():
+            path.write_text("\n".join(text) + "\n")
+    return dest
+
+
+# ---- workers: one method each, run in a fresh process -------------------------------------------------
+
+
+def worker_card(corpus: Path, model_dir: Path, args) -> dict:
+    """The model card's evaluation script as written (class names ported to transformers 5)."""
+    import soundfile as sf
+    import torch
+    from datasets import Dataset
+    from transformers import Wav2Vec2ForCTC, Wav2Vec2Processor
+
+    from w2v2bench.data import local_utterances
+
+    utts = local_utterances(corpus, "test", "other")
+    start = time.perf_counter()
+    librispeech_eval = Dataset.from_dict({"file": [u.path for u in utts], "text": [u.text for u in utts]})
+    model = Wav2Vec2ForCTC.from_pretrained(model_dir).to(args.device)
+    tokenizer = Wav2Vec2Processor.from_pretrained(model_dir)  # was Wav2Vec2Tokenizer
+
+    def map_to_array(batch):
+        speech, _ = sf.read(batch["file"])
+        batch["speech"] = speech
+        return batch
+
+    librispeech_eval = librispeech_eval.map(map_to_array)
+
+    def map_to_pred(batch):
+        input_values = tokenizer(batch["speech"], return_tensors="pt", padding="longest").input_values
+        with torch.no_grad():
+            logits = model(input_values.to(args.device)).logits
+        predicted_ids = torch.argmax(logits, dim=-1)
+        transcription = tokenizer.batch_decode(predicted_ids)
+        batch["transcription"] = transcription
+        return batch
+
+    result = librispeech_eval.map(map_to_pred, batched=True, batch_size=1, remove_columns=["speech"])
+    texts = list(result["transcription"])
+    return {"wall_s": time.perf_counter() - start, "texts": texts}
+
+
+def worker_bare(corpus: Path, model_dir: Path, args) -> dict:
+    """A bare batch-size-1 loop: read, processor, model, argmax, batch_decode; no datasets."""
+    import soundfile as sf
+    import torch
+    from transformers import Wav2Vec2ForCTC, Wav2Vec2Processor
+
+    from w2v2bench.data import local_utterances
+
+    utts = local_utterances(corpus, "test", "other")
+    start = time.perf_counter()
+    model = Wav2Vec2ForCTC.from_pretrained(model_dir).to(args.device).eval()
+    processor = Wav2Vec2Processor.from_pretrained(model_dir)
+    texts = []
+    for u in utts:
+        speech, _ = sf.read(u.path, dtype="float32")
+        inputs = processor(speech, sampling_rate=16000, return_tensors="pt").input_values.to(args.device)
+        with torch.inference_mode():
+            ids = model(inputs).logits.argmax(dim=-1)
+        texts.append(processor.batch_decode(ids)[0])
+    return {"wall_s": time.perf_counter() - start, "texts": texts}
+
+
+def worker_harness(corpus: Path, model_dir: Path, args, batching: str = "exact") -> dict:
+    """The harness's run loop (decode threads, length-sorted batches, device-side CTC), in-process."""
+    from w2v2bench.data import local_utterances
+    from w2v2bench.model import load_model
+    from w2v2bench.run import run
+
+    start = time.perf_counter()
+    utts = local_utterances(corpus, "test", "other")
+    transcriber = load_model(str(model_dir), device=args.device, batching=batching, precision=args.precision)
+    texts: list[str] = []
+    stats = run(
+        utts, transcriber, lambda results: texts.extend(r.pred_text for r in results),
+        batch_size=args.batch_size, max_batch_s=args.max_batch_s, window=args.window, workers=args.workers,
+        progress=False,
+    )
+    return {
+        "wall_s": time.perf_counter() - start, "texts": texts, "model_s": stats.model_s,
+        "run_wall_s": stats.wall_s, "padding_fraction": stats.padding_fraction, "audio_s": stats.audio_s,
+    }
+
+
+def worker_forward(corpus: Path, model_dir: Path, args) -> dict:
+    """Pure model forward on the harness's own batches: audio decoded and batches planned beforehand."""
+    from w2v2bench.data import SAMPLE_RATE, decode, local_utterances, plan_batches
+    from w2v2bench.model import load_model
+
+    utts = local_utterances(corpus, "test", "other")
+    transcriber = load_model(str(model_dir), device=args.device, precision=args.precision)
+    inputs = [decode(u, transcriber.prepare).input_values for u in utts]
+    windows = [inputs[i : i + args.window] for i in range(0, len(inputs), args.window)]
+    start = time.perf_counter()
+    for window in windows:
+        for batch in plan_batches([len(x) for x in window], args.batch_size, int(args.max_batch_s * SAMPLE_RATE)):
+            transcriber.forward([window[i] for i in batch])
+    return {"wall_s": time.perf_counter() - start, "texts": []}
+
+
+WORKERS = {
+    "card": worker_card,
+    "bare": worker_bare,
+    "harness": worker_harness,
+    "naive": lambda c, m, a: worker_harness(c, m, a, batching="naive"),
+    "forward": worker_forward,
+}
+
+
+def run_worker(method: str, corpus: Path, model_dir: Path, args, **overrides) -> dict:
+    """Run one method in a fresh process; returns its result with its own peak RSS."""
+    cmd = [sys.executable, __file__, "--worker", method, "--corpus", str(corpus), "--model-dir", str(model_dir)]
+    settings = {**vars(args), **overrides}
+    for key in ("batch_size", "max_batch_s", "window", "workers", "device", "precision"):
+        cmd += [f"--{key.replace('_', '-')}", str(settings[key])]
+    out = OUT / f"worker-{method}.json"
+    done = subprocess.run(cmd + ["--worker-out", str(out)], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"bench worker {method} failed:\n{done.stderr[-3000:]}")
+    result = json.loads(out.read_text())
+    print(f"  {method:8s} {settings['batch_size']:>3} x  {result['wall_s']:7.1f} s  {result['rss_mb']:7.0f} MB",
+          flush=True)
+    return result
+
+
+def identical(a: list[str], b: list[str]) -> float:
+    return 100.0 * sum(x == y for x, y in zip(a, b, strict=True)) / len(a)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", choices=["base", "tiny"], default="base", help="random-weight architecture")
+    parser.add_argument("--limit", type=int, default=None, help="first N test-other utterances (default: all 100)")
+    parser.add_argument("--repeat", type=int, default=10, help="corpus repetitions for the memory row")
+    parser.add_argument("--rss-model", choices=["base", "tiny"], default="tiny",
+                        help="model for the 1x vs 10x memory rows (memory growth is about data, not weights)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-batch-s", type=float, default=1000.0)
+    parser.add_argument("--window", type=int, default=1024)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
+    parser.add_argument("--corpus", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--model-dir", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--worker-out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.worker:
+        result = WORKERS[args.worker](args.corpus, args.model_dir, args)
+        result["rss_mb"] = peak_rss_mb()
+        args.worker_out.write_text(json.dumps(result))
+        return
+
+    import torch
+
+    from w2v2bench import random_model
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    models = {size: OUT / f"model-{size}" for size in {args.model, args.rss_model}}
+    for size, folder in models.items():
+        if not (folder / "config.json").exists():
+            random_model.build(folder, size, "group", seed=0)
+    corpus = make_corpus(OUT / "corpus-x1", 1, args.limit)
+    big = make_corpus(OUT / f"corpus-x{args.repeat}", args.repeat, args.limit)
+    model = models[args.model]
+    print(f"bench: wav2vec2-{args.model} random weights, {args.device}, {torch.get_num_threads()} threads")
+
+    card = run_worker("card", corpus, model, args, batch_size=1)
+    bare = run_worker("bare", corpus, model, args, batch_size=1)
+    h1 = run_worker("harness", corpus, model, args, batch_size=1)
+    hb = run_worker("harness", corpus, model, args)
+    naive = run_worker("naive", corpus, model, args)
+    forward = run_worker("forward", corpus, model, args)
+    rss_model = models[args.rss_model]
+    rss1 = run_worker("harness", corpus, rss_model, args)
+    rss10 = run_worker("harness", big, rss_model, args)
+    card1 = run_worker("card", corpus, rss_model, args, batch_size=1)
+    card10 = run_worker("card", big, rss_model, args, batch_size=1)
+
+    audio_s = h1["audio_s"]
+    bs = args.batch_size
+    rows = [
+        ("card script (datasets.map, bs 1) vs harness bs 1", card["wall_s"] / h1["wall_s"],
+         card["rss_mb"] / h1["rss_mb"], identical(card["texts"], h1["texts"])),
+        (f"card script vs harness exact bs {bs}", card["wall_s"] / hb["wall_s"],
+         card["rss_mb"] / hb["rss_mb"], identical(card["texts"], hb["texts"])),
+        ("bare bs-1 loop vs harness bs 1", bare["wall_s"] / h1["wall_s"],
+         bare["rss_mb"] / h1["rss_mb"], identical(bare["texts"], h1["texts"])),
+        (f"bare bs-1 loop vs harness exact bs {bs}", bare["wall_s"] / hb["wall_s"],
+         bare["rss_mb"] / hb["rss_mb"], identical(bare["texts"], hb["texts"])),
+        (f"harness bs 1 vs harness exact bs {bs}", h1["wall_s"] / hb["wall_s"],
+         h1["rss_mb"] / hb["rss_mb"], identical(h1["texts"], hb["texts"])),
+        (f"naive padded bs {bs} (processor padding, no masks) vs bs 1", h1["wall_s"] / naive["wall_s"],
+         h1["rss_mb"] / naive["rss_mb"], identical(naive["texts"], h1["texts"])),
+    ]
+    lines = [
+        f"Audio: {len(h1['texts'])} real LibriSpeech test-other utterances ({audio_s:.1f} s) from tests/data; "
+        f"model: wav2vec2-{args.model} architecture, random weights; device {args.device}, "
+        f"{args.precision}, {torch.get_num_threads()} torch threads, {os.cpu_count()} cores "
+        f"({platform.processor() or platform.machine()}).",
+        "",
+        "| comparison | speed-up (A wall / B wall) | peak RSS ratio (A / B) | transcripts identical |",
+        "|---|---:|---:|---:|",
+        *[f"| {name} | {speed:.2f}x | {rss:.2f} | {same:.0f} % |" for name, speed, rss, same in rows],
+        "",
+        "| measurement | value |",
+        "|---|---:|",
+        f"| card script wall / RTFx | {card['wall_s']:.1f} s / {audio_s / card['wall_s']:.1f} |",
+        f"| bare bs-1 loop wall / RTFx | {bare['wall_s']:.1f} s / {audio_s / bare['wall_s']:.1f} |",
+        f"| harness bs 1 wall / RTFx | {h1['wall_s']:.1f} s / {audio_s / h1['wall_s']:.1f} |",
+        f"| harness exact bs {bs} wall / RTFx | {hb['wall_s']:.1f} s / {audio_s / hb['wall_s']:.1f} |",
+        f"| harness exact bs {bs} padding fraction | {hb['padding_fraction'] * 100:.1f} % |",
+        f"| harness overhead: run loop wall / pure forward wall, bs {bs} | {hb['run_wall_s'] / forward['wall_s']:.3f} |",
+        f"| harness peak RSS, 1x -> {args.repeat}x corpus (wav2vec2-{args.rss_model}) | "
+        f"{rss1['rss_mb']:.0f} -> {rss10['rss_mb']:.0f} MB ({(rss10['rss_mb'] / rss1['rss_mb'] - 1) * 100:+.1f} %) |",
+        f"| card script peak RSS, 1x -> {args.repeat}x corpus (wav2vec2-{args.rss_model}) | "
+        f"{card1['rss_mb']:.0f} -> {card10['rss_mb']:.0f} MB ({(card10['rss_mb'] / card1['rss_mb'] - 1) * 100:+.1f} %) |",
+        "",
+        "Wall times include model loading in every method; the overhead row compares the harness's run loop "
+        "(audio decoding, batching, CTC, scoring, writing) with model forwards alone on the same batches.",
+    ]
+    table = "\n".join(lines)
+    (OUT / "bench.md").write_text(table + "\n")
+    results = {"card": card, "bare": bare, "harness_bs1": h1, "harness_batched": hb, "naive": naive,
+               "forward": forward, "rss_1x": rss1, "rss_big": rss10, "card_rss_1x": card1, "card_rss_big": card10}
+    for r in results.values():
+        r.pop("texts", None)
+    (OUT / "bench.json").write_text(json.dumps({"args": vars(args) | {"corpus": None}, "results": results},
+                                               indent=2, default=str))
+    print()
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
