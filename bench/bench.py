@@ -1,4 +1,4 @@
-"""Benchmark: the model card's script vs the harness, exact vs naive batching, overhead and memory, side by side.
+"""Benchmark, side by side: the model card's script vs the harness, exact vs naive batching, overhead, memory.
 
 Every method runs in its own process (so peak RSS is its own) over the same audio and the same model.
 Usage: python bench/bench.py [--model base|tiny] [--limit N] [--repeat 10] [--batch-size 32] [--device cpu]
@@ -120,13 +120,22 @@ def worker_harness(corpus: Path, model_dir: Path, args, batching: str = "exact")
     transcriber = load_model(str(model_dir), device=args.device, batching=batching, precision=args.precision)
     texts: list[str] = []
     stats = run(
-        utts, transcriber, lambda results: texts.extend(r.pred_text for r in results),
-        batch_size=args.batch_size, max_batch_s=args.max_batch_s, window=args.window, workers=args.workers,
+        utts,
+        transcriber,
+        lambda results: texts.extend(r.pred_text for r in results),
+        batch_size=args.batch_size,
+        max_batch_s=args.max_batch_s,
+        window=args.window,
+        workers=args.workers,
         progress=False,
     )
     return {
-        "wall_s": time.perf_counter() - start, "texts": texts, "model_s": stats.model_s,
-        "run_wall_s": stats.wall_s, "padding_fraction": stats.padding_fraction, "audio_s": stats.audio_s,
+        "wall_s": time.perf_counter() - start,
+        "texts": texts,
+        "model_s": stats.model_s,
+        "run_wall_s": stats.wall_s,
+        "padding_fraction": stats.padding_fraction,
+        "audio_s": stats.audio_s,
     }
 
 
@@ -157,7 +166,16 @@ WORKERS = {
 
 def run_worker(method: str, corpus: Path, model_dir: Path, args, **overrides) -> dict:
     """Run one method in a fresh process; returns its result with its own peak RSS."""
-    cmd = [sys.executable, __file__, "--worker", method, "--corpus", str(corpus), "--model-dir", str(model_dir)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        method,
+        "--corpus",
+        str(corpus),
+        "--model-dir",
+        str(model_dir),
+    ]
     settings = {**vars(args), **overrides}
     for key in ("batch_size", "max_batch_s", "window", "workers", "device", "precision"):
         cmd += [f"--{key.replace('_', '-')}", str(settings[key])]
@@ -166,9 +184,15 @@ def run_worker(method: str, corpus: Path, model_dir: Path, args, **overrides) ->
     if done.returncode != 0:
         raise SystemExit(f"bench worker {method} failed:\n{done.stderr[-3000:]}")
     result = json.loads(out.read_text())
-    print(f"  {method:8s} {settings['batch_size']:>3} x  {result['wall_s']:7.1f} s  {result['rss_mb']:7.0f} MB",
-          flush=True)
+    print(
+        f"  {method:8s} {settings['batch_size']:>3} x  {result['wall_s']:7.1f} s  {result['rss_mb']:7.0f} MB",
+        flush=True,
+    )
     return result
+
+
+def growth(small: dict, big: dict) -> str:
+    return f"{small['rss_mb']:.0f} -> {big['rss_mb']:.0f} MB ({(big['rss_mb'] / small['rss_mb'] - 1) * 100:+.1f} %)"
 
 
 def identical(a: list[str], b: list[str]) -> float:
@@ -180,8 +204,12 @@ def main() -> None:
     parser.add_argument("--model", choices=["base", "tiny"], default="base", help="random-weight architecture")
     parser.add_argument("--limit", type=int, default=None, help="first N test-other utterances (default: all 100)")
     parser.add_argument("--repeat", type=int, default=10, help="corpus repetitions for the memory row")
-    parser.add_argument("--rss-model", choices=["base", "tiny"], default="tiny",
-                        help="model for the 1x vs 10x memory rows (memory growth is about data, not weights)")
+    parser.add_argument(
+        "--rss-model",
+        choices=["base", "tiny"],
+        default="tiny",
+        help="model for the 1x vs 10x memory rows (memory growth is about data, not weights)",
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-batch-s", type=float, default=1000.0)
     parser.add_argument("--window", type=int, default=1024)
@@ -229,18 +257,42 @@ def main() -> None:
     audio_s = h1["audio_s"]
     bs = args.batch_size
     rows = [
-        ("card script (datasets.map, bs 1) vs harness bs 1", card["wall_s"] / h1["wall_s"],
-         card["rss_mb"] / h1["rss_mb"], identical(card["texts"], h1["texts"])),
-        (f"card script vs harness exact bs {bs}", card["wall_s"] / hb["wall_s"],
-         card["rss_mb"] / hb["rss_mb"], identical(card["texts"], hb["texts"])),
-        ("bare bs-1 loop vs harness bs 1", bare["wall_s"] / h1["wall_s"],
-         bare["rss_mb"] / h1["rss_mb"], identical(bare["texts"], h1["texts"])),
-        (f"bare bs-1 loop vs harness exact bs {bs}", bare["wall_s"] / hb["wall_s"],
-         bare["rss_mb"] / hb["rss_mb"], identical(bare["texts"], hb["texts"])),
-        (f"harness bs 1 vs harness exact bs {bs}", h1["wall_s"] / hb["wall_s"],
-         h1["rss_mb"] / hb["rss_mb"], identical(h1["texts"], hb["texts"])),
-        (f"naive padded bs {bs} (processor padding, no masks) vs bs 1", h1["wall_s"] / naive["wall_s"],
-         h1["rss_mb"] / naive["rss_mb"], identical(naive["texts"], h1["texts"])),
+        (
+            "card script (datasets.map, bs 1) vs harness bs 1",
+            card["wall_s"] / h1["wall_s"],
+            card["rss_mb"] / h1["rss_mb"],
+            identical(card["texts"], h1["texts"]),
+        ),
+        (
+            f"card script vs harness exact bs {bs}",
+            card["wall_s"] / hb["wall_s"],
+            card["rss_mb"] / hb["rss_mb"],
+            identical(card["texts"], hb["texts"]),
+        ),
+        (
+            "bare bs-1 loop vs harness bs 1",
+            bare["wall_s"] / h1["wall_s"],
+            bare["rss_mb"] / h1["rss_mb"],
+            identical(bare["texts"], h1["texts"]),
+        ),
+        (
+            f"bare bs-1 loop vs harness exact bs {bs}",
+            bare["wall_s"] / hb["wall_s"],
+            bare["rss_mb"] / hb["rss_mb"],
+            identical(bare["texts"], hb["texts"]),
+        ),
+        (
+            f"harness bs 1 vs harness exact bs {bs}",
+            h1["wall_s"] / hb["wall_s"],
+            h1["rss_mb"] / hb["rss_mb"],
+            identical(h1["texts"], hb["texts"]),
+        ),
+        (
+            f"naive padded bs {bs} (processor padding, no masks) vs bs 1",
+            h1["wall_s"] / naive["wall_s"],
+            h1["rss_mb"] / naive["rss_mb"],
+            identical(naive["texts"], h1["texts"]),
+        ),
     ]
     lines = [
         f"Audio: {len(h1['texts'])} real LibriSpeech test-other utterances ({audio_s:.1f} s) from tests/data; "
@@ -259,23 +311,33 @@ def main() -> None:
         f"| harness bs 1 wall / RTFx | {h1['wall_s']:.1f} s / {audio_s / h1['wall_s']:.1f} |",
         f"| harness exact bs {bs} wall / RTFx | {hb['wall_s']:.1f} s / {audio_s / hb['wall_s']:.1f} |",
         f"| harness exact bs {bs} padding fraction | {hb['padding_fraction'] * 100:.1f} % |",
-        f"| harness overhead: run loop wall / pure forward wall, bs {bs} | {hb['run_wall_s'] / forward['wall_s']:.3f} |",
-        f"| harness peak RSS, 1x -> {args.repeat}x corpus (wav2vec2-{args.rss_model}) | "
-        f"{rss1['rss_mb']:.0f} -> {rss10['rss_mb']:.0f} MB ({(rss10['rss_mb'] / rss1['rss_mb'] - 1) * 100:+.1f} %) |",
-        f"| card script peak RSS, 1x -> {args.repeat}x corpus (wav2vec2-{args.rss_model}) | "
-        f"{card1['rss_mb']:.0f} -> {card10['rss_mb']:.0f} MB ({(card10['rss_mb'] / card1['rss_mb'] - 1) * 100:+.1f} %) |",
+        f"| harness overhead: run loop wall / pure forward wall, bs {bs} | "
+        f"{hb['run_wall_s'] / forward['wall_s']:.3f} |",
+        f"| harness peak RSS, 1x -> {args.repeat}x corpus (wav2vec2-{args.rss_model}) | {growth(rss1, rss10)} |",
+        f"| card script peak RSS, 1x -> {args.repeat}x corpus (wav2vec2-{args.rss_model}) | {growth(card1, card10)} |",
         "",
         "Wall times include model loading in every method; the overhead row compares the harness's run loop "
         "(audio decoding, batching, CTC, scoring, writing) with model forwards alone on the same batches.",
     ]
     table = "\n".join(lines)
     (OUT / "bench.md").write_text(table + "\n")
-    results = {"card": card, "bare": bare, "harness_bs1": h1, "harness_batched": hb, "naive": naive,
-               "forward": forward, "rss_1x": rss1, "rss_big": rss10, "card_rss_1x": card1, "card_rss_big": card10}
+    results = {
+        "card": card,
+        "bare": bare,
+        "harness_bs1": h1,
+        "harness_batched": hb,
+        "naive": naive,
+        "forward": forward,
+        "rss_1x": rss1,
+        "rss_big": rss10,
+        "card_rss_1x": card1,
+        "card_rss_big": card10,
+    }
     for r in results.values():
         r.pop("texts", None)
-    (OUT / "bench.json").write_text(json.dumps({"args": vars(args) | {"corpus": None}, "results": results},
-                                               indent=2, default=str))
+    (OUT / "bench.json").write_text(
+        json.dumps({"args": vars(args) | {"corpus": None}, "results": results}, indent=2, default=str)
+    )
     print()
     print(table)
 

@@ -16,8 +16,12 @@ from .conftest import LIBRISPEECH
 
 def bench(*overrides, env=None, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "w2v2bench", *overrides], capture_output=True, text=True, timeout=300,
-        env={**os.environ, **(env or {})}, cwd=cwd,
+        [sys.executable, "-m", "w2v2bench", *overrides],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
     )
 
 
@@ -27,31 +31,65 @@ def read_run(folder):
 
 
 def local(checkpoint, out, *extra):
-    return [f"data=local", f"data.root={LIBRISPEECH}", f"model.checkpoint={checkpoint}", "model.name=tiny",
-            f"output_dir={out}", *extra]
+    return [
+        "data=local",
+        f"data.root={LIBRISPEECH}",
+        f"model.checkpoint={checkpoint}",
+        "model.name=tiny",
+        f"output_dir={out}",
+        *extra,
+    ]
 
 
 def test_local_run_writes_every_output_and_equals_the_card_protocol(tiny_checkpoint, tmp_path):
     done = bench(*local(tiny_checkpoint, tmp_path / "run", "split=clean", "batch_size=1"), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     rows, summary = read_run(tmp_path / "run")
-    assert [set(r) >= {"id", "speaker", "chapter", "duration_s", "text", "pred_text", "substitutions",
-                       "deletions", "insertions", "ref_words", "error"} for r in rows] == [True] * 8
+    assert [
+        set(r)
+        >= {
+            "id",
+            "speaker",
+            "chapter",
+            "duration_s",
+            "text",
+            "pred_text",
+            "substitutions",
+            "deletions",
+            "insertions",
+            "ref_words",
+            "error",
+        }
+        for r in rows
+    ] == [True] * 8
     assert [r["id"] for r in rows] == sorted(r["id"] for r in rows)
     # the model card protocol, one utterance at a time, on the same audio
     processor = Wav2Vec2Processor.from_pretrained(tiny_checkpoint)
     model = Wav2Vec2ForCTC.from_pretrained(tiny_checkpoint).eval()
     for row in rows:
-        wave, _ = load_audio(str(LIBRISPEECH / "test-clean" / row["speaker"] / row["chapter"] / f"{row['id']}.flac"), "")
+        wave, _ = load_audio(
+            str(LIBRISPEECH / "test-clean" / row["speaker"] / row["chapter"] / f"{row['id']}.flac"), ""
+        )
         with torch.no_grad():
             logits = model(processor(wave, sampling_rate=16000, return_tensors="pt").input_values).logits
         assert row["pred_text"] == processor.batch_decode(logits.argmax(-1))[0]
     assert summary["wer"] == pytest.approx(jiwer.wer([r["text"] for r in rows], [r["pred_text"] for r in rows]))
     assert summary["cer"] == pytest.approx(jiwer.cer([r["text"] for r in rows], [r["pred_text"] for r in rows]))
     assert summary["n_utterances"] == 8 and summary["n_failed"] == 0
-    assert summary["config"]["batch_size"] == 1 and summary["versions"]["torch"] == torch.__version__.split("+")[0] or True
+    assert (
+        summary["config"]["batch_size"] == 1 and summary["versions"]["torch"] == torch.__version__.split("+")[0] or True
+    )
     assert summary["reference_note"].startswith("skipped: 8 utterances scored")
-    for key in ("wall_s", "rtfx", "audio_s", "model_s", "model_rtfx", "padding_fraction", "git_hash", "device"):
+    for key in (
+        "wall_s",
+        "rtfx",
+        "audio_s",
+        "model_s",
+        "model_rtfx",
+        "padding_fraction",
+        "git_hash",
+        "device",
+    ):
         assert key in summary
     assert (tmp_path / "run" / "wer.md").read_text().count("tiny") == 1
     assert "wer_%" in (tmp_path / "run" / "wer.csv").read_text()
@@ -59,7 +97,9 @@ def test_local_run_writes_every_output_and_equals_the_card_protocol(tiny_checkpo
 
 def test_batched_run_equals_batch_size_one(tiny_checkpoint, tmp_path):
     one = bench(*local(tiny_checkpoint, tmp_path / "b1", "split=other", "limit=24", "batch_size=1"))
-    many = bench(*local(tiny_checkpoint, tmp_path / "b16", "split=other", "limit=24", "batch_size=16", "sort_window=10"))
+    many = bench(
+        *local(tiny_checkpoint, tmp_path / "b16", "split=other", "limit=24", "batch_size=16", "sort_window=10")
+    )
     assert one.returncode == many.returncode == 0, one.stderr + many.stderr
     rows1, s1 = read_run(tmp_path / "b1")
     rows16, s16 = read_run(tmp_path / "b16")
@@ -69,7 +109,9 @@ def test_batched_run_equals_batch_size_one(tiny_checkpoint, tmp_path):
 
 
 def test_reference_failure_has_its_own_exit_status(tiny_checkpoint, tmp_path):
-    done = bench(*local(tiny_checkpoint, tmp_path / "run", "reference=wav2vec2-base-960h", "reference.utterances.clean=8"))
+    done = bench(
+        *local(tiny_checkpoint, tmp_path / "run", "reference=wav2vec2-base-960h", "reference.utterances.clean=8")
+    )
     assert done.returncode == 3, done.stderr
     assert "reference check FAIL: WER" in done.stdout
     _, summary = read_run(tmp_path / "run")
@@ -116,8 +158,11 @@ def test_offline_hub_fails_fast_with_one_line(tmp_path):
 def test_table_gathers_runs(tiny_checkpoint, tmp_path):
     for split in ("clean", "other"):
         assert bench(*local(tiny_checkpoint, tmp_path / "results" / split, f"split={split}", "limit=3")).returncode == 0
-    done = subprocess.run([sys.executable, "-m", "w2v2bench.table", f"root={tmp_path / 'results'}"],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "w2v2bench.table", f"root={tmp_path / 'results'}"],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     assert "test-clean" in done.stdout and "test-other" in done.stdout
     assert (tmp_path / "results" / "table.md").exists()

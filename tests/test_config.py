@@ -26,7 +26,12 @@ def test_default_is_the_model_card_setup():
     cfg = compose_with([])
     assert cfg.model.checkpoint == "facebook/wav2vec2-base-960h"
     assert cfg.data.source.value == "hub" and cfg.data.dataset == "openslr/librispeech_asr"
-    assert (cfg.split.value, cfg.data.partition.value, cfg.batch_size, cfg.precision.value) == ("clean", "test", 1, "fp32")
+    assert (cfg.split.value, cfg.data.partition.value, cfg.batch_size, cfg.precision.value) == (
+        "clean",
+        "test",
+        1,
+        "fp32",
+    )
     assert cfg.reference.name == "auto" and cfg.model.reference == "wav2vec2-base-960h"
 
 

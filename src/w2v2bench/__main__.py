@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import json
 import socket
 import sys
 import time
@@ -27,7 +29,8 @@ from .model import (
 )
 from .report import (
     SCHEMA_VERSION,
-    TranscriptWriter,
+    Journal,
+    ReferenceCheck,
     check_reference,
     git_hash,
     prepare_output_dir,
@@ -35,8 +38,8 @@ from .report import (
     write_json_atomic,
     write_tables,
 )
-from .run import run
-from .score import normalizer, rate
+from .run import Totals, run, totals
+from .score import normalizer
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_REFERENCE_FAILED = 0, 1, 3
 
@@ -68,7 +71,9 @@ def utterance_source(cfg: DictConfig):
         return utterances, len(utterances)
     reason = hub_unreachable_reason()
     if reason is not None:
-        raise HubUnavailable(f"cannot stream {data.dataset}: the Hugging Face Hub is unreachable ({reason}); {OFFLINE_HINT}")
+        raise HubUnavailable(
+            f"cannot stream {data.dataset}: the Hugging Face Hub is unreachable ({reason}); {OFFLINE_HINT}"
+        )
     stream = hub_utterances(data.dataset, data.revision, partition, split)
     return (itertools.islice(stream, cfg.limit) if cfg.limit is not None else stream), cfg.limit
 
@@ -86,15 +91,79 @@ def validate(cfg: DictConfig) -> None:
     resolve_checkpoint(cfg.model.checkpoint)
 
 
+# settings a resumed run may change: they do not touch the transcripts
+RESUMABLE_KEYS = {"resume", "progress", "num_workers", "output_dir"}
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
+    flat: dict[str, object] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def check_resumable(output_dir: Path, config: dict) -> None:
+    """A resumed run must have been started with the same config (keys that change nothing excepted)."""
+    path = output_dir / "summary.json"
+    if not path.exists():
+        raise UserError(f"resume=true: {path} does not exist: nothing to resume in output_dir={str(output_dir)!r}")
+    stored = json.loads(path.read_text(encoding="utf-8"))
+    if stored.get("status") == "complete":
+        raise UserError(f"resume=true: the run in {output_dir} is already complete")
+    old, new = flatten(stored.get("config", {})), flatten(config)
+    differing = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k) and k not in RESUMABLE_KEYS)
+    if differing:
+        shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in differing)
+        raise UserError(f"resume=true: the config differs from the interrupted run's in {shown}")
+
+
+def reference_check(reference: ReferenceConfig | None, t: Totals, cfg: DictConfig) -> tuple[ReferenceCheck | None, str]:
+    """The check against published figures, or why there is none."""
+    split = cfg.split.value
+    if reference is None or not reference.wer:
+        return None, "no reference figures for this model"
+    if split not in reference.wer:
+        return None, f"reference {reference.name!r} has no figure for split={split!r}"
+    if reference.partition.value != cfg.data.partition.value:
+        return None, f"reference {reference.name!r} is for data.partition={reference.partition.value!r}"
+    if cfg.limit is not None:
+        return None, f"skipped: limit={cfg.limit} scores a subset, the reference is for the whole split"
+    expected_n = reference.utterances.get(split, t.n_utterances)
+    if expected_n != t.n_utterances:
+        return None, (
+            f"skipped: {t.n_utterances} utterances scored, the reference is for all "
+            f"{expected_n} of {cfg.data.partition.value}-{split}"
+        )
+    if t.n_failed:
+        check = check_reference(float("nan"), reference.wer[split], reference.tolerance, reference.source)
+        return check, f"failed: {t.n_failed} utterance(s) could not be transcribed"
+    return check_reference(t.wer, reference.wer[split], reference.tolerance, reference.source), "checked"
+
+
 def evaluate(cfg: DictConfig) -> int:
     """Run one model x split as configured; returns the exit status."""
-    started = datetime.now(UTC)
+    started = datetime.now(UTC).isoformat(timespec="seconds")
     validate(cfg)
     reference = cfg.reference
     if reference.name == "auto":
         reference = load_reference(cfg.model.reference) if cfg.model.reference else None
     utterances, total = utterance_source(cfg)
     output_dir = prepare_output_dir(cfg.output_dir)
+    config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    header = {"schema_version": SCHEMA_VERSION, "status": "running", "started": started, "config": config}
+    if cfg.resume:
+        check_resumable(output_dir, config)
+    journal = Journal(output_dir, resume=cfg.resume)
+    if journal.done:
+        print(f"resuming: {len(journal.done)} utterances already transcribed in {output_dir}")
+        utterances = (u for u in utterances if u.index not in journal.done)
+        total = None if total is None else total - len(journal.done)
+    else:
+        write_json_atomic(output_dir / "summary.json", header)
+
     load_start = time.perf_counter()
     transcriber = load_model(
         cfg.model.checkpoint,
@@ -106,12 +175,11 @@ def evaluate(cfg: DictConfig) -> int:
         compile=cfg.compile,
     )
     load_s = time.perf_counter() - load_start
-    writer = TranscriptWriter(output_dir / "transcripts.jsonl")
     try:
         stats = run(
             utterances,
             transcriber,
-            writer.write,
+            journal.write,
             batch_size=cfg.batch_size,
             max_batch_s=cfg.max_batch_s,
             window=cfg.sort_window,
@@ -120,51 +188,45 @@ def evaluate(cfg: DictConfig) -> int:
             total=total,
             progress=cfg.progress,
         )
-    finally:
-        writer.close()
-
-    wer, cer = rate([stats.words]), rate([stats.chars])
-    split = cfg.split.value
-    check, reference_note = None, None
-    if reference is None or not reference.wer:
-        reference_note = "no reference figures for this model"
-    elif split not in reference.wer:
-        reference_note = f"reference {reference.name!r} has no figure for split={split!r}"
-    elif reference.partition.value != cfg.data.partition.value:
-        reference_note = f"reference {reference.name!r} is for data.partition={reference.partition.value!r}"
-    elif cfg.limit is not None:
-        reference_note = f"skipped: limit={cfg.limit} scores a subset, the reference is for the whole split"
-    elif reference.utterances.get(split, stats.n_utterances) != stats.n_utterances:
-        reference_note = (
-            f"skipped: {stats.n_utterances} utterances scored, the reference is for all "
-            f"{reference.utterances[split]} of {cfg.data.partition.value}-{split}"
-        )
-    elif stats.n_failed:
-        reference_note = f"failed: {stats.n_failed} utterance(s) could not be transcribed"
-        check = check_reference(float("nan"), reference.wer[split], reference.tolerance, reference.source)
-    else:
-        check = check_reference(wer, reference.wer[split], reference.tolerance, reference.source)
+    except BaseException as err:
+        journal.close()
+        failed = {
+            **header,
+            "status": "failed",
+            "error": f"{type(err).__name__}: {err}",
+            "n_recorded": len(journal.done),
+        }
+        with contextlib.suppress(OSError):
+            write_json_atomic(output_dir / "summary.json", failed)
+        raise
+    results = journal.finish()
+    t = totals(results)
+    check, reference_note = reference_check(reference, t, cfg)
 
     summary = {
         "schema_version": SCHEMA_VERSION,
         "status": "complete",
-        "started": started.isoformat(timespec="seconds"),
+        "started": started,
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-        "wer": wer,
-        "cer": cer,
-        "n_utterances": stats.n_utterances,
-        "n_failed": stats.n_failed,
+        "wer": t.wer,
+        "cer": t.cer,
+        "n_utterances": t.n_utterances,
+        "n_failed": t.n_failed,
         "failed_excluded_from_wer": True,
-        "ref_words": stats.words.ref_words,
+        "ref_words": t.words.ref_words,
         "word_errors": {
-            "substitutions": stats.words.substitutions,
-            "deletions": stats.words.deletions,
-            "insertions": stats.words.insertions,
+            "substitutions": t.words.substitutions,
+            "deletions": t.words.deletions,
+            "insertions": t.words.insertions,
         },
-        "ref_chars": stats.chars.ref_words,
-        "char_errors": stats.chars.errors,
+        "ref_chars": t.chars.ref_words,
+        "char_errors": t.chars.errors,
         "normalizer": cfg.normalizer or "none",
-        "audio_s": stats.audio_s,
+        "audio_s": t.audio_s,
+        # timing covers what this process transcribed (all of it unless resumed)
+        "timed_utterances": stats.n_utterances,
+        "timed_audio_s": stats.audio_s,
+        "resumed_from": len(results) - stats.n_utterances if cfg.resume else None,
         "wall_s": stats.wall_s,
         "load_s": load_s,
         "rtfx": stats.audio_s / stats.wall_s if stats.wall_s else 0.0,
@@ -172,6 +234,7 @@ def evaluate(cfg: DictConfig) -> int:
         "model_rtfx": stats.model_audio_s / stats.model_s if stats.model_s else 0.0,
         "warmup_batches": stats.warmup_batches,
         "n_batches": stats.n_batches,
+        "oom_splits": stats.oom_splits,
         "padding_fraction": stats.padding_fraction,
         "precision": cfg.precision.value,
         "precision_differs_from_fp32": stats.precision_differs,
@@ -185,7 +248,7 @@ def evaluate(cfg: DictConfig) -> int:
         "git_hash": git_hash(),
         "versions": versions(),
         "command": " ".join(sys.argv),
-        "config": OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
+        "config": config,
     }
     write_json_atomic(output_dir / "summary.json", summary)
     table = write_tables(output_dir, summary)

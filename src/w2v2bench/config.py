@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
@@ -89,6 +90,7 @@ class BenchConfig:
     limit: int | None = None
     normalizer: str | None = None
     output_dir: str = MISSING
+    resume: bool = False
     progress: bool | None = None
 
 

@@ -107,16 +107,12 @@ def parse_conv_layers(spec: Any) -> tuple[tuple[int, int, int], ...]:
         try:
             tree = ast.parse(spec, mode="eval").body
         except SyntaxError as err:
-            raise ConversionError(
-                f"conv_feature_layers={spec!r}: not a list expression ({err.msg})"
-            ) from None
+            raise ConversionError(f"conv_feature_layers={spec!r}: not a list expression ({err.msg})") from None
         layers = _conv_spec_value(tree, spec)
     else:
         layers = spec
     if not isinstance(layers, list | tuple) or not layers:
-        raise ConversionError(
-            f"conv_feature_layers={spec!r}: expected a non-empty list of (dim, kernel, stride)"
-        )
+        raise ConversionError(f"conv_feature_layers={spec!r}: expected a non-empty list of (dim, kernel, stride)")
     out = []
     for layer in layers:
         if (
@@ -288,9 +284,7 @@ def _resolve(value: Any, root: dict[str, Any], where: str) -> Any:
         for part in match.group(1).split(".") if match else ():
             node = node.get(part, None) if isinstance(node, dict) else None
         if match is None or node is None:
-            raise ConversionError(
-                f"{where}={value!r}: only plain ${{a.b}} interpolations to a set value are read"
-            )
+            raise ConversionError(f"{where}={value!r}: only plain ${{a.b}} interpolations to a set value are read")
         value = node
     raise ConversionError(f"{where}={value!r}: interpolations nest too deeply")
 
@@ -330,17 +324,13 @@ def read_architecture(checkpoint: Mapping[str, Any]) -> tuple[str, FairseqArchit
     where = f"{sec.prefix}.w2v_args" + (".model" if sec.w2v_model is not sec.w2v_root else "")
     finetune_name = sec.finetune_model.get("_name", sec.finetune_model.get("arch"))
     if finetune_name is not None and finetune_name != "wav2vec_ctc":
-        raise ConversionError(
-            f"fine-tuned model {finetune_name!r}: expected 'wav2vec_ctc' (a CTC fine-tuned model)"
-        )
+        raise ConversionError(f"fine-tuned model {finetune_name!r}: expected 'wav2vec_ctc' (a CTC fine-tuned model)")
     w2v_name = sec.w2v_model.get("_name", sec.w2v_model.get("arch"))
     if w2v_name is not None and w2v_name != "wav2vec2":
         raise ConversionError(f"{where} model {w2v_name!r}: expected 'wav2vec2'")
     missing = [f for f in _ARCHITECTURE_FIELDS if f not in sec.w2v_model]
     if missing:
-        raise ConversionError(
-            f"{where} lacks architecture field(s) {missing}; none are filled in from defaults"
-        )
+        raise ConversionError(f"{where} lacks architecture field(s) {missing}; none are filled in from defaults")
     raw = {f: _resolve(sec.w2v_model[f], sec.w2v_root, f"{where}.{f}") for f in _ARCHITECTURE_FIELDS}
     for name, supported in (("layer_type", "transformer"), ("pos_conv_depth", 1)):
         value = _resolve(sec.w2v_model.get(name, supported), sec.w2v_root, f"{where}.{name}")
@@ -353,9 +343,7 @@ def read_architecture(checkpoint: Mapping[str, Any]) -> tuple[str, FairseqArchit
             f"{where}.extractor_mode={raw['extractor_mode']!r}: expected one of {sorted(EXTRACTOR_MODES)}"
         )
     if raw["activation_fn"] not in ACTIVATIONS:
-        raise ConversionError(
-            f"{where}.activation_fn={raw['activation_fn']!r}: expected one of {sorted(ACTIVATIONS)}"
-        )
+        raise ConversionError(f"{where}.activation_fn={raw['activation_fn']!r}: expected one of {sorted(ACTIVATIONS)}")
     arch = FairseqArchitecture(
         conv_layers=parse_conv_layers(raw["conv_feature_layers"]),
         extractor_mode=raw["extractor_mode"],
@@ -426,9 +414,7 @@ def fairseq_symbols(dict_path: str | Path) -> list[str]:
         if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
             raise ConversionError(f"{dict_path}:{number}: {line!r}: expected '<symbol> <count>'")
         if parts[0] in symbols:
-            raise ConversionError(
-                f"{dict_path}:{number}: symbol {parts[0]!r} appears twice (or is a special)"
-            )
+            raise ConversionError(f"{dict_path}:{number}: symbol {parts[0]!r} appears twice (or is a special)")
         symbols.append(parts[0])
     if WORD_DELIMITER not in symbols:
         raise ConversionError(f"{dict_path}: no {WORD_DELIMITER!r} symbol, expected it as the word delimiter")
@@ -477,9 +463,7 @@ def map_state_dict(
         elif target in mapped:
             problems.append(f"{key} and {source[target]} both map to {target}")
         elif tuple(value.shape) != tuple(hf_shapes[target]):
-            problems.append(
-                f"{key} has shape {tuple(value.shape)}, {target} expects {tuple(hf_shapes[target])}"
-            )
+            problems.append(f"{key} has shape {tuple(value.shape)}, {target} expects {tuple(hf_shapes[target])}")
         else:
             mapped[target], source[target] = value, key
     unset = sorted(set(hf_shapes) - set(mapped))
@@ -602,9 +586,7 @@ def convert(checkpoint_path: str | Path, dict_path: str | Path, out_dir: str | P
             "do_normalize=True (so do the Hub's converted base models)"
         )
     else:
-        notes.append(
-            "fairseq normalises with layer_norm (eps 1e-5); transformers' do_normalize uses eps 1e-7"
-        )
+        notes.append("fairseq normalises with layer_norm (eps 1e-5); transformers' do_normalize uses eps 1e-7")
     return_attention_mask = config.feat_extract_norm == "layer"  # as the reference conversion decides
 
     out.mkdir(parents=True, exist_ok=True)

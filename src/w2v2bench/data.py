@@ -104,7 +104,7 @@ def local_utterances(root: str | os.PathLike, partition: str, split: str) -> lis
     subset = _find_subset(Path(root), partition, split)
     texts: dict[str, tuple[str, Path]] = {}
     for trans in sorted(subset.glob("*/*/*.trans.txt")):
-        for n, line in enumerate(trans.read_text(encoding="utf-8").splitlines(), 1):
+        for line in trans.read_text(encoding="utf-8").splitlines():
             if not line.strip():
                 continue
             utt_id, _, text = line.strip().partition(" ")
@@ -122,9 +122,7 @@ def local_utterances(root: str | os.PathLike, partition: str, split: str) -> lis
             error = f"{trans}: transcript line for {utt_id} but no {utt_id}.flac"
         elif text is None:
             error = f"{path}: audio with no transcript line in {speaker}-{chapter}.trans.txt"
-        utterances.append(
-            Utterance(index, utt_id, speaker, chapter, text, str(path) if path else None, error=error)
-        )
+        utterances.append(Utterance(index, utt_id, speaker, chapter, text, str(path) if path else None, error=error))
     return utterances
 
 

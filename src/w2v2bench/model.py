@@ -221,9 +221,7 @@ class Transcriber:
 
     def _forward_naive(self, inputs: list[np.ndarray]) -> Output:
         # what many evaluation scripts do: the processor pads and normalises the batch, no masks
-        features = self.feature_extractor(
-            inputs, sampling_rate=self.sample_rate, padding=True, return_tensors="pt"
-        )
+        features = self.feature_extractor(inputs, sampling_rate=self.sample_rate, padding=True, return_tensors="pt")
         batch = features["input_values"].to(self.device)
         attention = features.get("attention_mask")
         with self._autocast(self.precision):
@@ -288,8 +286,14 @@ def load_model(
         vocab_size=int(config.vocab_size),
     )
     transcriber = Transcriber(
-        model, feature_extractor, CTCTokens.from_tokenizer(tokenizer), info, torch_device,
-        batching, precision, check_precision,
+        model,
+        feature_extractor,
+        CTCTokens.from_tokenizer(tokenizer),
+        info,
+        torch_device,
+        batching,
+        precision,
+        check_precision,
     )
     if compile:
         transcriber.model = torch.compile(model, dynamic=True)

@@ -16,15 +16,28 @@ VOCAB = "<pad> <s> </s> <unk> | E T A O N I H S R D L U M W C F G Y P B V K ' X 
 
 SIZES = {
     "tiny": dict(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-        conv_dim=(32, 32, 32, 32, 32, 32, 32), num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        conv_dim=(32, 32, 32, 32, 32, 32, 32),
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=4,
     ),
     "base": dict(
-        hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
-        conv_dim=(512,) * 7, num_conv_pos_embeddings=128, num_conv_pos_embedding_groups=16,
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=3072,
+        conv_dim=(512,) * 7,
+        num_conv_pos_embeddings=128,
+        num_conv_pos_embedding_groups=16,
     ),
 }
-NORMS = {"group": False, "layer": True}  # feat_extract_norm -> do_stable_layer_norm, as the real families pair them
+NORMS = {
+    "group": False,
+    "layer": True,
+}  # feat_extract_norm -> do_stable_layer_norm, as the real families pair them
 
 
 def processor():
@@ -51,8 +64,12 @@ def build(out: str | Path, size: str = "tiny", norm: str = "group", seed: int = 
     if norm not in NORMS:
         raise ValueError(f"norm={norm!r}: expected one of {sorted(NORMS)}")
     config = Wav2Vec2Config(
-        vocab_size=len(VOCAB), pad_token_id=0, feat_extract_norm=norm, do_stable_layer_norm=NORMS[norm],
-        conv_bias=norm == "layer", **SIZES[size],
+        vocab_size=len(VOCAB),
+        pad_token_id=0,
+        feat_extract_norm=norm,
+        do_stable_layer_norm=NORMS[norm],
+        conv_bias=norm == "layer",
+        **SIZES[size],
     )
     torch.manual_seed(seed)
     model = Wav2Vec2ForCTC(config).eval()

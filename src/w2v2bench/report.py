@@ -25,6 +25,7 @@ PACKAGES = ("w2v2bench", "torch", "transformers", "datasets", "jiwer", "soundfil
 
 @dataclass(frozen=True)
 class UtteranceResult:
+    index: int  # position in corpus order
     id: str
     speaker: str
     chapter: str
@@ -80,7 +81,10 @@ def git_hash() -> str | None:
             ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True, text=True,
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
             timeout=5,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
@@ -97,20 +101,61 @@ def write_json_atomic(path: Path, payload: Any) -> None:
     os.replace(tmp, path)
 
 
-class TranscriptWriter:
-    """Appends one JSON line per utterance and flushes, so a killed run keeps what it finished."""
+JOURNAL = "transcripts.partial.jsonl"
 
-    def __init__(self, path: Path):
-        self.path = path
-        self._handle = path.open("w", encoding="utf-8")
+
+class Journal:
+    """Results appended and flushed batch by batch while a run goes (`transcripts.partial.jsonl`);
+    `finish` writes `transcripts.jsonl` in corpus order and removes the journal.
+
+    Reopened with `resume=True`, it keeps every complete line and drops a line torn by a kill.
+    """
+
+    def __init__(self, folder: Path, resume: bool = False):
+        self.folder = folder
+        self.path = folder / JOURNAL
+        self.done: dict[int, UtteranceResult] = self._recover() if resume else {}
+        self._handle = self.path.open("a" if resume else "w", encoding="utf-8")
+
+    def _recover(self) -> dict[int, UtteranceResult]:
+        if not self.path.exists():
+            return {}
+        done: dict[int, UtteranceResult] = {}
+        good_bytes = 0
+        with self.path.open("rb") as handle:
+            for line in handle:
+                try:
+                    if not line.endswith(b"\n"):
+                        raise ValueError("torn line")
+                    row = UtteranceResult(**json.loads(line))
+                except (ValueError, TypeError):
+                    break  # a kill landed mid-write: this line and anything after it are redone
+                done[row.index] = row
+                good_bytes += len(line)
+        with self.path.open("r+b") as handle:
+            handle.truncate(good_bytes)
+        return done
 
     def write(self, results: list[UtteranceResult]) -> None:
         for result in results:
             self._handle.write(json.dumps(asdict(result), ensure_ascii=False) + "\n")
+            self.done[result.index] = result
         self._handle.flush()
 
     def close(self) -> None:
         self._handle.close()
+
+    def finish(self) -> list[UtteranceResult]:
+        """All results in corpus order, written to transcripts.jsonl (atomically); the journal goes."""
+        self.close()
+        results = [self.done[i] for i in sorted(self.done)]
+        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".transcripts.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            for result in results:
+                handle.write(json.dumps(asdict(result), ensure_ascii=False) + "\n")
+        os.replace(tmp, self.folder / "transcripts.jsonl")
+        self.path.unlink()
+        return results
 
 
 def prepare_output_dir(output_dir: str | os.PathLike) -> Path:

@@ -1,22 +1,32 @@
-"""The run loop: decoded windows -> length-sorted batches -> model -> CTC text -> scored results in order."""
+"""The run loop: decoded windows -> length-sorted batches -> model -> CTC text -> scored results.
+
+Results go to the journal batch by batch (a killed run loses at most the batch in flight); corpus
+order is restored when the run is finalised. A CUDA out-of-memory error splits the batch in two and
+retries, down to one utterance: exact batching makes the split invisible in the transcripts.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
 from .data import SAMPLE_RATE, Decoded, Utterance, decoded_windows, plan_batches
-from .model import Transcriber
+from .model import Output, Transcriber
 from .report import UtteranceResult
 from .score import Counts, char_counts, rate, word_counts
+
+OOM_ERRORS: tuple[type[BaseException], ...] = (torch.OutOfMemoryError,)
 
 
 @dataclass
 class RunStats:
+    """What this process measured; WER and counts come from the results themselves (`totals`)."""
+
     n_utterances: int = 0
     n_failed: int = 0
     audio_s: float = 0.0
@@ -25,15 +35,47 @@ class RunStats:
     model_audio_s: float = 0.0
     warmup_batches: int = 0
     n_batches: int = 0
+    oom_splits: int = 0
     padded_samples: int = 0
     valid_samples: int = 0
     precision_differs: int | None = None
-    words: Counts = field(default_factory=Counts)
-    chars: Counts = field(default_factory=Counts)
 
     @property
     def padding_fraction(self) -> float:
         return 1 - self.valid_samples / self.padded_samples if self.padded_samples else 0.0
+
+
+@dataclass(frozen=True)
+class Totals:
+    n_utterances: int
+    n_failed: int
+    audio_s: float
+    words: Counts
+    chars: Counts
+
+    @property
+    def wer(self) -> float:
+        return rate([self.words])
+
+    @property
+    def cer(self) -> float:
+        return rate([self.chars])
+
+
+def totals(results: Iterable[UtteranceResult]) -> Totals:
+    """Counts summed over results; failed utterances are counted, not scored."""
+    n = failed = 0
+    audio_s = 0.0
+    words = chars = Counts()
+    for r in results:
+        n += 1
+        audio_s += r.duration_s
+        if r.error is not None:
+            failed += 1
+            continue
+        words += Counts(r.substitutions, r.deletions, r.insertions, r.ref_words)
+        chars += Counts(r.char_errors, 0, 0, r.ref_chars)
+    return Totals(n, failed, audio_s, words, chars)
 
 
 def _sync(device: torch.device) -> None:
@@ -41,45 +83,37 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def transcribe_window(
-    window: list[Decoded], transcriber: Transcriber, batch_size: int, max_batch_s: float, stats: RunStats,
-    warmup_batches: int, on_batch: Callable[[int], None] = lambda n: None,
-) -> dict[int, tuple[str, str | None]]:
-    """Position in window -> (hypothesis, fp32 hypothesis when checking precision)."""
-    ready = [i for i, d in enumerate(window) if d.error is None]
-    lengths = [len(window[i].input_values) for i in ready]
-    texts: dict[int, tuple[str, str | None]] = {}
-    for batch in plan_batches(lengths, batch_size, int(max_batch_s * SAMPLE_RATE)):
-        positions = [ready[b] for b in batch]
-        inputs = [window[p].input_values for p in positions]
-        timed = stats.n_batches >= warmup_batches
-        _sync(transcriber.device)
-        start = time.perf_counter()
-        output = transcriber.forward(inputs)  # collapse() moved the ids to the host: synchronised
-        elapsed = time.perf_counter() - start
-        stats.n_batches += 1
-        if timed:
-            stats.model_s += elapsed
-            stats.model_audio_s += sum(len(x) for x in inputs) / SAMPLE_RATE
-        else:
-            stats.warmup_batches += 1
-        stats.padded_samples += len(inputs) * max(len(x) for x in inputs)
-        stats.valid_samples += sum(len(x) for x in inputs)
-        for k, p in enumerate(positions):
-            fp32 = transcriber.text(output.fp32_ids[k]) if output.fp32_ids is not None else None
-            texts[p] = (transcriber.text(output.ids[k]), fp32)
-        on_batch(len(positions))
-    return texts
+def forward_with_backoff(
+    transcriber: Transcriber, inputs: list[np.ndarray], stats: RunStats
+) -> list[tuple[list[int], list[int] | None] | str]:
+    """Per input: (ids, fp32 ids) or, if it failed alone on out-of-memory, the error message."""
+    try:
+        out: Output = transcriber.forward(inputs)
+    except OOM_ERRORS as err:
+        if transcriber.device.type == "cuda":
+            torch.cuda.empty_cache()
+        if len(inputs) == 1:
+            return [f"out of memory for {len(inputs[0]) / SAMPLE_RATE:.1f} s of audio alone: {err}"]
+        stats.oom_splits += 1
+        half = len(inputs) // 2
+        return forward_with_backoff(transcriber, inputs[:half], stats) + forward_with_backoff(
+            transcriber, inputs[half:], stats
+        )
+    fp32 = out.fp32_ids or [None] * len(out.ids)
+    return list(zip(out.ids, fp32, strict=True))
 
 
-def score(decoded: Decoded, hyp: str | None, normalize: Callable[[str], str]) -> UtteranceResult:
+def score(
+    decoded: Decoded, hyp: str | None, normalize: Callable[[str], str], error: str | None = None
+) -> UtteranceResult:
     u = decoded.utterance
-    error = decoded.error
+    error = decoded.error or error
     words = chars = Counts()
     if error is None and hyp is not None and u.text is not None:
         ref_n, hyp_n = normalize(u.text), normalize(hyp)
         words, chars = word_counts(ref_n, hyp_n), char_counts(ref_n, hyp_n)
     return UtteranceResult(
+        index=u.index,
         id=u.id,
         speaker=u.speaker,
         chapter=u.chapter,
@@ -111,39 +145,64 @@ def run(
     progress: bool | None = None,
     warmup_batches: int = 1,
 ) -> RunStats:
-    """Transcribe and score every utterance; `write` gets each window's results in corpus order."""
+    """Transcribe and score every utterance; `write` gets results batch by batch, in batch order."""
     stats = RunStats()
     if transcriber.check_precision:
         stats.precision_differs = 0
+    words = Counts()
     start = time.perf_counter()
     bar = tqdm(total=total, unit="utt", disable=None if progress is None else not progress, dynamic_ncols=True)
+
+    def emit(results: list[UtteranceResult]) -> None:
+        nonlocal words
+        write(results)
+        for r in results:
+            stats.n_utterances += 1
+            stats.audio_s += r.duration_s
+            stats.n_failed += r.error is not None
+            if r.error is None:
+                words += Counts(r.substitutions, r.deletions, r.insertions, r.ref_words)
+        elapsed = time.perf_counter() - start
+        bar.update(len(results))
+        bar.set_postfix(
+            audio_s_per_s=f"{stats.audio_s / elapsed:.0f}",
+            wer=f"{rate([words]) * 100:.2f}%",
+            failed=stats.n_failed,
+            refresh=False,
+        )
+
     with bar:
-        for window_items in decoded_windows(utterances, transcriber.prepare, window, workers):
-            texts = transcribe_window(
-                window_items, transcriber, batch_size, max_batch_s, stats, warmup_batches, bar.update
-            )
-            results = []
-            for position, decoded in enumerate(window_items):
-                hyp, fp32 = texts.get(position, (None, None))
-                result = score(decoded, hyp, normalize)
-                results.append(result)
-                stats.n_utterances += 1
-                stats.audio_s += decoded.duration_s
-                if result.error is not None:
-                    stats.n_failed += 1
+        for items in decoded_windows(utterances, transcriber.prepare, window, workers):
+            failed = [d for d in items if d.error is not None]
+            if failed:
+                emit([score(d, None, normalize) for d in failed])
+            ready = [d for d in items if d.error is None]
+            lengths = [len(d.input_values) for d in ready]
+            for batch in plan_batches(lengths, batch_size, int(max_batch_s * SAMPLE_RATE)):
+                decoded = [ready[i] for i in batch]
+                inputs = [d.input_values for d in decoded]
+                timed = stats.n_batches >= warmup_batches
+                _sync(transcriber.device)
+                tic = time.perf_counter()
+                outputs = forward_with_backoff(transcriber, inputs, stats)  # ids are on the host: synchronised
+                elapsed = time.perf_counter() - tic
+                stats.n_batches += 1
+                if timed:
+                    stats.model_s += elapsed
+                    stats.model_audio_s += sum(map(len, inputs)) / SAMPLE_RATE
                 else:
-                    stats.words += Counts(result.substitutions, result.deletions, result.insertions, result.ref_words)
-                    stats.chars += Counts(result.char_errors, 0, 0, result.ref_chars)
-                if fp32 is not None and fp32 != hyp:
-                    stats.precision_differs += 1
-            write(results)
-            elapsed = time.perf_counter() - start
-            bar.update(len(window_items) - len(texts))
-            bar.set_postfix(
-                audio_s_per_s=f"{stats.audio_s / elapsed:.0f}",
-                wer=f"{rate([stats.words]) * 100:.2f}%",
-                failed=stats.n_failed,
-                refresh=False,
-            )
+                    stats.warmup_batches += 1
+                stats.padded_samples += len(inputs) * max(map(len, inputs))
+                stats.valid_samples += sum(map(len, inputs))
+                results = []
+                for d, out in zip(decoded, outputs, strict=True):
+                    if isinstance(out, str):
+                        results.append(score(d, None, normalize, error=f"{d.utterance.origin}: {out}"))
+                        continue
+                    hyp = transcriber.text(out[0])
+                    if out[1] is not None and transcriber.text(out[1]) != hyp:
+                        stats.precision_differs += 1
+                    results.append(score(d, hyp, normalize))
+                emit(results)
     stats.wall_s = time.perf_counter() - start
     return stats

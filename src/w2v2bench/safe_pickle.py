@@ -117,9 +117,7 @@ class FairseqPlaceholder:
         return f"<placeholder for {self.fairseq_name} args={self.placeholder_args!r}>"
 
 
-_seen_placeholders: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar(
-    "seen_placeholders", default=None
-)
+_seen_placeholders: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar("seen_placeholders", default=None)
 
 
 @cache

@@ -1,4 +1,4 @@
-"""`python -m w2v2bench.table [root=results]`: every completed run under a folder as one model x split table."""
+"""`python -m w2v2bench.table [root=results]`: the completed runs under a folder as one model x split table."""
 
 from __future__ import annotations
 
@@ -16,7 +16,10 @@ def main(argv: list[str]) -> int:
     args = dict(a.split("=", 1) for a in argv)
     unknown = sorted(set(args) - {"root", "all"})
     if unknown:
-        print(f"w2v2bench.table: unknown argument(s) {unknown}: expected root=<folder> all=true|false", file=sys.stderr)
+        print(
+            f"w2v2bench.table: unknown argument(s) {unknown}: expected root=<folder> all=true|false",
+            file=sys.stderr,
+        )
         return 1
     root = Path(args.get("root", "results"))
     frame = gather(root)
