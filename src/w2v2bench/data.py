@@ -23,6 +23,7 @@ import soundfile as sf
 import soxr
 
 SAMPLE_RATE = 16_000
+AUDIO_EXTENSIONS = (".flac", ".wav")  # OpenSLR ships FLAC; WAV is accepted for converted trees
 SUBSET_RE = re.compile(r"^(test|dev|train)-(clean|other)(-\d+)?$")
 
 
@@ -44,6 +45,7 @@ class Utterance:
     path: str | None = None
     data: bytes | None = field(default=None, repr=False)
     error: str | None = None
+    notes: tuple[str, ...] = ()
 
     @property
     def origin(self) -> str:
@@ -98,6 +100,7 @@ def _find_subset(root: Path, partition: str, split: str) -> Path:
 def local_utterances(root: str | os.PathLike, partition: str, split: str) -> list[Utterance]:
     """Utterances of an OpenSLR tree: `<subset>/<speaker>/<chapter>/<utt>.flac` + `<spk>-<ch>.trans.txt`.
 
+    Transcript whitespace is collapsed and a lower-case line is upper-cased (with a note).
     A transcript line without audio and audio without a transcript line become utterances that carry
     `error`, so the run records them instead of silently dropping them.
     """
@@ -109,7 +112,7 @@ def local_utterances(root: str | os.PathLike, partition: str, split: str) -> lis
                 continue
             utt_id, _, text = line.strip().partition(" ")
             texts[utt_id] = (" ".join(text.split()), trans)
-    audio = {p.stem: p for p in subset.glob("*/*/*.flac")}
+    audio = {p.stem: p for ext in AUDIO_EXTENSIONS for p in subset.glob(f"*/*/*{ext}")}
     if not texts and not audio:
         raise DataError(f"{subset}: no .flac files and no .trans.txt files")
     utterances = []
@@ -117,12 +120,15 @@ def local_utterances(root: str | os.PathLike, partition: str, split: str) -> lis
         speaker, chapter = (utt_id.split("-") + ["", ""])[:2]
         text, trans = texts.get(utt_id, (None, None))
         path = audio.get(utt_id)
-        error = None
+        error, notes = None, ()
+        if text is not None and text != text.upper():
+            text, notes = text.upper(), ("reference upper-cased (OpenSLR transcripts are upper case)",)
         if path is None:
             error = f"{trans}: transcript line for {utt_id} but no {utt_id}.flac"
         elif text is None:
             error = f"{path}: audio with no transcript line in {speaker}-{chapter}.trans.txt"
-        utterances.append(Utterance(index, utt_id, speaker, chapter, text, str(path) if path else None, error=error))
+        path_str = str(path) if path else None
+        utterances.append(Utterance(index, utt_id, speaker, chapter, text, path_str, error=error, notes=notes))
     return utterances
 
 
@@ -149,12 +155,12 @@ def hub_utterances(dataset: str, revision: str | None, partition: str, split: st
 def decode(utterance: Utterance, prepare: Callable[[np.ndarray], np.ndarray]) -> Decoded:
     """Read one utterance's audio and prepare the model input; faults become `error`, never raise."""
     if utterance.error:
-        return Decoded(utterance, None, 0.0, error=utterance.error)
+        return Decoded(utterance, None, 0.0, utterance.notes, error=utterance.error)
     try:
         wave, notes = load_audio(utterance.data or utterance.path, utterance.origin)
-        return Decoded(utterance, prepare(wave), len(wave) / SAMPLE_RATE, tuple(notes))
+        return Decoded(utterance, prepare(wave), len(wave) / SAMPLE_RATE, utterance.notes + tuple(notes))
     except AudioError as err:
-        return Decoded(utterance, None, 0.0, error=str(err))
+        return Decoded(utterance, None, 0.0, utterance.notes, error=str(err))
 
 
 def decoded_windows(
