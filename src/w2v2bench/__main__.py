@@ -15,6 +15,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from . import distributed
 from .config import ReferenceConfig, register
 from .data import DataError, hub_utterances, local_utterances
 from .model import (
@@ -38,7 +39,7 @@ from .report import (
     write_json_atomic,
     write_tables,
 )
-from .run import Totals, run, totals
+from .run import RunStats, Totals, run, totals
 from .score import normalizer
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_REFERENCE_FAILED = 0, 1, 3
@@ -144,31 +145,46 @@ def reference_check(reference: ReferenceConfig | None, t: Totals, cfg: DictConfi
 
 
 def evaluate(cfg: DictConfig) -> int:
-    """Run one model x split as configured; returns the exit status."""
+    """Run one model x split as configured (one rank of it under torchrun); returns the exit status."""
     started = datetime.now(UTC).isoformat(timespec="seconds")
     validate(cfg)
     reference = cfg.reference
     if reference.name == "auto":
         reference = load_reference(cfg.model.reference) if cfg.model.reference else None
+    rank = distributed.init(cfg.device)
+    main_rank = rank is None or rank.is_main
     utterances, total = utterance_source(cfg)
-    output_dir = prepare_output_dir(cfg.output_dir)
     config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    if main_rank:
+        output_dir = prepare_output_dir(config["output_dir"])
+        if cfg.resume:
+            check_resumable(output_dir, config)
+        elif (output_dir / "summary.json").exists():
+            raise UserError(
+                f"output_dir={str(output_dir)!r} already holds a run: pass resume=true to continue an "
+                "interrupted one, or choose another output_dir"
+            )
+    config["output_dir"] = distributed.broadcast(config["output_dir"], rank)  # one `now` for all ranks
+    output_dir = Path(config["output_dir"])
     header = {"schema_version": SCHEMA_VERSION, "status": "running", "started": started, "config": config}
-    if cfg.resume:
-        check_resumable(output_dir, config)
-    journal = Journal(output_dir, resume=cfg.resume)
-    if journal.done:
-        print(f"resuming: {len(journal.done)} utterances already transcribed in {output_dir}")
-        utterances = (u for u in utterances if u.index not in journal.done)
-        total = None if total is None else total - len(journal.done)
-    else:
+    journal = Journal(output_dir, resume=cfg.resume, rank=None if rank is None else rank.rank)
+    done = distributed.broadcast(set(journal.done), rank)
+    if done:
+        if main_rank:
+            print(f"resuming: {len(done)} utterances already transcribed in {output_dir}")
+        utterances = (u for u in utterances if u.index not in done)
+        total = None if total is None else total - len(done)
+    elif main_rank:
         write_json_atomic(output_dir / "summary.json", header)
+    if rank is not None:
+        utterances = distributed.shard(list(utterances), rank.world_size, rank.rank)
+        total = len(utterances)
 
     load_start = time.perf_counter()
     transcriber = load_model(
         cfg.model.checkpoint,
         revision=cfg.model.revision,
-        device=cfg.device,
+        device=distributed.rank_device(cfg.device, rank),
         batching=cfg.batching.value,
         precision=cfg.precision.value,
         check_precision=cfg.check_precision,
@@ -186,24 +202,54 @@ def evaluate(cfg: DictConfig) -> int:
             workers=cfg.num_workers,
             normalize=normalizer(cfg.normalizer),
             total=total,
-            progress=cfg.progress,
+            progress=cfg.progress if main_rank else False,
         )
     except BaseException as err:
         journal.close()
-        failed = {
-            **header,
-            "status": "failed",
-            "error": f"{type(err).__name__}: {err}",
-            "n_recorded": len(journal.done),
-        }
-        with contextlib.suppress(OSError):
-            write_json_atomic(output_dir / "summary.json", failed)
+        if main_rank:
+            failed = {**header, "status": "failed", "error": f"{type(err).__name__}: {err}"}
+            with contextlib.suppress(OSError):
+                write_json_atomic(output_dir / "summary.json", failed)
         raise
-    results = journal.finish()
+    per_rank = distributed.gather((journal.new if not main_rank else [], stats), rank)
+    if not main_rank:
+        journal.close()
+        status = distributed.broadcast(None, rank)
+        distributed.finish(rank)
+        return status
+
+    results = journal.finish(r for new, _ in per_rank for r in new)
     t = totals(results)
     check, reference_note = reference_check(reference, t, cfg)
+    summary = build_summary(cfg, config, started, t, [s for _, s in per_rank], load_s, transcriber)
+    summary["reference"] = (
+        None
+        if check is None
+        else {"wer": check.wer, "tolerance": check.tolerance, "source": check.source, "passed": check.passed}
+    )
+    summary["reference_note"] = reference_note
+    write_json_atomic(output_dir / "summary.json", summary)
+    table = write_tables(output_dir, summary)
+    print(table.to_markdown(index=False))
+    print(f"outputs: {output_dir}")
+    print(check.line() if check is not None else f"reference check: none ({reference_note})")
+    status = EXIT_OK if check is None or check.passed else EXIT_REFERENCE_FAILED
+    distributed.broadcast(status, rank)
+    distributed.finish(rank)
+    return status
 
-    summary = {
+
+def build_summary(
+    cfg: DictConfig, config: dict, started: str, t: Totals, ranks: list[RunStats], load_s: float, transcriber
+) -> dict:
+    """summary.json: the figures from the results, timing from each rank's stats, and what ran where."""
+    wall_s = max(s.wall_s for s in ranks)  # ranks run side by side: the slowest one is the run's wall
+    timed_audio_s = sum(s.audio_s for s in ranks)
+    model_s, model_audio_s = sum(s.model_s for s in ranks), sum(s.model_audio_s for s in ranks)
+    padded, valid = sum(s.padded_samples for s in ranks), sum(s.valid_samples for s in ranks)
+    differs = [s.precision_differs for s in ranks if s.precision_differs is not None]
+    timed_utterances = sum(s.n_utterances for s in ranks)
+    return {
         "schema_version": SCHEMA_VERSION,
         "status": "complete",
         "started": started,
@@ -223,25 +269,32 @@ def evaluate(cfg: DictConfig) -> int:
         "char_errors": t.chars.errors,
         "normalizer": cfg.normalizer or "none",
         "audio_s": t.audio_s,
-        # timing covers what this process transcribed (all of it unless resumed)
-        "timed_utterances": stats.n_utterances,
-        "timed_audio_s": stats.audio_s,
-        "resumed_from": len(results) - stats.n_utterances if cfg.resume else None,
-        "wall_s": stats.wall_s,
+        # timing covers what this run's processes transcribed (all of it unless resumed)
+        "timed_utterances": timed_utterances,
+        "timed_audio_s": timed_audio_s,
+        "resumed_from": t.n_utterances - timed_utterances if cfg.resume else None,
+        "wall_s": wall_s,
         "load_s": load_s,
-        "rtfx": stats.audio_s / stats.wall_s if stats.wall_s else 0.0,
-        "model_s": stats.model_s,
-        "model_rtfx": stats.model_audio_s / stats.model_s if stats.model_s else 0.0,
-        "warmup_batches": stats.warmup_batches,
-        "n_batches": stats.n_batches,
-        "oom_splits": stats.oom_splits,
-        "padding_fraction": stats.padding_fraction,
+        "rtfx": timed_audio_s / wall_s if wall_s else 0.0,
+        "model_s": model_s,
+        "model_rtfx": model_audio_s / model_s if model_s else 0.0,
+        "warmup_batches": sum(s.warmup_batches for s in ranks),
+        "n_batches": sum(s.n_batches for s in ranks),
+        "oom_splits": sum(s.oom_splits for s in ranks),
+        "padding_fraction": 1 - valid / padded if padded else 0.0,
         "precision": cfg.precision.value,
-        "precision_differs_from_fp32": stats.precision_differs,
-        "reference": None
-        if check is None
-        else {"wer": check.wer, "tolerance": check.tolerance, "source": check.source, "passed": check.passed},
-        "reference_note": reference_note,
+        "precision_differs_from_fp32": sum(differs) if differs else None,
+        "world_size": len(ranks),
+        "ranks": [
+            {
+                "rank": r,
+                "utterances": s.n_utterances,
+                "audio_s": s.audio_s,
+                "wall_s": s.wall_s,
+                "rtfx": s.audio_s / s.wall_s if s.wall_s else 0.0,
+            }
+            for r, s in enumerate(ranks)
+        ],
         "model": vars(transcriber.info),
         "device": device_name(transcriber.device),
         "host": socket.gethostname(),
@@ -250,30 +303,24 @@ def evaluate(cfg: DictConfig) -> int:
         "command": " ".join(sys.argv),
         "config": config,
     }
-    write_json_atomic(output_dir / "summary.json", summary)
-    table = write_tables(output_dir, summary)
-    print(table.to_markdown(index=False))
-    print(f"outputs: {output_dir}")
-    if check is not None:
-        print(check.line())
-    else:
-        print(f"reference check: none ({reference_note})")
-    return EXIT_OK if check is None or check.passed else EXIT_REFERENCE_FAILED
+
+
+STATUSES: list[int] = []  # one per job: a multirun goes on after a failed job and exits with the worst
 
 
 @hydra.main(version_base=None, config_path="pkg://w2v2bench.conf", config_name="config")
 def _app(cfg: DictConfig) -> None:
     try:
-        status = evaluate(cfg)
+        STATUSES.append(evaluate(cfg))
     except (UserError, DataError, ModelError, HubUnavailable, OSError) as err:
         print(f"w2v2bench: error: {err}", file=sys.stderr)
-        status = EXIT_RUN_FAILED
-    sys.exit(status)
+        STATUSES.append(EXIT_RUN_FAILED)
 
 
 def main() -> None:
     register()
     _app()
+    sys.exit(max(STATUSES, default=EXIT_OK))
 
 
 if __name__ == "__main__":

@@ -10,31 +10,38 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
 
-class Split(str, Enum):
+class Choice(str, Enum):
+    """An enum whose interpolation (`${split}` in output_dir) is its value, not `Split.clean`."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Split(Choice):
     clean = "clean"
     other = "other"
 
 
-class Partition(str, Enum):
+class Partition(Choice):
     test = "test"
     dev = "dev"
 
 
-class Source(str, Enum):
+class Source(Choice):
     hub = "hub"
     local = "local"
 
 
-class Precision(str, Enum):
+class Precision(Choice):
     fp32 = "fp32"
     bf16 = "bf16"
     fp16 = "fp16"
 
 
-class Batching(str, Enum):
+class Batching(Choice):
     exact = "exact"
     naive = "naive"
 
@@ -94,8 +101,20 @@ class BenchConfig:
     progress: bool | None = None
 
 
+def job_suffix() -> str:
+    """`_<job number>` inside a Hydra multirun, so jobs started in the same second get their own output_dir."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return ""
+    hydra_cfg = HydraConfig.get()
+    return f"_{hydra_cfg.job.num}" if hydra_cfg.mode == RunMode.MULTIRUN else ""
+
+
 def register() -> None:
     """Register the schema under the names conf/config.yaml and the group files extend."""
+    OmegaConf.register_new_resolver("job_suffix", job_suffix, replace=True)
     cs = ConfigStore.instance()
     cs.store(name="schema", node=BenchConfig)
     cs.store(group="model", name="schema", node=ModelConfig)

@@ -12,6 +12,7 @@ import os
 import platform
 import subprocess
 import tempfile
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -104,57 +105,61 @@ def write_json_atomic(path: Path, payload: Any) -> None:
 JOURNAL = "transcripts.partial.jsonl"
 
 
-class Journal:
-    """Results appended and flushed batch by batch while a run goes (`transcripts.partial.jsonl`);
-    `finish` writes `transcripts.jsonl` in corpus order and removes the journal.
-
-    Reopened with `resume=True`, it keeps every complete line and drops a line torn by a kill.
-    """
-
-    def __init__(self, folder: Path, resume: bool = False):
-        self.folder = folder
-        self.path = folder / JOURNAL
-        self.done: dict[int, UtteranceResult] = self._recover() if resume else {}
-        self._handle = self.path.open("a" if resume else "w", encoding="utf-8")
-
-    def _recover(self) -> dict[int, UtteranceResult]:
-        if not self.path.exists():
-            return {}
-        done: dict[int, UtteranceResult] = {}
+def recover_journals(folder: Path) -> dict[int, UtteranceResult]:
+    """Every complete line of the journals in `folder`; a line torn by a kill (and anything after it)
+    is cut off the file, so it is transcribed again."""
+    done: dict[int, UtteranceResult] = {}
+    for path in sorted(folder.glob("transcripts.partial*.jsonl")):
         good_bytes = 0
-        with self.path.open("rb") as handle:
+        with path.open("rb") as handle:
             for line in handle:
                 try:
                     if not line.endswith(b"\n"):
                         raise ValueError("torn line")
                     row = UtteranceResult(**json.loads(line))
                 except (ValueError, TypeError):
-                    break  # a kill landed mid-write: this line and anything after it are redone
+                    break
                 done[row.index] = row
                 good_bytes += len(line)
-        with self.path.open("r+b") as handle:
+        with path.open("r+b") as handle:
             handle.truncate(good_bytes)
-        return done
+    return done
+
+
+class Journal:
+    """Results appended and flushed batch by batch while a run goes (one file per rank when
+    distributed); `finish` writes `transcripts.jsonl` in corpus order and removes the journals."""
+
+    def __init__(self, folder: Path, resume: bool = False, rank: int | None = None):
+        self.folder = folder
+        self.path = folder / (JOURNAL if rank is None else f"transcripts.partial.rank{rank}.jsonl")
+        # in a distributed run rank 0 recovers every rank's journal and shares what is done
+        self.done: dict[int, UtteranceResult] = recover_journals(folder) if resume and not rank else {}
+        self.new: list[UtteranceResult] = []
+        self._handle = self.path.open("a" if resume else "w", encoding="utf-8")
 
     def write(self, results: list[UtteranceResult]) -> None:
         for result in results:
             self._handle.write(json.dumps(asdict(result), ensure_ascii=False) + "\n")
-            self.done[result.index] = result
+        self.new.extend(results)
         self._handle.flush()
 
     def close(self) -> None:
         self._handle.close()
 
-    def finish(self) -> list[UtteranceResult]:
-        """All results in corpus order, written to transcripts.jsonl (atomically); the journal goes."""
+    def finish(self, others: Iterable[UtteranceResult] = ()) -> list[UtteranceResult]:
+        """All results (recovered, this process's and `others`) in corpus order, written to
+        transcripts.jsonl atomically; the journals go."""
         self.close()
-        results = [self.done[i] for i in sorted(self.done)]
+        merged = {**self.done, **{r.index: r for r in self.new}, **{r.index: r for r in others}}
+        results = [merged[i] for i in sorted(merged)]
         fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".transcripts.", suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             for result in results:
                 handle.write(json.dumps(asdict(result), ensure_ascii=False) + "\n")
         os.replace(tmp, self.folder / "transcripts.jsonl")
-        self.path.unlink()
+        for path in self.folder.glob("transcripts.partial*.jsonl"):
+            path.unlink()
         return results
 
 

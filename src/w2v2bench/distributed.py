@@ -1,0 +1,91 @@
+"""Data-parallel runs under torchrun: shards balanced by audio seconds, results gathered on rank 0.
+
+`torchrun --nproc_per_node=N -m w2v2bench ...` sets RANK/WORLD_SIZE/LOCAL_RANK; each rank runs the same
+exact batched inference on its shard (`cuda:<local_rank>`, or the CPU with gloo) and rank 0 restores
+corpus order, scores and writes, so the outputs equal a single-process run's.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import soundfile as sf
+import torch.distributed as dist
+
+from .data import Utterance
+
+
+@dataclass(frozen=True)
+class Rank:
+    rank: int
+    world_size: int
+    local_rank: int
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init(device: str) -> Rank | None:
+    """Join the process group torchrun describes; None for a plain single-process run."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return None
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
+    return Rank(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def rank_device(device: str, rank: Rank | None) -> str:
+    """Each rank's own GPU: `cuda` and `cuda:N` both become `cuda:<local_rank>` under torchrun."""
+    if rank is None or not device.startswith("cuda"):
+        return device
+    return f"cuda:{rank.local_rank}"
+
+
+def duration_s(utterance: Utterance) -> float:
+    """Audio seconds from the file header (no decoding); 0 for an utterance that cannot be read."""
+    if utterance.error or not utterance.path:
+        return 0.0
+    try:
+        return sf.info(utterance.path).duration
+    except Exception:  # the run itself records why it cannot be read
+        return 0.0
+
+
+def shard(utterances: list[Utterance], world_size: int, rank: int) -> list[Utterance]:
+    """This rank's utterances: longest first to the least-loaded rank (balanced by seconds), corpus order kept."""
+    seconds = {u.index: duration_s(u) for u in utterances}
+    loads = [(0.0, r) for r in range(world_size)]
+    owner: dict[int, int] = {}
+    for u in sorted(utterances, key=lambda u: (-seconds[u.index], u.index)):
+        load, r = heapq.heappop(loads)
+        owner[u.index] = r
+        heapq.heappush(loads, (load + max(seconds[u.index], 1e-3), r))
+    return [u for u in utterances if owner[u.index] == rank]
+
+
+def broadcast(value: Any, rank: Rank | None) -> Any:
+    """Rank 0's value on every rank."""
+    if rank is None:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def gather(value: Any, rank: Rank | None) -> list[Any]:
+    """Every rank's value, on every rank, in rank order."""
+    if rank is None:
+        return [value]
+    out: list[Any] = [None] * rank.world_size
+    dist.all_gather_object(out, value)
+    return out
+
+
+def finish(rank: Rank | None) -> None:
+    if rank is not None and dist.is_initialized():
+        dist.destroy_process_group()
