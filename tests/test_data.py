@@ -91,3 +91,49 @@ def test_windows_keep_corpus_order():
     windows = list(decoded_windows(utts, lambda w: w, window=3, workers=2))
     assert [len(w) for w in windows] == [3, 3, 3, 1]
     assert [d.utterance.index for w in windows for d in w] == list(range(10))
+
+
+class FakeStream:
+    """What `datasets.load_dataset(..., streaming=True)` gives for openslr/librispeech_asr, audio undecoded."""
+
+    def __init__(self, rows):
+        self.rows, self.cast = rows, None
+
+    def cast_column(self, name, feature):
+        self.cast = (name, feature)
+        return self
+
+    def __iter__(self):
+        return iter(self.rows)
+
+
+def test_hub_rows_become_utterances_decoded_from_bytes(monkeypatch):
+    import datasets
+
+    from w2v2bench.data import hub_utterances
+
+    flac = LIBRISPEECH / "test-clean/1089/134686/1089-134686-0001.flac"
+    row = {
+        "file": "1089-134686-0001.flac",
+        "audio": {"bytes": flac.read_bytes(), "path": "1089-134686-0001.flac"},
+        "text": "STUFF IT INTO YOU HIS BELLY COUNSELLED HIM",
+        "speaker_id": 1089,
+        "chapter_id": 134686,
+        "id": "1089-134686-0001",
+    }
+    calls = []
+
+    def load_dataset(*args, **kwargs):
+        calls.append((args, kwargs))
+        return stream
+
+    stream = FakeStream([row])
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    utts = list(hub_utterances("openslr/librispeech_asr", "abc123", "test", "clean"))
+    assert calls == [(("openslr/librispeech_asr", "clean"), {"split": "test", "streaming": True, "revision": "abc123"})]
+    assert stream.cast[0] == "audio" and stream.cast[1].decode is False
+    (u,) = utts
+    assert (u.id, u.speaker, u.chapter, u.index) == ("1089-134686-0001", "1089", "134686", 0)
+    decoded = decode(u, lambda w: w)
+    assert decoded.error is None
+    assert np.array_equal(decoded.input_values, load_audio(str(flac), "")[0])
