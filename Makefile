@@ -33,6 +33,14 @@ test: $(VENV)/.installed ## the test suite (no network; GPU tests only where CUD
 bench: $(VENV)/.installed ## benchmark: card script vs harness, exact vs naive batching, RSS (writes results/bench/)
 	$(PY) bench/bench.py
 
+NIGHTLY_MATRIX ?= model=demo data=demo split=clean,other
+NIGHTLY_ARGS ?=
+
+nightly: $(VENV)/.installed ## the nightly matrix, recorded in results/history.sqlite, compared with the last good runs (exit 1 on a regression)
+	@night=results/nightly/$$(date -u +%Y-%m-%d_%H-%M-%S); status=0; \
+	$(PY) -m w2v2bench -m $(NIGHTLY_MATRIX) "output_dir=$$night/\$${model.name}/\$${data.partition}-\$${split}" || status=$$?; \
+	$(PY) -m w2v2bench.nightly runs=$$night history=results/history.sqlite harness_status=$$status $(NIGHTLY_ARGS)
+
 lint: $(VENV)/.installed ## ruff lint and format check
 	$(PY) -m ruff check src tests bench tools
 	$(PY) -m ruff format --check src tests bench tools

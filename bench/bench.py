@@ -111,6 +111,8 @@ def worker_bare(corpus: Path, model_dir: Path, args) -> dict:
 
 def worker_harness(corpus: Path, model_dir: Path, args, batching: str = "exact") -> dict:
     """The harness's run loop (decode threads, length-sorted batches, device-side CTC), in-process."""
+    import transformers  # noqa: F401  (imported before the clock starts, as in the other methods)
+
     from w2v2bench.data import local_utterances
     from w2v2bench.model import load_model
     from w2v2bench.run import run

@@ -43,5 +43,5 @@ def test_normalizers(name, text, out):
 
 
 def test_unknown_normalizer_names_the_choices():
-    with pytest.raises(ValueError, match=r"normalizer='whisper'.*\['basic', 'none'\]"):
-        normalizer("whisper")
+    with pytest.raises(ValueError, match=r"normalizer='nope'.*\['basic', 'none', 'whisper'\]"):
+        normalizer("nope")

@@ -16,6 +16,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from . import distributed
+from .analysis import write_analysis
 from .config import ReferenceConfig, register
 from .data import DataError, hub_utterances, local_utterances
 from .model import (
@@ -230,6 +231,7 @@ def evaluate(cfg: DictConfig) -> int:
     summary["reference_note"] = reference_note
     write_json_atomic(output_dir / "summary.json", summary)
     table = write_tables(output_dir, summary)
+    write_analysis(output_dir)
     print(table.to_markdown(index=False))
     print(f"outputs: {output_dir}")
     print(check.line() if check is not None else f"reference check: none ({reference_note})")
@@ -305,7 +307,7 @@ def build_summary(
     }
 
 
-STATUSES: list[int] = []  # one per job: a multirun goes on after a failed job and exits with the worst
+STATUSES: list[int] = []  # one per job: a multirun goes on after a failed job and exits with the worst status
 
 
 @hydra.main(version_base=None, config_path="pkg://w2v2bench.conf", config_name="config")
@@ -320,7 +322,8 @@ def _app(cfg: DictConfig) -> None:
 def main() -> None:
     register()
     _app()
-    sys.exit(max(STATUSES, default=EXIT_OK))
+    # a failed run outranks a failed reference check
+    sys.exit(next((s for s in (EXIT_RUN_FAILED, EXIT_REFERENCE_FAILED) if s in STATUSES), EXIT_OK))
 
 
 if __name__ == "__main__":

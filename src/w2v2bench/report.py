@@ -99,6 +99,7 @@ def write_json_atomic(path: Path, payload: Any) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         json.dump(payload, handle, indent=2, allow_nan=True)
         handle.write("\n")
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; results are for the team to read
     os.replace(tmp, path)
 
 
@@ -157,6 +158,7 @@ class Journal:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             for result in results:
                 handle.write(json.dumps(asdict(result), ensure_ascii=False) + "\n")
+            os.chmod(tmp, 0o644)
         os.replace(tmp, self.folder / "transcripts.jsonl")
         for path in self.folder.glob("transcripts.partial*.jsonl"):
             path.unlink()

@@ -6,6 +6,7 @@ split; any table (per split, per speaker, per length bucket) is a re-aggregation
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -66,7 +67,23 @@ def _basic(text: str) -> str:
     return " ".join(re.sub(r"[^A-Z0-9' ]+", " ", text.upper()).split())
 
 
-NORMALIZERS: dict[str, Callable[[str], str]] = {"none": lambda text: text, "basic": _basic}
+@functools.cache
+def _whisper_normalizer() -> Callable[[str], str]:
+    try:
+        from whisper_normalizer.english import EnglishTextNormalizer
+    except ImportError as err:
+        raise ValueError(
+            "normalizer='whisper' needs the package whisper-normalizer (pip install whisper-normalizer)"
+        ) from err
+    return EnglishTextNormalizer()
+
+
+def _whisper(text: str) -> str:
+    # OpenAI Whisper's English normaliser, as the Open ASR Leaderboard applies it
+    return _whisper_normalizer()(text)
+
+
+NORMALIZERS: dict[str, Callable[[str], str]] = {"none": lambda text: text, "basic": _basic, "whisper": _whisper}
 
 
 def normalizer(name: str | None) -> Callable[[str], str]:
@@ -74,3 +91,9 @@ def normalizer(name: str | None) -> Callable[[str], str]:
     if key not in NORMALIZERS:
         raise ValueError(f"normalizer={name!r}: expected one of {sorted(NORMALIZERS)} or null")
     return NORMALIZERS[key]
+
+
+if __name__ == "__main__":  # python -m w2v2bench.score run=<run folder>: re-score a run (w2v2bench.rescore)
+    from w2v2bench.rescore import main
+
+    main()

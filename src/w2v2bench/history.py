@@ -1,0 +1,322 @@
+"""The run history: one SQLite row per run, safe with concurrent writers.
+
+Writers take a file lock beside the database (`<db>.lock`) and then an immediate SQLite transaction, so
+jobs of a parallel multirun, or two nightlies, can record at once; SQLite's busy timeout covers readers.
+A run is identified by the SHA-256 of its summary.json, so recording the same run twice adds nothing.
+The weights are identified by the SHA-256 of the weight files for a local checkpoint folder, and by the
+revision (resolved to a commit through the local Hugging Face cache where possible) for a Hub checkpoint.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import re
+import sqlite3
+from contextlib import closing, contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+from .report import SCHEMA_VERSION
+
+__all__ = [
+    "DEFAULT_PATH",
+    "SplitKey",
+    "previous_good",
+    "record",
+    "row_from_summary",
+    "rows",
+    "set_verdict",
+    "weights_id",
+]
+
+DEFAULT_PATH = Path("results/history.sqlite")
+HISTORY_SCHEMA_VERSION = 1
+LOCK_TIMEOUT_S = 300.0
+WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.pth")
+
+# name -> SQLite type; the order is the table's column order
+COLUMNS: dict[str, str] = {
+    "run_id": "TEXT PRIMARY KEY",  # sha256 of summary.json, first 16 hex digits
+    "run_dir": "TEXT NOT NULL",
+    "recorded_at": "TEXT NOT NULL",
+    "started": "TEXT",
+    "finished": "TEXT NOT NULL",
+    "date": "TEXT NOT NULL",  # the finished day, UTC
+    "status": "TEXT NOT NULL",
+    "model": "TEXT NOT NULL",
+    "checkpoint": "TEXT",
+    "revision": "TEXT",
+    "weights": "TEXT",  # sha256:<hex> of a local folder's weight files, git:<commit> or revision:<name>
+    "data": "TEXT NOT NULL",
+    "partition": "TEXT NOT NULL",
+    "split": "TEXT NOT NULL",
+    "normalizer": "TEXT NOT NULL",
+    "n_utterances": "INTEGER",
+    "n_failed": "INTEGER",
+    "ref_words": "INTEGER",
+    "substitutions": "INTEGER",
+    "deletions": "INTEGER",
+    "insertions": "INTEGER",
+    "errors": "INTEGER",
+    "ref_chars": "INTEGER",
+    "char_errors": "INTEGER",
+    "wer": "REAL",
+    "cer": "REAL",
+    "audio_s": "REAL",
+    "wall_s": "REAL",
+    "rtfx": "REAL",
+    "model_rtfx": "REAL",
+    "device": "TEXT",
+    "batch_size": "INTEGER",
+    "precision": "TEXT",
+    "reference_wer": "REAL",
+    "reference_tolerance": "REAL",
+    "reference_passed": "INTEGER",  # NULL: no check made
+    "reference_note": "TEXT",
+    "git_hash": "TEXT",
+    "versions": "TEXT",  # JSON
+    "config": "TEXT",  # JSON, the resolved Hydra config
+    "command": "TEXT",
+    "verdict": "TEXT",  # the nightly's: pass | fail; NULL when recorded outside a nightly
+    "verdict_reasons": "TEXT",  # JSON list of strings
+    "baseline_run_id": "TEXT",
+}
+JSON_COLUMNS = ("versions", "config", "verdict_reasons")
+KEY_COLUMNS = ("model", "data", "partition", "split", "normalizer")
+
+
+class SplitKey(tuple):
+    """(model, data, partition, split, normalizer): the runs that are compared with one another."""
+
+    __slots__ = ()
+
+    def __new__(cls, row: dict) -> SplitKey:
+        return super().__new__(cls, tuple(row[c] for c in KEY_COLUMNS))
+
+    def __str__(self) -> str:
+        model, data, partition, split, normalizer = self
+        suffix = "" if normalizer == "none" else f" (normalizer {normalizer})"
+        return f"{model} on {data} {partition}-{split}{suffix}"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# What identifies the weights
+
+
+def _hash_files(files: tuple[Path, ...]) -> str:
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0")
+        with path.open("rb") as handle:
+            digest.update(hashlib.file_digest(handle, "sha256").digest())
+    return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=64)
+def _hash_cached(files: tuple[Path, ...], stamps: tuple[tuple[int, int], ...]) -> str:
+    return _hash_files(files)  # `stamps` (size, mtime) is only part of the cache key
+
+
+def _hub_commit(repo_id: str, revision: str | None) -> str | None:
+    """The commit a revision points to in the local Hugging Face cache, without touching the network."""
+    if revision and re.fullmatch(r"[0-9a-f]{40}", revision):
+        return revision
+    try:
+        from huggingface_hub.constants import HF_HUB_CACHE
+    except ImportError:
+        return None
+    ref = Path(HF_HUB_CACHE) / f"models--{repo_id.replace('/', '--')}" / "refs" / (revision or "main")
+    try:
+        return ref.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def weights_id(checkpoint: str, revision: str | None, local: bool) -> str | None:
+    """sha256:<hex> of a local folder's weight files; git:<commit> or revision:<name> for a Hub id."""
+    if local:
+        folder = Path(checkpoint)
+        files = tuple(sorted({p for pattern in WEIGHT_PATTERNS for p in folder.glob(pattern) if p.is_file()}))
+        if not files:
+            return None
+        stamps = tuple((p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+        return "sha256:" + _hash_cached(files, stamps)
+    commit = _hub_commit(checkpoint, revision)
+    if commit:
+        return f"git:{commit}"
+    return f"revision:{revision}" if revision else None
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Rows
+
+
+def row_from_summary(run_dir: Path, summary_bytes: bytes) -> dict[str, Any]:
+    """The history row of one run folder, from its summary.json."""
+    summary = json.loads(summary_bytes)
+    if summary.get("schema_version") != SCHEMA_VERSION:
+        raise ValueError(
+            f"{run_dir}/summary.json: schema_version={summary.get('schema_version')!r}, expected {SCHEMA_VERSION}"
+        )
+    cfg, model, ref = summary["config"], summary.get("model") or {}, summary.get("reference") or {}
+    errors = summary["word_errors"]
+    checkpoint = model.get("checkpoint", cfg["model"]["checkpoint"])
+    revision = model.get("revision", cfg["model"].get("revision"))
+    local = bool(model.get("local", Path(checkpoint).is_dir()))
+    finished = summary.get("finished") or summary.get("started") or ""
+    return {
+        "run_id": hashlib.sha256(summary_bytes).hexdigest()[:16],
+        "run_dir": str(Path(run_dir).resolve()),
+        "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "started": summary.get("started"),
+        "finished": finished,
+        "date": finished[:10],
+        "status": summary.get("status", "unknown"),
+        "model": cfg["model"]["name"],
+        "checkpoint": checkpoint,
+        "revision": revision,
+        "weights": model.get("weights") or weights_id(checkpoint, revision, local),
+        "data": cfg["data"]["name"],
+        "partition": cfg["data"]["partition"],
+        "split": cfg["split"],
+        "normalizer": summary.get("normalizer") or "none",
+        "n_utterances": summary["n_utterances"],
+        "n_failed": summary["n_failed"],
+        "ref_words": summary["ref_words"],
+        "substitutions": errors["substitutions"],
+        "deletions": errors["deletions"],
+        "insertions": errors["insertions"],
+        "errors": errors["substitutions"] + errors["deletions"] + errors["insertions"],
+        "ref_chars": summary.get("ref_chars"),
+        "char_errors": summary.get("char_errors"),
+        "wer": summary["wer"],
+        "cer": summary.get("cer"),
+        "audio_s": summary.get("audio_s"),
+        "wall_s": summary.get("wall_s"),
+        "rtfx": summary.get("rtfx"),
+        "model_rtfx": summary.get("model_rtfx"),
+        "device": summary.get("device"),
+        "batch_size": cfg.get("batch_size"),
+        "precision": summary.get("precision", cfg.get("precision")),
+        "reference_wer": ref.get("wer"),
+        "reference_tolerance": ref.get("tolerance"),
+        "reference_passed": None if not ref else bool(ref["passed"]),
+        "reference_note": summary.get("reference_note"),
+        "git_hash": summary.get("git_hash"),
+        "versions": summary.get("versions") or {},
+        "config": cfg,
+        "command": summary.get("command"),
+        "verdict": None,
+        "verdict_reasons": None,
+        "baseline_run_id": None,
+    }
+
+
+def _to_sql(row: dict) -> dict:
+    return {k: json.dumps(v, sort_keys=True) if k in JSON_COLUMNS and v is not None else v for k, v in row.items()}
+
+
+def _from_sql(row: sqlite3.Row) -> dict:
+    out = dict(row)
+    for key in JSON_COLUMNS:
+        if out.get(key) is not None:
+            out[key] = json.loads(out[key])
+    if out.get("reference_passed") is not None:
+        out["reference_passed"] = bool(out["reference_passed"])
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The store
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, timeout=LOCK_TIMEOUT_S, isolation_level=None)
+    db.row_factory = sqlite3.Row
+    return db
+
+
+@contextmanager
+def _writing(path: Path):
+    """A write transaction under the file lock; creates the database and its table on first use."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{path}.lock", timeout=LOCK_TIMEOUT_S), closing(_connect(path)) as db:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version == 0:
+                columns = ", ".join(f"{name} {kind}" for name, kind in COLUMNS.items())
+                db.execute(f"CREATE TABLE IF NOT EXISTS runs ({columns})")
+                db.execute(f"CREATE INDEX IF NOT EXISTS runs_by_key ON runs ({', '.join(KEY_COLUMNS)}, finished)")
+                db.execute(f"PRAGMA user_version = {HISTORY_SCHEMA_VERSION}")
+            elif version != HISTORY_SCHEMA_VERSION:
+                raise ValueError(f"history={str(path)!r}: schema version {version}, expected {HISTORY_SCHEMA_VERSION}")
+            yield db
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+
+def record(path: Path, run_dir: Path) -> tuple[dict, bool]:
+    """Add one run folder's summary to the history: (its row, whether it was new)."""
+    summary_bytes = (Path(run_dir) / "summary.json").read_bytes()
+    row = row_from_summary(Path(run_dir), summary_bytes)
+    with _writing(path) as db:
+        names = list(COLUMNS)
+        cursor = db.execute(
+            f"INSERT OR IGNORE INTO runs ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})",
+            [_to_sql(row)[n] for n in names],
+        )
+        added = cursor.rowcount == 1
+        stored = db.execute("SELECT * FROM runs WHERE run_id = ?", (row["run_id"],)).fetchone()
+    return _from_sql(stored), added
+
+
+def set_verdict(path: Path, run_id: str, verdict: str, reasons: list[str], baseline_run_id: str | None) -> None:
+    if verdict not in ("pass", "fail"):
+        raise ValueError(f"verdict={verdict!r}: expected 'pass' or 'fail'")
+    with _writing(path) as db:
+        db.execute(
+            "UPDATE runs SET verdict = ?, verdict_reasons = ?, baseline_run_id = ? WHERE run_id = ?",
+            (verdict, json.dumps(reasons), baseline_run_id, run_id),
+        )
+
+
+def rows(path: Path, key: SplitKey | None = None) -> list[dict]:
+    """Every recorded run (of one model x split if `key` is given), oldest first."""
+    if not Path(path).is_file():
+        return []
+    where, args = ("", ()) if key is None else (" WHERE " + " AND ".join(f"{c} = ?" for c in KEY_COLUMNS), tuple(key))
+    with closing(_connect(Path(path))) as db:
+        return [_from_sql(r) for r in db.execute(f"SELECT * FROM runs{where} ORDER BY finished, run_id", args)]
+
+
+def is_good(row: dict) -> bool:
+    """A run fit to be a baseline: complete, nothing failed, reference not failed, not failed by a nightly."""
+    return (
+        row["status"] == "complete"
+        and not row["n_failed"]
+        and row["reference_passed"] is not False
+        and row["verdict"] != "fail"
+    )
+
+
+def previous_good(path: Path, row: dict) -> dict | None:
+    """The latest good run of the same model x split that finished before `row`."""
+    earlier = [r for r in rows(path, SplitKey(row)) if r["finished"] < row["finished"] and r["run_id"] != row["run_id"]]
+    good = [r for r in earlier if is_good(r)]
+    return good[-1] if good else None
+
+
+def history_size(path: Path) -> int:
+    if not Path(path).is_file():
+        return 0
+    with closing(_connect(Path(path))) as db:
+        return db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]

@@ -1,0 +1,489 @@
+"""The nightly check: record a night's runs in the history, compare each with its baseline, report.
+
+Usage: python -m w2v2bench.nightly runs=<folder of tonight's run folders> [history=results/history.sqlite]
+       [max_wer_increase=0.001] [baseline=<run folder> | baseline=[<run folder>,...]] [out=<folder>]
+       [harness_status=<exit status of the matrix run>]
+
+Each run is compared with the previous good run of the same model x split (a pinned baseline instead, where
+one of the same model x split is given): WER, CER and RTFx deltas, and the utterances whose transcript
+changed, aligned old against new. Writes nightly.md, nightly.json and trend.png into `out` (default: `runs`).
+Exit status: 0 every run passed; 1 a run failed (WER rose more than max_wer_increase, a reference check
+failed, a run did not complete, or the harness exited non-zero); 2 bad arguments.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, OmegaConf
+
+from . import history
+from .analysis import alignment_text, load_rows, write_analysis
+from .history import SplitKey
+from .report import write_json_atomic
+
+__all__ = ["Judgement", "NightlyReport", "changed_utterances", "find_runs", "nightly", "plot_trend"]
+
+NIGHTLY_SCHEMA_VERSION = 1
+EXIT_PASS, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+# history columns repeated in nightly.json for each run
+REPORTED = (
+    "run_id run_dir model data partition split normalizer checkpoint revision weights finished wer cer rtfx "
+    "model_rtfx n_utterances n_failed ref_words substitutions deletions insertions reference_wer "
+    "reference_tolerance reference_passed reference_note git_hash device"
+).split()
+BASELINE = "run_id run_dir finished checkpoint weights wer cer rtfx git_hash".split()
+
+
+def find_runs(root: Path) -> tuple[list[Path], list[str]]:
+    """(folders of completed runs under `root`, one line for each run folder that did not complete)."""
+    complete, problems = [], []
+    marks = ("summary.json", "transcripts.jsonl", "transcripts.partial*.jsonl")  # partial: one per rank
+    for folder in sorted({p.parent for name in marks for p in root.rglob(name)}):
+        summary_path = folder / "summary.json"
+        if not summary_path.is_file():
+            problems.append(f"incomplete run {folder}: transcripts but no summary.json")
+            continue
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+        status = summary.get("status")
+        if status == "complete":
+            complete.append(folder)
+        elif status != "rescored":  # a re-score of a run (w2v2bench.score) is not a run
+            error = f": {summary['error']}" if summary.get("error") else ""
+            problems.append(f"incomplete run {folder}: status {status!r}{error}")
+    return complete, problems
+
+
+def changed_utterances(new_dir: Path, base_dir: Path) -> tuple[list[dict], dict[str, int]]:
+    """Utterances whose transcript differs between two runs, most new errors first; and the set sizes."""
+    new = {r["id"]: r for r in load_rows(new_dir)}
+    base = {r["id"]: r for r in load_rows(base_dir)}
+    common = [i for i in new if i in base]
+    changed = []
+    for uid in common:
+        before, after = base[uid], new[uid]
+        if (before.get("pred_text"), before.get("error")) == (after.get("pred_text"), after.get("error")):
+            continue
+        errors = [
+            None if r.get("error") else r["substitutions"] + r["deletions"] + r["insertions"] for r in (before, after)
+        ]
+        changed.append(
+            {
+                "id": uid,
+                "reference": after.get("text"),
+                "before": before.get("pred_text"),
+                "after": after.get("pred_text"),
+                "errors_before": errors[0],
+                "errors_after": errors[1],
+                "error_before": before.get("error"),
+                "error_after": after.get("error"),
+                "alignment": alignment_text(
+                    before.get("pred_text") or "", after.get("pred_text") or "", ("OLD", "NEW")
+                ),
+            }
+        )
+    changed.sort(key=lambda c: (-((c["errors_after"] or 0) - (c["errors_before"] or 0)), c["id"]))
+    sizes = {"common": len(common), "only_new": len(new) - len(common), "only_baseline": len(base) - len(common)}
+    return changed, sizes
+
+
+@dataclass
+class Judgement:
+    """One run of the night against its baseline."""
+
+    run: dict
+    baseline: dict | None = None
+    baseline_source: str | None = None  # "previous good run" | "pinned"
+    reasons: list[str] = field(default_factory=list)  # why it fails; empty: it passes
+    notes: list[str] = field(default_factory=list)
+    changed: list[dict] = field(default_factory=list)
+    sizes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def verdict(self) -> str:
+        return "fail" if self.reasons else "pass"
+
+    def delta(self, column: str) -> float | None:
+        if self.baseline is None or self.run[column] is None or self.baseline[column] is None:
+            return None
+        return self.run[column] - self.baseline[column]
+
+    def to_json(self) -> dict[str, Any]:
+        run, base = self.run, self.baseline
+        return {
+            "key": str(SplitKey(run)),
+            **{k: run[k] for k in REPORTED},
+            "verdict": self.verdict,
+            "reasons": self.reasons,
+            "notes": self.notes,
+            "baseline": None if base is None else {"source": self.baseline_source, **{k: base[k] for k in BASELINE}},
+            "wer_delta": self.delta("wer"),
+            "cer_delta": self.delta("cer"),
+            "rtfx_delta": self.delta("rtfx"),
+            "utterances": self.sizes,
+            "n_changed": len(self.changed),
+            "changed": self.changed,
+        }
+
+
+def judge(run: dict, baseline: dict | None, source: str | None, max_wer_increase: float) -> Judgement:
+    j = Judgement(run, baseline, source)
+    if run["n_failed"]:
+        j.reasons.append(f"{run['n_failed']} of {run['n_utterances']} utterances could not be transcribed")
+    if run["reference_passed"] is False:
+        j.reasons.append(
+            f"reference check failed: WER {_pct(run['wer'])} % vs {_pct(run['reference_wer'])} % expected "
+            f"(tolerance {_pct(run['reference_tolerance'])} points)"
+        )
+    if run["wer"] is None or (isinstance(run["wer"], float) and math.isnan(run["wer"])):
+        j.reasons.append("no WER: no reference words were scored")
+    if baseline is None:
+        j.notes.append("no baseline: this is the first good run of this model x split")
+        return j
+    wer_delta = j.delta("wer")
+    if wer_delta is not None and wer_delta > max_wer_increase + 1e-12:
+        j.reasons.append(
+            f"WER rose {wer_delta * 100:.2f} points ({_pct(baseline['wer'])} % -> {_pct(run['wer'])} %), more than "
+            f"the {max_wer_increase * 100:.2f} allowed"
+        )
+    try:
+        j.changed, j.sizes = changed_utterances(Path(run["run_dir"]), Path(baseline["run_dir"]))
+    except OSError as err:
+        j.notes.append(f"changed utterances not listed: {err}")
+    if j.sizes and (j.sizes["only_new"] or j.sizes["only_baseline"]):
+        j.notes.append(
+            f"not like for like: {j.sizes['common']} utterances in both runs, {j.sizes['only_new']} only in this "
+            f"run, {j.sizes['only_baseline']} only in the baseline"
+        )
+    return j
+
+
+@dataclass
+class NightlyReport:
+    runs_root: str
+    history: str
+    max_wer_increase: float
+    harness_status: int
+    judgements: list[Judgement]
+    problems: list[str]  # failures that belong to no single run
+    history_runs: int = 0
+    generated: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems and all(j.verdict == "pass" for j in self.judgements)
+
+    @property
+    def exit_status(self) -> int:
+        return EXIT_PASS if self.passed else EXIT_FAIL
+
+    def to_json(self) -> dict[str, Any]:
+        fields = asdict(self)
+        fields.pop("judgements")
+        return {
+            "schema_version": NIGHTLY_SCHEMA_VERSION,
+            "verdict": "pass" if self.passed else "fail",
+            "exit_status": self.exit_status,
+            **fields,
+            "trend_plot": "trend.png",
+            "runs": [j.to_json() for j in self.judgements],
+        }
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None or math.isnan(x) else f"{x * 100:.2f}"
+
+
+def _signed(x: float | None, scale: float = 1.0, digits: int = 2) -> str:
+    return "n/a" if x is None or math.isnan(x) else f"{x * scale:+.{digits}f}"
+
+
+def _errors(n: int) -> str:
+    return f"{n} error" if n == 1 else f"{n} errors"
+
+
+def _shown(path: str) -> str:
+    """A path as a reader types it: relative to the working folder when it lies inside it."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
+
+
+def _reference(run: dict) -> str:
+    if run["reference_passed"] is None:
+        return "none"
+    verdict = "PASS" if run["reference_passed"] else "FAIL"
+    return f"{verdict} ({_pct(run['reference_wer'])} ± {_pct(run['reference_tolerance'])})"
+
+
+def markdown(report: NightlyReport, show_changed: int) -> str:
+    # the night of the runs, not of the report: re-running the nightly over the same runs gives the same title
+    day = max((j.run["finished"] for j in report.judgements), default=report.generated)[:10]
+    lines = [
+        f"# Nightly {day}: {'PASS' if report.passed else 'FAIL'}",
+        "",
+        f"{len(report.judgements)} run(s) under `{report.runs_root}`; history `{report.history}` "
+        f"({report.history_runs} runs); WER may rise at most {report.max_wer_increase * 100:.2f} points over "
+        "the baseline.",
+        "",
+        "| model x split | WER % | Δ WER (points) | CER % | RTFx | Δ RTFx | reference | baseline | changed | verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for j in report.judgements:
+        run, base = j.run, j.baseline
+        base_text = "none" if base is None else f"{base['finished'][:16]} ({j.baseline_source})"
+        lines.append(
+            f"| {SplitKey(run)} | {_pct(run['wer'])} | {_signed(j.delta('wer'), 100)} | {_pct(run['cer'])} | "
+            f"{run['rtfx']:.1f} | {_signed(j.delta('rtfx'), digits=1)} | {_reference(run)} | {base_text} | "
+            f"{len(j.changed) if base else 'n/a'} | {j.verdict.upper()} |"
+        )
+    lines += ["", "![WER and RTFx over time](trend.png)", ""]
+    failures = [f"{SplitKey(j.run)}: {r}" for j in report.judgements for r in j.reasons] + report.problems
+    if failures:
+        lines += ["## Failures", "", *[f"- {f}" for f in failures], ""]
+    for j in report.judgements:
+        run, base = j.run, j.baseline
+        lines += [f"## {SplitKey(run)}: {j.verdict.upper()}", ""]
+        lines.append(f"- run: `{_shown(run['run_dir'])}` (finished {run['finished']}; git {run['git_hash']})")
+        lines.append(f"- checkpoint: `{run['checkpoint']}` ({run['weights'] or 'weights not identified'})")
+        analysis = Path(run["run_dir"]) / "analysis.md"
+        if analysis.is_file():
+            lines.append(f"- error analysis: `{_shown(str(analysis))}`")
+        if base is not None:
+            lines.append(
+                f"- baseline ({j.baseline_source}): `{_shown(base['run_dir'])}` (finished {base['finished']}; "
+                f"{base['weights'] or 'weights not identified'})"
+            )
+            rtfx_ratio = run["rtfx"] / base["rtfx"] - 1 if base["rtfx"] else float("nan")
+            lines.append(
+                f"- WER {_pct(base['wer'])} % -> {_pct(run['wer'])} % ({_signed(j.delta('wer'), 100)} points); "
+                f"CER {_pct(base['cer'])} % -> {_pct(run['cer'])} %; RTFx {base['rtfx']:.1f} -> {run['rtfx']:.1f} "
+                f"({_signed(rtfx_ratio, 100, 1)} %)"
+            )
+        lines += [f"- fails: {r}" for r in j.reasons] + [f"- note: {n}" for n in j.notes]
+        if base is not None and j.sizes:
+            shown = f" (the {show_changed} with the most new errors shown; all in nightly.json)"
+            more = shown if len(j.changed) > show_changed else ""
+            lines += ["", f"### Changed transcripts: {len(j.changed)} of {j.sizes['common']} utterances{more}"]
+            for c in j.changed[:show_changed]:
+                before, after = (c[f"error_{w}"] or _errors(c[f"errors_{w}"]) for w in ("before", "after"))
+                head = f"**{c['id']}**: {before} -> {after}; reference: {c['reference']}"
+                lines += ["", head, "```", c["alignment"], "```"]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot_trend(rows: list[dict], keys: list[SplitKey], path: Path) -> None:
+    """WER and RTFx of every recorded run of the given model x splits, over time; failed runs marked."""
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+    from matplotlib.figure import Figure  # no pyplot: no global state, no display backend
+
+    fig = Figure(figsize=(8, 5.5), layout="constrained")
+    ax_wer, ax_rtfx = fig.subplots(2, 1, sharex=True)
+    for key in keys:
+        series = [r for r in rows if SplitKey(r) == key and r["status"] == "complete"]
+        when = [datetime.fromisoformat(r["finished"]) for r in series]
+        wer = [float("nan") if r["wer"] is None else r["wer"] * 100 for r in series]
+        (line,) = ax_wer.plot(when, wer, marker="o", label=str(key))
+        ax_rtfx.plot(when, [r["rtfx"] for r in series], marker="o", color=line.get_color())
+        bad = [k for k, r in enumerate(series) if not history.is_good(r)]
+        if bad:
+            ax_wer.scatter([when[k] for k in bad], [wer[k] for k in bad], marker="x", s=80, color="red", zorder=3)
+    ax_wer.scatter([], [], marker="x", color="red", label="failed")
+    ax_wer.set_ylabel("WER (%)")
+    ax_rtfx.set_ylabel("RTFx (audio s / wall s)")
+    ax_wer.set_title("Nightly WER and speed per model x split", fontsize=10)
+    ax_wer.legend(fontsize=8, loc="best")
+    locator = AutoDateLocator()
+    ax_rtfx.xaxis.set_major_locator(locator)
+    ax_rtfx.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    for ax in (ax_wer, ax_rtfx):
+        ax.grid(alpha=0.3)
+    fig.savefig(path, dpi=100)
+
+
+def _pinned(folders: list[Path]) -> dict[SplitKey, dict]:
+    pinned = {}
+    for folder in folders:
+        summary = folder / "summary.json"
+        if not summary.is_file():
+            raise FileNotFoundError(f"baseline={str(folder)!r}: no summary.json in that folder")
+        row = history.row_from_summary(folder, summary.read_bytes())
+        pinned[SplitKey(row)] = row
+    return pinned
+
+
+def nightly(
+    runs: Path,
+    history_path: Path,
+    *,
+    max_wer_increase: float = 0.001,
+    baselines: Sequence[Path] = (),
+    out: Path | None = None,
+    harness_status: int = 0,
+    show_changed: int = 20,
+) -> NightlyReport:
+    """Record, judge and report the runs under `runs`; writes nightly.md, nightly.json and trend.png."""
+    if not runs.is_dir():
+        raise FileNotFoundError(f"runs={str(runs)!r}: no such folder")
+    if max_wer_increase < 0:
+        raise ValueError(f"max_wer_increase={max_wer_increase}: expected a fraction >= 0 (0.001 = 0.1 points)")
+    pinned = _pinned(list(baselines))
+    folders, problems = find_runs(runs)
+    if harness_status:
+        problems.append(
+            f"the benchmark exited with status {harness_status} (1: a run failed; 3: a reference check failed)"
+        )
+    if not folders:
+        problems.append(f"no completed runs under {runs}")
+    recorded = []
+    for folder in folders:
+        if not (folder / "analysis.json").is_file():
+            write_analysis(folder)  # runs from before the harness wrote it themselves
+        row, _ = history.record(history_path, folder)
+        recorded.append(row)
+    # grouped by model x split for the report; within one, oldest first, so each is judged after the one before
+    recorded.sort(key=lambda r: (str(SplitKey(r)), r["finished"], r["run_id"]))
+    judgements = []
+    for row in recorded:
+        key = SplitKey(row)
+        if key in pinned:
+            baseline, source = pinned[key], "pinned"
+        else:
+            baseline, source = history.previous_good(history_path, row), "previous good run"
+        j = judge(row, baseline, source if baseline else None, max_wer_increase)
+        history.set_verdict(history_path, row["run_id"], j.verdict, j.reasons, baseline and baseline["run_id"])
+        j.run = {**row, "verdict": j.verdict}
+        judgements.append(j)
+    unused = sorted(str(k) for k in pinned if k not in {SplitKey(r) for r in recorded})
+    if unused:
+        problems.append(f"pinned baseline(s) of no run tonight: {unused}")
+
+    out = out or runs
+    out.mkdir(parents=True, exist_ok=True)
+    report = NightlyReport(
+        str(runs),
+        str(history_path),
+        max_wer_increase,
+        harness_status,
+        judgements,
+        problems,
+        history.history_size(history_path),
+    )
+    keys = list(dict.fromkeys(SplitKey(j.run) for j in judgements))
+    if keys:
+        plot_trend(history.rows(history_path), keys, out / "trend.png")
+    write_json_atomic(out / "nightly.json", report.to_json())
+    (out / "nightly.md").write_text(markdown(report, show_changed), encoding="utf-8")
+    return report
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Command line
+
+HELP = """w2v2bench.nightly: record a night's runs, compare each with its baseline, report; exit 1 on a regression
+
+Usage: python -m w2v2bench.nightly runs=<folder> [history=results/history.sqlite] [max_wer_increase=0.001]
+         [baseline=<run folder> | baseline=[<run folder>,...]] [out=<folder>] [harness_status=<n>]
+
+  runs              a folder holding tonight's run folders (any depth), e.g. one multirun's output_dir root
+  history           the SQLite history (created on first use; safe with concurrent writers)
+  max_wer_increase  WER rise (a fraction: 0.001 = 0.1 points) over the baseline that fails the night
+  baseline          run folder(s) to compare with instead of the previous good run of the same model x split
+  out               where nightly.md, nightly.json and trend.png go (default: runs)
+  harness_status    the matrix run's exit status; non-zero fails the night (a run that wrote nothing)
+  show_changed      changed utterances shown per run in nightly.md (all are in nightly.json)
+
+Exit status: 0 pass, 1 fail (WER regression, reference check failed, run incomplete or failed), 2 bad arguments.
+
+== Config ==
+$CONFIG"""
+
+
+@dataclass
+class NightlyConfig:
+    runs: str = MISSING
+    history: str = str(history.DEFAULT_PATH)
+    max_wer_increase: float = 0.001
+    baseline: Any = None  # a run folder or a list of them
+    out: str | None = None
+    harness_status: int = 0
+    show_changed: int = 20
+    defaults: list[Any] = field(
+        default_factory=lambda: [
+            "_self_",
+            {"override hydra/job_logging": "none"},
+            {"override hydra/hydra_logging": "none"},
+        ]
+    )
+    hydra: Any = field(
+        default_factory=lambda: {
+            "output_subdir": None,
+            "run": {"dir": "."},
+            "job": {"chdir": False},
+            "help": {"template": HELP},
+        }
+    )
+
+
+def _baselines(value: Any) -> list[Path]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [Path(value)]
+    return [Path(v) for v in OmegaConf.to_container(value)]
+
+
+@hydra.main(version_base=None, config_name="nightly")
+def _app(cfg: Any) -> None:
+    if OmegaConf.is_missing(cfg, "runs"):
+        print(
+            "w2v2bench.nightly: error: missing runs=; usage: python -m w2v2bench.nightly runs=<folder>", file=sys.stderr
+        )
+        sys.exit(EXIT_USAGE)
+    try:
+        report = nightly(
+            Path(cfg.runs),
+            Path(cfg.history),
+            max_wer_increase=cfg.max_wer_increase,
+            baselines=_baselines(cfg.baseline),
+            out=Path(cfg.out) if cfg.out else None,
+            harness_status=cfg.harness_status,
+            show_changed=cfg.show_changed,
+        )
+    except (ValueError, FileNotFoundError) as err:  # a bad setting, a runs or baseline folder that is not there
+        print(f"w2v2bench.nightly: error: {err}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+    except OSError as err:
+        print(f"w2v2bench.nightly: error: {err}", file=sys.stderr)
+        sys.exit(EXIT_FAIL)
+    out = Path(cfg.out or cfg.runs)
+    for j in report.judgements:
+        delta = "no baseline" if j.baseline is None else f"{_signed(j.delta('wer'), 100)} points"
+        print(
+            f"{j.verdict.upper()} {SplitKey(j.run)}: WER {_pct(j.run['wer'])} % ({delta}), "
+            f"{len(j.changed)} changed transcripts" + "".join(f"; {r}" for r in j.reasons)
+        )
+    for problem in report.problems:
+        print(f"FAIL {problem}")
+    print(f"nightly {'PASS' if report.passed else 'FAIL'}: {out / 'nightly.md'}, {out / 'trend.png'}")
+    sys.exit(report.exit_status)
+
+
+def main() -> None:
+    ConfigStore.instance().store(name="nightly", node=NightlyConfig)
+    _app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,209 @@
+"""Re-score a finished run from its transcripts.jsonl, without the model, optionally with another normaliser.
+
+Usage: python -m w2v2bench.score run=<run folder> [normalizer=none|basic|whisper] [out=<folder>]
+
+Every figure (WER, CER, counts, the reference check, the error analysis, the trn files) is recomputed from
+the raw reference and hypothesis of each utterance. The results go to `<run>/rescore/<normalizer>/` (or
+`out`), with status "rescored", so tables and the nightly never take them for a new run of the model.
+Besides score's normalisers it offers `whisper`, Whisper's English normaliser (package `whisper-normalizer`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, OmegaConf
+
+from .analysis import is_scored, load_rows, load_summary, resolve_normalizer, write_analysis
+from .report import check_reference, git_hash, versions, write_json_atomic, write_tables
+from .score import Counts, char_counts, rate, word_counts
+
+__all__ = ["rescore"]
+
+
+def _write_rows(path: Path, rows: list[dict]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    os.replace(tmp, path)
+
+
+def rescore(run_dir: Path, normalizer_name: str | None = None, out: Path | None = None) -> tuple[dict, Path]:
+    """Recompute a run's figures into `out`; returns (the new summary, out)."""
+    run_dir = Path(run_dir)
+    summary = load_summary(run_dir)
+    if summary is None:
+        raise FileNotFoundError(f"run={str(run_dir)!r}: no summary.json in that folder")
+    rows = load_rows(run_dir)
+    original = summary.get("normalizer") or "none"
+    name = normalizer_name or original
+    normalize = resolve_normalizer(name)
+    out = Path(out) if out is not None else run_dir / "rescore" / name
+    out.mkdir(parents=True, exist_ok=True)
+
+    words = chars = Counts()
+    rescored = []
+    for row in rows:
+        w = c = Counts()
+        if is_scored(row):
+            ref, hyp = normalize(row["text"]), normalize(row["pred_text"])
+            w, c = word_counts(ref, hyp), char_counts(ref, hyp)
+            words, chars = words + w, chars + c
+        rescored.append(
+            {
+                **row,
+                "substitutions": w.substitutions,
+                "deletions": w.deletions,
+                "insertions": w.insertions,
+                "ref_words": w.ref_words,
+                "char_errors": c.errors,
+                "ref_chars": c.ref_words,
+            }
+        )
+    wer, cer = rate([words]), rate([chars])
+
+    reference, note = None, summary.get("reference_note")
+    old = summary.get("reference")
+    if old and name != original:
+        note = f"not checked: re-scored with normalizer={name!r}, the reference figures are for {original!r}"
+    elif old:
+        check = check_reference(wer, old["wer"], old["tolerance"], old.get("source"))
+        reference = {"wer": check.wer, "tolerance": check.tolerance, "source": check.source, "passed": check.passed}
+
+    new = {
+        **summary,
+        "status": "rescored",
+        "wer": wer,
+        "cer": cer,
+        "n_utterances": len(rows),
+        "n_failed": sum(1 for r in rows if r.get("error") is not None),
+        "ref_words": words.ref_words,
+        "word_errors": {
+            "substitutions": words.substitutions,
+            "deletions": words.deletions,
+            "insertions": words.insertions,
+        },
+        "ref_chars": chars.ref_words,
+        "char_errors": chars.errors,
+        "normalizer": name,
+        "reference": reference,
+        "reference_note": note,
+        "rescore": {
+            "source_run": str(run_dir.resolve()),
+            "source_normalizer": original,
+            "source_wer": summary.get("wer"),
+            "source_cer": summary.get("cer"),
+            "rescored_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "git_hash": git_hash(),
+            "versions": {**versions(), "whisper-normalizer": _version("whisper-normalizer")},
+            "command": " ".join(sys.argv),
+        },
+    }
+    _write_rows(out / "transcripts.jsonl", rescored)
+    write_json_atomic(out / "summary.json", new)
+    write_tables(out, new)
+    write_analysis(out)
+    return new, out
+
+
+def _version(package: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None or math.isnan(x) else f"{x * 100:.2f}"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Command line
+
+HELP = """w2v2bench.score: re-score a finished run from its transcripts.jsonl (no model run)
+
+Usage: python -m w2v2bench.score run=<run folder> [normalizer=none|basic|whisper] [out=<folder>]
+
+  run         a run folder (summary.json and transcripts.jsonl)
+  normalizer  applied to reference and hypothesis before scoring; default: the one the run used.
+              none: as written | basic: upper-case, punctuation but apostrophes removed |
+              whisper: Whisper's English normaliser (Open ASR Leaderboard; pip install whisper-normalizer)
+  out         default <run>/rescore/<normalizer>; receives summary.json (status "rescored"),
+              transcripts.jsonl, wer.md, wer.csv, analysis.md, analysis.json, wer_by_length.png, ref.trn, hyp.trn
+
+== Config ==
+$CONFIG"""
+
+
+@dataclass
+class RescoreConfig:
+    run: str = MISSING
+    normalizer: str | None = None
+    out: str | None = None
+    defaults: list[Any] = field(
+        default_factory=lambda: [
+            "_self_",
+            {"override hydra/job_logging": "none"},
+            {"override hydra/hydra_logging": "none"},
+        ]
+    )
+    hydra: Any = field(
+        default_factory=lambda: {
+            "output_subdir": None,
+            "run": {"dir": "."},
+            "job": {"chdir": False},
+            "help": {"template": HELP},
+        }
+    )
+
+
+@hydra.main(version_base=None, config_name="rescore")
+def _app(cfg: Any) -> None:
+    if OmegaConf.is_missing(cfg, "run"):
+        print(
+            "w2v2bench.score: error: missing run=; usage: python -m w2v2bench.score run=<run folder> "
+            "[normalizer=none|basic|whisper]",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+    try:
+        new, out = rescore(Path(cfg.run), cfg.normalizer, Path(cfg.out) if cfg.out else None)
+    except (ValueError, OSError, KeyError) as err:
+        print(f"w2v2bench.score: error: {err}", file=sys.stderr)
+        sys.exit(1)
+    source = new["rescore"]
+    errors = new["word_errors"]
+    print(f"{'':12}{'WER %':>8}{'CER %':>8}  normalizer")
+    print(f"{'as run':12}{_pct(source['source_wer']):>8}{_pct(source['source_cer']):>8}  {source['source_normalizer']}")
+    print(f"{'re-scored':12}{_pct(new['wer']):>8}{_pct(new['cer']):>8}  {new['normalizer']}")
+    print(
+        f"{errors['substitutions']} substitutions, {errors['deletions']} deletions, {errors['insertions']} "
+        f"insertions in {new['ref_words']} reference words; outputs: {out}"
+    )
+    if new["reference"] is not None:
+        print(f"reference check {'PASS' if new['reference']['passed'] else 'FAIL'}")
+        if not new["reference"]["passed"]:
+            sys.exit(3)  # as the benchmark itself exits
+    elif new.get("reference_note"):
+        print(f"reference check: none ({new['reference_note']})")
+
+
+def main() -> None:
+    ConfigStore.instance().store(name="rescore", node=RescoreConfig)
+    _app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""Run folders written directly (transcripts.jsonl + summary.json as the harness writes them), no model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from w2v2bench.report import SCHEMA_VERSION, UtteranceResult, write_json_atomic
+from w2v2bench.score import Counts, char_counts, normalizer, rate, word_counts
+
+# (id, reference, hypothesis, duration_s): ids carry the speaker first, as LibriSpeech ids do
+UTTERANCES = [
+    ("1089-134686-0000", "HE HOPED THERE WOULD BE STEW FOR DINNER", "HE HOPED THERE WOULD BE STEW FOR DINNER", 4.1),
+    (
+        "1089-134686-0001",
+        "STUFF IT INTO YOU HIS BELLY COUNSELLED HIM",
+        "STUFF IT IN TO YOU HIS BELLY COUNSELED HIM",
+        3.2,
+    ),
+    ("1089-134686-0002", "AFTER EARLY NIGHTFALL THE YELLOW LAMPS", "AFTER EARLY NIGHT FALL THE YELLOW LAMPS", 1.5),
+    ("121-121726-0000", "ALSO A POPULAR CONTRIVANCE", "ALSO POPULAR CONTRIVANCE", 12.0),
+    ("121-121726-0001", "HARANGUE THE TIRESOME PRODUCT OF A TIRELESS TONGUE", "HARANGUE THE TIRESOME PRODUCT", 6.5),
+    ("121-121726-0002", "ANGOR PAIN PAINFUL TO HEAR", "ANGOR PAIN PAINFUL TO HEAR", 22.0),
+]
+
+
+def make_run(
+    folder: Path,
+    utterances=UTTERANCES,
+    *,
+    model: str = "demo",
+    split: str = "clean",
+    checkpoint: str = "org/demo",
+    finished: str = "2026-01-01T03:00:00+00:00",
+    rtfx: float = 100.0,
+    reference: dict | None = None,
+    status: str = "complete",
+    failed: dict[str, str] | None = None,
+    norm: str = "none",
+    hyps: dict[str, str] | None = None,
+) -> Path:
+    """A complete run folder; `hyps` replaces some hypotheses, `failed` marks utterances as failed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    normalize, failed, hyps = normalizer(norm), failed or {}, hyps or {}
+    rows, words, chars = [], Counts(), Counts()
+    for index, (uid, ref, hyp, duration_s) in enumerate(utterances):
+        hyp = hyps.get(uid, hyp)
+        error = failed.get(uid)
+        w = c = Counts()
+        if error is None:
+            w, c = word_counts(normalize(ref), normalize(hyp)), char_counts(normalize(ref), normalize(hyp))
+            words, chars = words + w, chars + c
+        speaker, chapter = uid.split("-")[:2]
+        rows.append(
+            UtteranceResult(
+                index,
+                uid,
+                speaker,
+                chapter,
+                duration_s,
+                ref,
+                None if error else hyp,
+                w.substitutions,
+                w.deletions,
+                w.insertions,
+                w.ref_words,
+                c.errors,
+                c.ref_words,
+                error,
+                [],
+            ).__dict__
+        )
+    (folder / "transcripts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    audio_s = sum(u[3] for u in utterances)
+    summary = {
+        "schema_version": SCHEMA_VERSION,
+        "status": status,
+        "started": finished,
+        "finished": finished,
+        "wer": rate([words]),
+        "cer": rate([chars]),
+        "n_utterances": len(rows),
+        "n_failed": len(failed),
+        "ref_words": words.ref_words,
+        "word_errors": {
+            "substitutions": words.substitutions,
+            "deletions": words.deletions,
+            "insertions": words.insertions,
+        },
+        "ref_chars": chars.ref_words,
+        "char_errors": chars.errors,
+        "normalizer": norm,
+        "audio_s": audio_s,
+        "wall_s": audio_s / rtfx,
+        "rtfx": rtfx,
+        "model_rtfx": rtfx * 1.5,
+        "precision": "fp32",
+        "reference": reference,
+        "reference_note": None if reference else "no reference figures for this model",
+        "model": {"checkpoint": checkpoint, "revision": None, "local": Path(checkpoint).is_dir()},
+        "device": "cpu",
+        "git_hash": "abc123",
+        "versions": {"python": "3.11", "torch": "2.13"},
+        "command": "python -m w2v2bench",
+        "config": {
+            "model": {"name": model, "checkpoint": checkpoint, "revision": None},
+            "data": {"name": "librispeech", "partition": "test"},
+            "split": split,
+            "batch_size": 1,
+            "precision": "fp32",
+            "normalizer": None if norm == "none" else norm,
+        },
+    }
+    write_json_atomic(folder / "summary.json", summary)
+    return folder

@@ -1,0 +1,111 @@
+import hashlib
+import multiprocessing
+import sqlite3
+
+import pytest
+
+from w2v2bench import history
+from w2v2bench.history import SplitKey
+
+from .fake_runs import make_run
+
+
+def test_a_run_is_one_row_and_recording_it_again_adds_nothing(tmp_path):
+    db = tmp_path / "history.sqlite"
+    run = make_run(tmp_path / "run", reference={"wer": 0.1, "tolerance": 0.0005, "source": "card", "passed": False})
+    row, added = history.record(db, run)
+    assert added and history.record(db, run) == (row, False)
+    assert len(history.rows(db)) == 1
+    assert (row["model"], row["data"], row["partition"], row["split"], row["normalizer"]) == (
+        "demo",
+        "librispeech",
+        "test",
+        "clean",
+        "none",
+    )
+    assert row["errors"] == row["substitutions"] + row["deletions"] + row["insertions"] > 0
+    assert row["reference_passed"] is False and row["reference_wer"] == 0.1
+    assert row["date"] == "2026-01-01" and row["rtfx"] == 100.0 and row["git_hash"] == "abc123"
+    assert row["versions"]["torch"] == "2.13" and row["config"]["split"] == "clean"
+    assert row["weights"] is None  # a Hub id, no revision, not in the Hugging Face cache
+    assert str(SplitKey(row)) == "demo on librispeech test-clean"
+
+
+def test_local_weights_are_identified_by_their_hash(tmp_path):
+    checkpoint = tmp_path / "ckpt"
+    checkpoint.mkdir()
+    (checkpoint / "model.safetensors").write_bytes(b"weights")
+    (checkpoint / "config.json").write_text("{}")
+    row, _ = history.record(tmp_path / "h.sqlite", make_run(tmp_path / "run", checkpoint=str(checkpoint)))
+    expected = hashlib.sha256(b"model.safetensors\0" + hashlib.sha256(b"weights").digest()).hexdigest()
+    assert row["weights"] == f"sha256:{expected}"
+    (checkpoint / "model.safetensors").write_bytes(b"other weights")
+    assert history.weights_id(str(checkpoint), None, local=True) != row["weights"]
+
+
+def test_hub_weights_are_the_revision_resolved_in_the_local_cache(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    refs = tmp_path / "models--org--demo" / "refs"
+    refs.mkdir(parents=True)
+    (refs / "main").write_text("a" * 40)
+    assert history.weights_id("org/demo", None, local=False) == "git:" + "a" * 40
+    assert history.weights_id("org/demo", "b" * 40, local=False) == "git:" + "b" * 40
+    assert history.weights_id("org/demo", "v2", local=False) == "revision:v2"
+    assert history.weights_id("org/other", None, local=False) is None
+
+
+def test_previous_good_skips_failed_runs_and_other_splits(tmp_path):
+    db = tmp_path / "h.sqlite"
+    day = "2026-01-0{}T03:00:00+00:00".format
+
+    def rec(name, **kw):
+        return history.record(db, make_run(tmp_path / name, **kw))[0]
+
+    good = rec("good", finished=day(1))
+    rec("ref-failed", finished=day(2), reference={"wer": 0.0, "tolerance": 0.0, "source": "x", "passed": False})
+    rec("partly-failed", finished=day(3), failed={"121-121726-0000": "unreadable"})
+    rec("other-split", finished=day(4), split="other")
+    judged_bad = rec("judged-bad", finished=day(5))
+    history.set_verdict(db, judged_bad["run_id"], "fail", ["WER rose"], good["run_id"])
+    tonight = rec("tonight", finished=day(6))
+    assert history.previous_good(db, tonight)["run_id"] == good["run_id"]
+    assert history.previous_good(db, good) is None
+    assert history.rows(db, SplitKey(tonight))[-1]["run_id"] == tonight["run_id"]
+    assert history.rows(db)[4]["verdict_reasons"] == ["WER rose"]
+    with pytest.raises(ValueError, match="verdict='maybe'"):
+        history.set_verdict(db, good["run_id"], "maybe", [], None)
+
+
+def _record_all(db, folders, barrier):
+    barrier.wait()  # every process starts writing at the same moment
+    for folder in folders:
+        history.record(db, folder)
+
+
+def test_concurrent_writers_lose_no_row(tmp_path):
+    db = tmp_path / "results" / "history.sqlite"
+    workers, per_worker = 6, 4
+    folders = [
+        [make_run(tmp_path / f"w{w}-{k}", finished=f"2026-01-01T03:{w:02d}:{k:02d}+00:00") for k in range(per_worker)]
+        for w in range(workers)
+    ]
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Barrier(workers)
+    procs = [ctx.Process(target=_record_all, args=(db, f, barrier)) for f in folders]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    assert [p.exitcode for p in procs] == [0] * workers
+    assert len(history.rows(db)) == workers * per_worker
+    assert len({r["run_dir"] for r in history.rows(db)}) == workers * per_worker
+
+
+def test_a_history_of_another_schema_is_refused(tmp_path):
+    db = tmp_path / "h.sqlite"
+    with sqlite3.connect(db) as con:
+        con.execute("PRAGMA user_version = 99")
+    with pytest.raises(ValueError, match="schema version 99"):
+        history.record(db, make_run(tmp_path / "run"))

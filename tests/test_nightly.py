@@ -1,0 +1,197 @@
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from w2v2bench import history
+from w2v2bench.nightly import judge, nightly
+
+from .conftest import LIBRISPEECH
+from .fake_runs import UTTERANCES, make_run
+
+NIGHT = "2026-01-0{}T03:00:00+00:00".format
+WORSE = {UTTERANCES[0][0]: "HE HOPED THEIR WOOD BE STEW FOR DINNER", UTTERANCES[2][0]: "AFTER NIGHTFALL"}
+
+
+def night(tmp_path, n, **kw):
+    """Night n: the demo model on both splits (kw changes the clean run), then the nightly over them."""
+    runs = tmp_path / f"night{n}"
+    make_run(runs / "clean", finished=NIGHT(n), **kw)
+    make_run(runs / "other", split="other", finished=NIGHT(n))
+    return nightly(runs, tmp_path / "history.sqlite")
+
+
+def base_row(**kw):
+    row = {
+        "wer": 0.10,
+        "cer": 0.05,
+        "rtfx": 100.0,
+        "n_failed": 0,
+        "n_utterances": 6,
+        "reference_passed": None,
+        "reference_wer": None,
+        "reference_tolerance": None,
+        "run_dir": "/nowhere",
+    }
+    return {**row, **kw}
+
+
+@pytest.mark.parametrize(
+    "new_wer,threshold,verdict",
+    [
+        (0.10, 0.001, "pass"),
+        (0.1009, 0.001, "pass"),
+        (0.1010, 0.001, "pass"),
+        (0.1011, 0.001, "fail"),
+        (0.05, 0.0, "pass"),
+        (0.1001, 0.0, "fail"),
+    ],
+)
+def test_wer_threshold(new_wer, threshold, verdict):
+    assert judge(base_row(wer=new_wer), base_row(), "previous good run", threshold).verdict == verdict
+
+
+def test_two_good_nights_make_two_history_entries_a_report_and_a_trend(tmp_path):
+    for n in (1, 2):
+        report = night(tmp_path, n)
+        assert report.exit_status == 0, report.to_json()
+    rows = history.rows(tmp_path / "history.sqlite")
+    assert len(rows) == 4 and [r["verdict"] for r in rows] == ["pass"] * 4
+    second = json.loads((tmp_path / "night2" / "nightly.json").read_text())
+    assert second["verdict"] == "pass" and second["history_runs"] == 4
+    clean = second["runs"][0]
+    assert clean["key"] == "demo on librispeech test-clean" and clean["wer_delta"] == 0.0
+    assert clean["baseline"]["source"] == "previous good run" and clean["baseline"]["finished"] == NIGHT(1)
+    assert clean["n_changed"] == 0 and clean["utterances"] == {"common": 6, "only_new": 0, "only_baseline": 0}
+    md = (tmp_path / "night2" / "nightly.md").read_text()
+    assert md.startswith("# Nightly") and ": PASS" in md.splitlines()[0]
+    assert "![WER and RTFx over time](trend.png)" in md
+    assert (tmp_path / "night2" / "trend.png").stat().st_size > 10_000
+    assert (tmp_path / "night2" / "clean" / "analysis.md").is_file()  # written for runs that lack one
+    assert "first good run" in (tmp_path / "night1" / "nightly.md").read_text()
+
+
+def test_a_worse_run_fails_the_night_and_lists_the_changed_utterances(tmp_path):
+    night(tmp_path, 1)
+    report = night(tmp_path, 2, hyps=WORSE, rtfx=80.0)
+    assert report.exit_status == 1
+    clean = report.to_json()["runs"][0]
+    assert clean["verdict"] == "fail" and "WER rose" in clean["reasons"][0]
+    assert clean["rtfx_delta"] == -20.0
+    assert [c["id"] for c in clean["changed"]] == [UTTERANCES[0][0], UTTERANCES[2][0]]
+    assert clean["changed"][0]["errors_before"] == 0 and clean["changed"][0]["errors_after"] == 2
+    md = (tmp_path / "night2" / "nightly.md").read_text()
+    assert "### Changed transcripts: 2 of 6 utterances" in md
+    assert "OLD: HE HOPED THERE WOULD BE STEW FOR DINNER\nNEW: HE HOPED THEIR  WOOD BE STEW FOR DINNER" in md
+    assert report.to_json()["runs"][1]["verdict"] == "pass"  # the other split did not change
+    # the failed run is no baseline: the next night is compared with night 1 again
+    report = night(tmp_path, 3)
+    assert report.exit_status == 0 and report.judgements[0].baseline["finished"] == NIGHT(1)
+
+
+def test_a_pinned_baseline_replaces_the_previous_good_run(tmp_path):
+    pinned = make_run(tmp_path / "pinned", hyps=WORSE, finished=NIGHT(0))
+    night(tmp_path, 1)
+    runs = tmp_path / "night2"
+    make_run(runs / "clean", finished=NIGHT(2), hyps=WORSE)
+    report = nightly(runs, tmp_path / "history.sqlite", baselines=[pinned])
+    assert report.exit_status == 0
+    assert report.judgements[0].baseline_source == "pinned" and report.judgements[0].delta("wer") == 0.0
+
+
+@pytest.mark.parametrize(
+    "kind,message",
+    [
+        ("reference", "reference check failed"),
+        ("failed utterance", "1 of 6 utterances could not be transcribed"),
+        ("killed", "incomplete run"),
+        ("harness", "the benchmark exited with status 1"),
+        ("nothing", "no completed runs"),
+    ],
+)
+def test_a_night_fails_when_a_run_fails(tmp_path, kind, message):
+    runs = tmp_path / "night"
+    runs.mkdir()
+    status = 1 if kind == "harness" else 0
+    if kind == "reference":
+        make_run(runs / "a", reference={"wer": 0.01, "tolerance": 0.001, "source": "card", "passed": False})
+    elif kind == "failed utterance":
+        make_run(runs / "a", failed={UTTERANCES[1][0]: "unreadable"})
+    elif kind in ("killed", "harness"):
+        make_run(runs / "a")
+        make_run(runs / "b", split="other", status="running")
+    report = nightly(runs, tmp_path / "history.sqlite", harness_status=status)
+    assert report.exit_status == 1
+    assert message in (runs / "nightly.md").read_text()
+
+
+def test_recording_the_same_night_twice_gives_the_same_answer(tmp_path):
+    night(tmp_path, 1)
+    night(tmp_path, 2, hyps=WORSE)
+    again = nightly(tmp_path / "night2", tmp_path / "history.sqlite")
+    assert again.exit_status == 1 and len(history.rows(tmp_path / "history.sqlite")) == 4
+
+
+# ----------------------------------------------------------------------------------------------------------
+# End to end: the real harness, then the nightly command
+
+
+def bench(*overrides) -> int:
+    """The harness in this process (`evaluate`, what `python -m w2v2bench` calls): no second torch import."""
+    from hydra import compose, initialize_config_module
+
+    from w2v2bench.__main__ import evaluate
+    from w2v2bench.config import register
+
+    register()
+    with initialize_config_module(config_module="w2v2bench.conf", version_base=None):
+        return evaluate(compose(config_name="config", overrides=list(overrides)))
+
+
+def nightly_cli(*args):
+    return subprocess.run([sys.executable, "-m", "w2v2bench.nightly", *args], capture_output=True, text=True)
+
+
+@pytest.fixture
+def worse_checkpoint(tiny_checkpoint, tmp_path):
+    """The tiny checkpoint pushed to emit `E E E ...`: many insertions, a far higher WER."""
+    import torch
+    from transformers import AutoTokenizer, Wav2Vec2ForCTC
+
+    out = tmp_path / "worse"
+    shutil.copytree(tiny_checkpoint, out)
+    model = Wav2Vec2ForCTC.from_pretrained(tiny_checkpoint)
+    vocab = AutoTokenizer.from_pretrained(tiny_checkpoint).get_vocab()
+    with torch.no_grad():
+        model.lm_head.bias[[vocab["E"], vocab["|"]]] += 20.0
+    model.save_pretrained(out)
+    return out
+
+
+def test_nightly_end_to_end_with_the_harness(tiny_checkpoint, worse_checkpoint, tmp_path):
+    db = tmp_path / "results" / "history.sqlite"
+    common = ["data=local", f"data.root={LIBRISPEECH}", "model.name=tiny", "split=clean", "limit=2"]
+    for n, checkpoint in ((1, tiny_checkpoint), (2, tiny_checkpoint), (3, worse_checkpoint)):
+        runs = tmp_path / f"night{n}"
+        assert bench(*common, f"model.checkpoint={checkpoint}", f"output_dir={runs / 'tiny-clean'}") == 0
+        if n < 3:
+            assert nightly(runs, db).exit_status == 0
+            assert len(history.rows(db)) == n and (runs / "nightly.md").is_file() and (runs / "trend.png").is_file()
+    done = nightly_cli(f"runs={runs}", f"history={db}", "max_wer_increase=0.01")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "FAIL tiny on librispeech test-clean" in done.stdout and "WER rose" in done.stdout
+    report = json.loads((runs / "nightly.json").read_text())
+    assert report["runs"][0]["n_changed"] == 2 and report["runs"][0]["changed"][0]["after"].startswith("E E")
+    assert "### Changed transcripts: 2 of 2 utterances" in (runs / "nightly.md").read_text()
+    assert len(history.rows(db)) == 3 and history.rows(db)[0]["weights"] != history.rows(db)[2]["weights"]
+
+
+def test_cli_arguments(tmp_path):
+    assert "max_wer_increase" in nightly_cli("--help").stdout
+    assert nightly_cli().returncode == 2
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        nightly(tmp_path / "nope", tmp_path / "history.sqlite")
+    with pytest.raises(ValueError, match="max_wer_increase=-1"):
+        nightly(tmp_path, tmp_path / "history.sqlite", max_wer_increase=-1)
