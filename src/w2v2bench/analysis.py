@@ -23,6 +23,7 @@ import jiwer
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
+from .config import quiet_defaults, quiet_hydra
 from .report import write_json_atomic
 from .score import Counts, normalizer
 
@@ -384,21 +385,8 @@ $CONFIG"""
 class AnalysisConfig:
     run: str = MISSING
     normalizer: str | None = None
-    defaults: list[Any] = field(
-        default_factory=lambda: [
-            "_self_",
-            {"override hydra/job_logging": "none"},
-            {"override hydra/hydra_logging": "none"},
-        ]
-    )
-    hydra: Any = field(
-        default_factory=lambda: {
-            "output_subdir": None,
-            "run": {"dir": "."},
-            "job": {"chdir": False},
-            "help": {"template": HELP},
-        }
-    )
+    defaults: list[Any] = quiet_defaults()
+    hydra: Any = quiet_hydra(HELP)
 
 
 @hydra.main(version_base=None, config_name="analysis")

@@ -30,6 +30,7 @@ from omegaconf import MISSING, OmegaConf
 from tabulate import tabulate
 
 from .align import aligned
+from .config import quiet_defaults, quiet_hydra
 from .report import SCHEMA_VERSION, git_hash, prepare_output_dir, versions, write_json_atomic
 from .score import Counts, normalizer, rate
 
@@ -897,21 +898,8 @@ class CompareConfig:
     fail_on_transcript_diff: bool = True
     bootstrap_samples: int = 10_000
     seed: int = 0
-    defaults: list[Any] = field(
-        default_factory=lambda: [
-            "_self_",
-            {"override hydra/job_logging": "none"},
-            {"override hydra/hydra_logging": "none"},
-        ]
-    )
-    hydra: Any = field(
-        default_factory=lambda: {
-            "output_subdir": None,
-            "run": {"dir": "."},
-            "job": {"chdir": False},
-            "help": {"template": HELP},
-        }
-    )
+    defaults: list[Any] = quiet_defaults()
+    hydra: Any = quiet_hydra(HELP)
 
 
 def register() -> None:

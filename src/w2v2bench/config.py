@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
@@ -99,6 +100,24 @@ class BenchConfig:
     output_dir: str = MISSING
     resume: bool = False
     progress: bool | None = None
+
+
+def quiet_defaults() -> Any:
+    """Defaults list of a tool's own Hydra config: no logging set-up of Hydra's."""
+    steps = ["_self_", {"override hydra/job_logging": "none"}, {"override hydra/hydra_logging": "none"}]
+    return field(default_factory=lambda: list(steps))
+
+
+def quiet_hydra(help_template: str) -> Any:
+    """Hydra settings of a key=value tool (convert, compare, ...): it writes nothing but its own outputs."""
+    return field(
+        default_factory=lambda: {
+            "output_subdir": None,
+            "run": {"dir": "."},
+            "job": {"chdir": False},
+            "help": {"template": help_template},
+        }
+    )
 
 
 def job_suffix() -> str:

@@ -16,7 +16,7 @@ import pickle
 import re
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ import hydra
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
+from .config import quiet_defaults, quiet_hydra
 from .safe_pickle import load_checkpoint
 
 __all__ = [
@@ -655,21 +656,8 @@ class ConvertConfig:
     checkpoint: str = MISSING
     dict: str = MISSING
     out: str = MISSING
-    defaults: list[Any] = field(
-        default_factory=lambda: [
-            "_self_",
-            {"override hydra/job_logging": "none"},
-            {"override hydra/hydra_logging": "none"},
-        ]
-    )
-    hydra: Any = field(
-        default_factory=lambda: {
-            "output_subdir": None,
-            "run": {"dir": "."},
-            "job": {"chdir": False},
-            "help": {"template": HELP},
-        }
-    )
+    defaults: list[Any] = quiet_defaults()
+    hydra: Any = quiet_hydra(HELP)
 
 
 def register() -> None:

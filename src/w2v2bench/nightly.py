@@ -28,6 +28,7 @@ from omegaconf import MISSING, OmegaConf
 
 from . import history
 from .analysis import alignment_text, load_rows, write_analysis
+from .config import quiet_defaults, quiet_hydra
 from .history import SplitKey
 from .report import write_json_atomic
 
@@ -419,21 +420,8 @@ class NightlyConfig:
     out: str | None = None
     harness_status: int = 0
     show_changed: int = 20
-    defaults: list[Any] = field(
-        default_factory=lambda: [
-            "_self_",
-            {"override hydra/job_logging": "none"},
-            {"override hydra/hydra_logging": "none"},
-        ]
-    )
-    hydra: Any = field(
-        default_factory=lambda: {
-            "output_subdir": None,
-            "run": {"dir": "."},
-            "job": {"chdir": False},
-            "help": {"template": HELP},
-        }
-    )
+    defaults: list[Any] = quiet_defaults()
+    hydra: Any = quiet_hydra(HELP)
 
 
 def _baselines(value: Any) -> list[Path]:

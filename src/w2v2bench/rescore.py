@@ -15,7 +15,7 @@ import math
 import os
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
 from .analysis import is_scored, load_rows, load_summary, resolve_normalizer, write_analysis
+from .config import quiet_defaults, quiet_hydra
 from .report import check_reference, git_hash, versions, write_json_atomic, write_tables
 from .score import Counts, char_counts, rate, word_counts
 
@@ -152,21 +153,8 @@ class RescoreConfig:
     run: str = MISSING
     normalizer: str | None = None
     out: str | None = None
-    defaults: list[Any] = field(
-        default_factory=lambda: [
-            "_self_",
-            {"override hydra/job_logging": "none"},
-            {"override hydra/hydra_logging": "none"},
-        ]
-    )
-    hydra: Any = field(
-        default_factory=lambda: {
-            "output_subdir": None,
-            "run": {"dir": "."},
-            "job": {"chdir": False},
-            "help": {"template": HELP},
-        }
-    )
+    defaults: list[Any] = quiet_defaults()
+    hydra: Any = quiet_hydra(HELP)
 
 
 @hydra.main(version_base=None, config_name="rescore")
