@@ -89,3 +89,14 @@ def test_reduced_precision_counts_differences_from_fp32(tiny_checkpoint):
     transcriber = load_model(str(tiny_checkpoint), precision="bf16", check_precision=True)
     out = transcriber.forward([transcriber.prepare(w) for w in waves("clean", 4)])
     assert out.fp32_ids is not None and len(out.fp32_ids) == len(out.ids) == 4
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_exact_batches_equal_batch_size_one_on_cuda(tiny_checkpoints, precision):
+    transcriber = load_model(str(tiny_checkpoints["group"]), device="cuda", precision=precision)
+    inputs = [transcriber.prepare(w) for w in waves("other", 32)]
+    single = [transcriber.text(transcriber.forward([x]).ids[0]) for x in inputs]
+    batched = [transcriber.text(ids) for ids in transcriber.forward(inputs).ids]
+    assert batched == single

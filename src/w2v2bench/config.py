@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from importlib import resources
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -120,6 +121,11 @@ def quiet_hydra(help_template: str) -> Any:
     )
 
 
+def asset_path(name: str) -> str:
+    """`${asset:demo-model}`: a folder shipped inside the package (found from any working directory)."""
+    return str(resources.files("w2v2bench") / "assets" / name)
+
+
 def job_suffix() -> str:
     """`_<job number>` inside a Hydra multirun, so jobs started in the same second get their own output_dir."""
     from hydra.core.hydra_config import HydraConfig
@@ -134,6 +140,7 @@ def job_suffix() -> str:
 def register() -> None:
     """Register the schema under the names conf/config.yaml and the group files extend."""
     OmegaConf.register_new_resolver("job_suffix", job_suffix, replace=True)
+    OmegaConf.register_new_resolver("asset", asset_path, replace=True)
     cs = ConfigStore.instance()
     cs.store(name="schema", node=BenchConfig)
     cs.store(group="model", name="schema", node=ModelConfig)
