@@ -146,3 +146,18 @@ def register() -> None:
     cs.store(group="model", name="schema", node=ModelConfig)
     cs.store(group="data", name="schema", node=DataConfig)
     cs.store(group="reference", name="schema", node=ReferenceConfig)
+
+
+class ConfigError(ValueError):
+    """A bad setting found before any work: printed as one line, exit status 1."""
+
+
+def load_reference(name: str) -> ReferenceConfig:
+    """The conf/reference/<name>.yaml figures (for reference=auto, named by the model config)."""
+    folder = resources.files("w2v2bench.conf") / "reference"
+    names = sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+    if name not in names:
+        raise ConfigError(f"model.reference={name!r}: expected one of {names}")
+    raw = OmegaConf.create((folder / f"{name}.yaml").read_text(encoding="utf-8"))
+    raw.pop("defaults", None)
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(ReferenceConfig), raw))

@@ -10,15 +10,21 @@ import json
 import math
 import os
 import platform
+import socket
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from .config import ConfigError, ReferenceConfig
+from .score import Totals
 
 SCHEMA_VERSION = 1
 PACKAGES = ("w2v2bench", "torch", "transformers", "datasets", "jiwer", "soundfile", "hydra-core", "numpy")
@@ -223,3 +229,119 @@ def gather(root: str | os.PathLike) -> pd.DataFrame:
     if not frame.empty:
         frame = frame.sort_values(["model", "data", "split", "finished"]).reset_index(drop=True)
     return frame
+
+
+# settings a resumed run may change: they do not touch the transcripts
+RESUMABLE_KEYS = {"resume", "progress", "num_workers", "output_dir"}
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
+    flat: dict[str, object] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def check_resumable(output_dir: Path, config: dict) -> None:
+    """A resumed run must have been started with the same config (keys that change nothing excepted)."""
+    path = output_dir / "summary.json"
+    if not path.exists():
+        raise ConfigError(f"resume=true: {path} does not exist: nothing to resume in output_dir={str(output_dir)!r}")
+    stored = json.loads(path.read_text(encoding="utf-8"))
+    if stored.get("status") == "complete":
+        raise ConfigError(f"resume=true: the run in {output_dir} is already complete")
+    old, new = flatten(stored.get("config", {})), flatten(config)
+    differing = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k) and k not in RESUMABLE_KEYS)
+    if differing:
+        shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in differing)
+        raise ConfigError(f"resume=true: the config differs from the interrupted run's in {shown}")
+
+
+def reference_check(
+    reference: ReferenceConfig | None, t: Totals, split: str, partition: str, limit: int | None
+) -> tuple[ReferenceCheck | None, str]:
+    """The check against published figures, or why there is none."""
+    if reference is None or not reference.wer:
+        return None, "no reference figures for this model"
+    if split not in reference.wer:
+        return None, f"reference {reference.name!r} has no figure for split={split!r}"
+    if reference.partition.value != partition:
+        return None, f"reference {reference.name!r} is for data.partition={reference.partition.value!r}"
+    if limit is not None:
+        return None, f"skipped: limit={limit} scores a subset, the reference is for the whole split"
+    expected_n = reference.utterances.get(split, t.n_utterances)
+    if expected_n != t.n_utterances:
+        return None, (
+            f"skipped: {t.n_utterances} utterances scored, the reference is for all {expected_n} of {partition}-{split}"
+        )
+    if t.n_failed:
+        check = check_reference(float("nan"), reference.wer[split], reference.tolerance, reference.source)
+        return check, f"failed: {t.n_failed} utterance(s) could not be transcribed"
+    return check_reference(t.wer, reference.wer[split], reference.tolerance, reference.source), "checked"
+
+
+def build_summary(config: dict, started: str, t: Totals, ranks: list, load_s: float, model: dict, device: str) -> dict:
+    """summary.json: the figures from the results, timing from each rank's stats, and what ran where."""
+    wall_s = max(s.wall_s for s in ranks)  # ranks run side by side: the slowest one is the run's wall
+    timed_audio_s = sum(s.audio_s for s in ranks)
+    model_s, model_audio_s = sum(s.model_s for s in ranks), sum(s.model_audio_s for s in ranks)
+    padded, valid = sum(s.padded_samples for s in ranks), sum(s.valid_samples for s in ranks)
+    differs = [s.precision_differs for s in ranks if s.precision_differs is not None]
+    timed_utterances = sum(s.n_utterances for s in ranks)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "status": "complete",
+        "started": started,
+        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+        "wer": t.wer,
+        "cer": t.cer,
+        "n_utterances": t.n_utterances,
+        "n_failed": t.n_failed,
+        "failed_excluded_from_wer": True,
+        "ref_words": t.words.ref_words,
+        "word_errors": {
+            "substitutions": t.words.substitutions,
+            "deletions": t.words.deletions,
+            "insertions": t.words.insertions,
+        },
+        "ref_chars": t.chars.ref_words,
+        "char_errors": t.chars.errors,
+        "normalizer": config["normalizer"] or "none",
+        "audio_s": t.audio_s,
+        # timing covers what this run's processes transcribed (all of it unless resumed)
+        "timed_utterances": timed_utterances,
+        "timed_audio_s": timed_audio_s,
+        "resumed_from": t.n_utterances - timed_utterances if config["resume"] else None,
+        "wall_s": wall_s,
+        "load_s": load_s,
+        "rtfx": timed_audio_s / wall_s if wall_s else 0.0,
+        "model_s": model_s,
+        "model_rtfx": model_audio_s / model_s if model_s else 0.0,
+        "warmup_batches": sum(s.warmup_batches for s in ranks),
+        "n_batches": sum(s.n_batches for s in ranks),
+        "oom_splits": sum(s.oom_splits for s in ranks),
+        "padding_fraction": 1 - valid / padded if padded else 0.0,
+        "precision": config["precision"],
+        "precision_differs_from_fp32": sum(differs) if differs else None,
+        "world_size": len(ranks),
+        "ranks": [
+            {
+                "rank": r,
+                "utterances": s.n_utterances,
+                "audio_s": s.audio_s,
+                "wall_s": s.wall_s,
+                "rtfx": s.audio_s / s.wall_s if s.wall_s else 0.0,
+            }
+            for r, s in enumerate(ranks)
+        ],
+        "model": model,
+        "device": device,
+        "host": socket.gethostname(),
+        "git_hash": git_hash(),
+        "versions": versions(),
+        "command": " ".join(sys.argv),
+        "config": config,
+    }

@@ -45,39 +45,6 @@ class RunStats:
         return 1 - self.valid_samples / self.padded_samples if self.padded_samples else 0.0
 
 
-@dataclass(frozen=True)
-class Totals:
-    n_utterances: int
-    n_failed: int
-    audio_s: float
-    words: Counts
-    chars: Counts
-
-    @property
-    def wer(self) -> float:
-        return rate([self.words])
-
-    @property
-    def cer(self) -> float:
-        return rate([self.chars])
-
-
-def totals(results: Iterable[UtteranceResult]) -> Totals:
-    """Counts summed over results; failed utterances are counted, not scored."""
-    n = failed = 0
-    audio_s = 0.0
-    words = chars = Counts()
-    for r in results:
-        n += 1
-        audio_s += r.duration_s
-        if r.error is not None:
-            failed += 1
-            continue
-        words += Counts(r.substitutions, r.deletions, r.insertions, r.ref_words)
-        chars += Counts(r.char_errors, 0, 0, r.ref_chars)
-    return Totals(n, failed, audio_s, words, chars)
-
-
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)

@@ -93,6 +93,39 @@ def normalizer(name: str | None) -> Callable[[str], str]:
     return NORMALIZERS[key]
 
 
+@dataclass(frozen=True)
+class Totals:
+    n_utterances: int
+    n_failed: int
+    audio_s: float
+    words: Counts
+    chars: Counts
+
+    @property
+    def wer(self) -> float:
+        return rate([self.words])
+
+    @property
+    def cer(self) -> float:
+        return rate([self.chars])
+
+
+def totals(results: Iterable) -> Totals:
+    """Counts summed over `transcripts.jsonl` rows; failed utterances are counted, not scored."""
+    n = failed = 0
+    audio_s = 0.0
+    words = chars = Counts()
+    for r in results:
+        n += 1
+        audio_s += r.duration_s
+        if r.error is not None:
+            failed += 1
+            continue
+        words += Counts(r.substitutions, r.deletions, r.insertions, r.ref_words)
+        chars += Counts(r.char_errors, 0, 0, r.ref_chars)
+    return Totals(n, failed, audio_s, words, chars)
+
+
 if __name__ == "__main__":  # python -m w2v2bench.score run=<run folder>: re-score a run (w2v2bench.rescore)
     from w2v2bench.rescore import main
 
