@@ -150,7 +150,9 @@ def evaluate(cfg: DictConfig) -> int:
 
     results = journal.finish(r for new, _ in per_rank for r in new)
     t = totals(results)
-    check, reference_note = reference_check(reference, t, cfg.split.value, cfg.data.partition.value, cfg.limit)
+    check, reference_note = reference_check(
+        reference, t, cfg.data.name, cfg.split.value, cfg.data.partition.value, cfg.limit
+    )
     summary = build_summary(
         config, started, t, [s for _, s in per_rank], load_s, vars(transcriber.info), device_name(transcriber.device)
     )

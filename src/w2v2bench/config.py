@@ -78,6 +78,7 @@ class ReferenceConfig:
     source: str | None = None
     # split -> utterance count of the full split the figure is for; a run over fewer is not checked
     utterances: dict[str, int] = field(default_factory=dict)
+    data: str = "librispeech"  # the data.name the figures are for
     partition: Partition = Partition.test
 
 

@@ -262,7 +262,10 @@ def load_model(
         if reason is not None:
             kwargs["local_files_only"] = True  # a cached copy still works offline
     try:
-        model = AutoModelForCTC.from_pretrained(source, attn_implementation="sdpa", **kwargs)
+        try:
+            model = AutoModelForCTC.from_pretrained(source, attn_implementation="sdpa", **kwargs)
+        except ValueError:  # an architecture without SDPA support: its default attention
+            model = AutoModelForCTC.from_pretrained(source, **kwargs)
         feature_extractor = AutoFeatureExtractor.from_pretrained(source, **kwargs)
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
     except OSError as err:

@@ -261,11 +261,13 @@ def check_resumable(output_dir: Path, config: dict) -> None:
 
 
 def reference_check(
-    reference: ReferenceConfig | None, t: Totals, split: str, partition: str, limit: int | None
+    reference: ReferenceConfig | None, t: Totals, data: str, split: str, partition: str, limit: int | None
 ) -> tuple[ReferenceCheck | None, str]:
     """The check against published figures, or why there is none."""
     if reference is None or not reference.wer:
         return None, "no reference figures for this model"
+    if reference.data != data:
+        return None, f"reference {reference.name!r} is for data {reference.data!r}, not {data!r}"
     if split not in reference.wer:
         return None, f"reference {reference.name!r} has no figure for split={split!r}"
     if reference.partition.value != partition:
