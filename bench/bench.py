@@ -215,7 +215,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-batch-s", type=float, default=1000.0)
     parser.add_argument("--window", type=int, default=1024)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=None, help="decode threads (default: as the harness, 0 on CPU)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
@@ -223,6 +223,8 @@ def main() -> None:
     parser.add_argument("--model-dir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--worker-out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.workers is None:  # as the harness decides it
+        args.workers = 0 if args.device == "cpu" else 4
 
     if args.worker:
         result = WORKERS[args.worker](args.corpus, args.model_dir, args)

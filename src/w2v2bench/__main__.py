@@ -62,9 +62,11 @@ def utterance_source(cfg: DictConfig):
 
 
 def validate(cfg: DictConfig) -> None:
-    for key in ("batch_size", "num_workers", "sort_window"):
-        if cfg[key] < (0 if key == "num_workers" else 1):
+    for key in ("batch_size", "sort_window"):
+        if cfg[key] < 1:
             raise ConfigError(f"{key}={cfg[key]}: expected a positive integer")
+    if cfg.num_workers is not None and cfg.num_workers < 0:
+        raise ConfigError(f"num_workers={cfg.num_workers}: expected null (automatic), 0 or a positive integer")
     if cfg.max_batch_s <= 0:
         raise ConfigError(f"max_batch_s={cfg.max_batch_s}: expected a positive number of seconds")
     if cfg.limit is not None and cfg.limit < 1:
@@ -129,7 +131,8 @@ def evaluate(cfg: DictConfig) -> int:
             batch_size=cfg.batch_size,
             max_batch_s=cfg.max_batch_s,
             window=cfg.sort_window,
-            workers=cfg.num_workers,
+            # automatic: decode beside the model on a GPU; on a CPU the model has every core already
+            workers=cfg.num_workers if cfg.num_workers is not None else (0 if transcriber.device.type == "cpu" else 4),
             normalize=normalizer(cfg.normalizer),
             total=total,
             progress=cfg.progress if main_rank else False,

@@ -96,7 +96,7 @@ class BenchConfig:
     precision: Precision = Precision.fp32
     check_precision: bool = False
     compile: bool = False
-    num_workers: int = 2
+    num_workers: int | None = None
     limit: int | None = None
     normalizer: str | None = None
     output_dir: str = MISSING

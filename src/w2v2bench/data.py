@@ -169,9 +169,16 @@ def decoded_windows(
     window: int,
     workers: int,
 ) -> Iterator[list[Decoded]]:
-    """Windows of decoded utterances in corpus order; the next window decodes while the caller works."""
+    """Windows of decoded utterances in corpus order; the next window decodes while the caller works.
+
+    `workers=0` decodes in the calling thread instead: on a CPU device the model already uses every core,
+    and decoding threads beside it only make the two contend."""
     it = iter(utterances)
     chunks = iter(lambda: list(itertools.islice(it, max(1, window))), [])
+    if workers == 0:
+        for chunk in chunks:
+            yield [decode(u, prepare) for u in chunk]
+        return
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="decode") as pool:
         pending: list[Future[Decoded]] | None = None
         for chunk in chunks:
