@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-all bench nightly lint format clean
+.PHONY: help install demo test bench nightly lint format clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -23,8 +23,8 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed ## create .venv with torch (CPU) and w2v2bench in editable mode
 
 demo: $(VENV)/.installed ## offline: the shipped demo model on the shipped demo corpus, both splits, reference check
-	$(PY) -m w2v2bench model=demo data=demo split=clean output_dir=results/demo/test-clean
-	$(PY) -m w2v2bench model=demo data=demo split=other output_dir=results/demo/test-other
+	$(PY) -m w2v2bench model=demo data=demo split=clean
+	$(PY) -m w2v2bench model=demo data=demo split=other
 	$(PY) -m w2v2bench.table root=results/demo
 
 test: $(VENV)/.installed ## the test suite (no network; GPU tests only where CUDA exists)
