@@ -78,7 +78,7 @@ def validate(cfg: DictConfig) -> None:
 
 def evaluate(cfg: DictConfig) -> int:
     """Run one model x split as configured (one rank of it under torchrun); returns the exit status."""
-    started = datetime.now(UTC).isoformat(timespec="seconds")
+    started = datetime.now(UTC).isoformat(timespec="milliseconds")
     validate(cfg)
     reference = cfg.reference
     if reference.name == "auto":

@@ -295,7 +295,7 @@ def rows(path: Path, key: SplitKey | None = None) -> list[dict]:
         return []
     where, args = ("", ()) if key is None else (" WHERE " + " AND ".join(f"{c} = ?" for c in KEY_COLUMNS), tuple(key))
     with closing(_connect(Path(path))) as db:
-        return [_from_sql(r) for r in db.execute(f"SELECT * FROM runs{where} ORDER BY finished, run_id", args)]
+        return [_from_sql(r) for r in db.execute(f"SELECT * FROM runs{where} ORDER BY finished, rowid", args)]
 
 
 def is_good(row: dict) -> bool:

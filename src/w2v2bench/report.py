@@ -297,7 +297,7 @@ def build_summary(config: dict, started: str, t: Totals, ranks: list, load_s: fl
         "schema_version": SCHEMA_VERSION,
         "status": "complete",
         "started": started,
-        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+        "finished": datetime.now(UTC).isoformat(timespec="milliseconds"),
         "wer": t.wer,
         "cer": t.cer,
         "n_utterances": t.n_utterances,
