@@ -99,14 +99,21 @@ def git_hash() -> str | None:
     return f"{rev}-dirty" if dirty else rev
 
 
-def write_json_atomic(path: Path, payload: Any) -> None:
+def write_text_atomic(path: Path, text: str) -> None:
     """Write to a temporary file beside `path`, then rename: readers never see half a file."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(payload, handle, indent=2, allow_nan=True)
-        handle.write("\n")
+        handle.write(text)
     os.chmod(tmp, 0o644)  # mkstemp makes it private; results are for the team to read
     os.replace(tmp, path)
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    write_text_atomic(path, json.dumps(payload, indent=2, allow_nan=True) + "\n")
+
+
+def write_jsonl_atomic(path: Path, rows: Iterable[dict]) -> None:
+    write_text_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
 JOURNAL = "transcripts.partial.jsonl"
@@ -160,12 +167,7 @@ class Journal:
         self.close()
         merged = {**self.done, **{r.index: r for r in self.new}, **{r.index: r for r in others}}
         results = [merged[i] for i in sorted(merged)]
-        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".transcripts.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for result in results:
-                handle.write(json.dumps(asdict(result), ensure_ascii=False) + "\n")
-            os.chmod(tmp, 0o644)
-        os.replace(tmp, self.folder / "transcripts.jsonl")
+        write_jsonl_atomic(self.folder / "transcripts.jsonl", (asdict(r) for r in results))
         for path in self.folder.glob("transcripts.partial*.jsonl"):
             path.unlink()
         return results

@@ -10,11 +10,8 @@ Besides score's normalisers it offers `whisper`, Whisper's English normaliser (p
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,17 +23,10 @@ from omegaconf import MISSING, OmegaConf
 
 from .analysis import is_scored, load_rows, load_summary, resolve_normalizer, write_analysis
 from .config import quiet_defaults, quiet_hydra
-from .report import check_reference, git_hash, versions, write_json_atomic, write_tables
+from .report import check_reference, git_hash, versions, write_json_atomic, write_jsonl_atomic, write_tables
 from .score import Counts, char_counts, rate, word_counts
 
 __all__ = ["rescore"]
-
-
-def _write_rows(path: Path, rows: list[dict]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-    os.replace(tmp, path)
 
 
 def rescore(run_dir: Path, normalizer_name: str | None = None, out: Path | None = None) -> tuple[dict, Path]:
@@ -110,7 +100,7 @@ def rescore(run_dir: Path, normalizer_name: str | None = None, out: Path | None 
             "command": " ".join(sys.argv),
         },
     }
-    _write_rows(out / "transcripts.jsonl", rescored)
+    write_jsonl_atomic(out / "transcripts.jsonl", rescored)
     write_json_atomic(out / "summary.json", new)
     write_tables(out, new)
     write_analysis(out)
