@@ -6,8 +6,7 @@ from hydra import compose, initialize_config_module
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ValidationError
 
-from w2v2bench.config import load_reference
-from w2v2bench.config import register
+from w2v2bench.config import load_reference, register
 
 register()
 CONF = resources.files("w2v2bench.conf")
