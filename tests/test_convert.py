@@ -160,9 +160,7 @@ def w2v_fields(model: Wav2Vec2ForCTC) -> dict[str, Any]:
     )
 
 
-def fairseq_checkpoint(
-    model: Wav2Vec2ForCTC, form: str, normalize: bool, legacy_weight_norm: bool = True
-) -> dict:
+def fairseq_checkpoint(model: Wav2Vec2ForCTC, form: str, normalize: bool, legacy_weight_norm: bool = True) -> dict:
     """A checkpoint shaped like fairseq's: 2020 `args` (argparse) or later `cfg` (omegaconf) form."""
     state = fairseq_state(model, legacy_weight_norm)
     extra_state = {"metrics": {"train_loss": AverageMeter(3.5)}, "train_iterator": {"epoch": 2}}
@@ -251,9 +249,7 @@ def test_round_trip_gives_identical_logits_and_transcripts(
     tmp_path, form, norm, normalize, zip_format, legacy_weight_norm
 ):
     model = tiny_model(norm)
-    path = save(
-        fairseq_checkpoint(model, form, normalize, legacy_weight_norm), tmp_path / "ft.pt", zip_format
-    )
+    path = save(fairseq_checkpoint(model, form, normalize, legacy_weight_norm), tmp_path / "ft.pt", zip_format)
     if importlib.util.find_spec("fairseq") is None:  # plain unpickling would need fairseq
         with pytest.raises(ModuleNotFoundError, match="fairseq"):
             torch.load(path, weights_only=False)
@@ -274,9 +270,7 @@ def test_round_trip_gives_identical_logits_and_transcripts(
     with torch.no_grad():
         expected, got = model(audio).logits, converted(audio).logits
     assert torch.equal(got, expected)
-    assert processor.batch_decode(got.argmax(-1)) == random_model.processor().batch_decode(
-        expected.argmax(-1)
-    )
+    assert processor.batch_decode(got.argmax(-1)) == random_model.processor().batch_decode(expected.argmax(-1))
     assert processor.tokenizer.get_vocab() == {token: i for i, token in enumerate(VOCAB)}
     assert (processor.tokenizer.pad_token_id, processor.tokenizer.word_delimiter_token) == (0, "|")
     assert processor.feature_extractor.do_normalize is normalize
