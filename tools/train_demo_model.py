@@ -76,6 +76,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0.02,
         help="cosine decay ends at lr * this (default: %(default)s)",
     )
+    p.add_argument(
+        "--noise-prob",
+        type=float,
+        default=0.5,
+        help="fraction of training utterances that get fresh coloured noise each time they are drawn "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--noise-snr",
+        type=float,
+        nargs=2,
+        default=(5.0, 20.0),
+        metavar=("LOW", "HIGH"),
+        help="SNR range in dB of that noise (default: %(default)s)",
+    )
+    p.add_argument(
+        "--speed-prob",
+        type=float,
+        default=0.5,
+        help="fraction of training utterances that are sped up or slowed down by resampling (default: %(default)s)",
+    )
+    p.add_argument(
+        "--speed-range",
+        type=float,
+        nargs=2,
+        default=(0.9, 1.2),
+        metavar=("LOW", "HIGH"),
+        help="speed factor range; 1.2 = 20%% faster and higher (default: %(default)s)",
+    )
     p.add_argument("--hidden", type=int, default=144, help="transformer width (default: %(default)s)")
     p.add_argument("--layers", type=int, default=4, help="transformer layers (default: %(default)s)")
     p.add_argument("--heads", type=int, default=4, help="attention heads (default: %(default)s)")
@@ -169,6 +198,21 @@ def normalise(audio: np.ndarray) -> np.ndarray:
     """Zero mean, unit variance, exactly as Wav2Vec2FeatureExtractor(do_normalize=True) does."""
     audio = audio.astype(np.float32)
     return (audio - audio.mean()) / np.sqrt(audio.var() + 1e-7)
+
+
+def augment(audio: np.ndarray, rng: np.random.Generator, args: argparse.Namespace) -> np.ndarray:
+    """Speed perturbation (resampling: tempo and pitch together) and fresh coloured noise, each with its
+    own probability. The test-other analogue is faster and noisier than most of the training corpus."""
+    import soxr
+
+    audio = audio.astype(np.float32) / 32768.0
+    if rng.random() < args.speed_prob:
+        factor = float(rng.uniform(*args.speed_range))
+        # Read the samples as if recorded at factor x 16 kHz and resample to 16 kHz: 1/factor as long.
+        audio = soxr.resample(audio, SAMPLE_RATE * factor, SAMPLE_RATE).astype(np.float32)
+    if rng.random() < args.noise_prob:
+        audio = synth.add_noise(audio, float(rng.uniform(*args.noise_snr)), rng)
+    return audio
 
 
 def make_batches(lengths: np.ndarray, budget: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -420,11 +464,13 @@ def train(args: argparse.Namespace) -> None:
         while state["batch"] < len(batches) and not done():
             t0 = time.perf_counter()
             idx = train_idx[batches[state["batch"]]]
-            longest = int(lengths[idx].max())
-            x = np.zeros((len(idx), longest), dtype=np.float32)
+            # Augmentation draws from a generator keyed by the step, so a resumed run draws the same.
+            aug_rng = np.random.default_rng([args.seed, 11, state["step"]])
+            clips = [augment(data["audio"][starts[i] : starts[i] + lengths[i]], aug_rng, args) for i in idx]
+            x = np.zeros((len(idx), max(len(c) for c in clips)), dtype=np.float32)
             y = np.full((len(idx), max(len(labels[i]) for i in idx)), -100, dtype=np.int64)
-            for row, i in enumerate(idx):
-                x[row, : lengths[i]] = normalise(data["audio"][starts[i] : starts[i] + lengths[i]])
+            for row, (i, clip) in enumerate(zip(idx, clips, strict=True)):
+                x[row, : len(clip)] = normalise(clip)
                 y[row, : len(labels[i])] = labels[i]
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(state, args)
