@@ -2,6 +2,7 @@
 
 Every method runs in its own process (so peak RSS is its own) over the same audio and the same model.
 Usage: python bench/bench.py [--model base|tiny] [--limit N] [--repeat 10] [--batch-size 32] [--device cpu]
+       python bench/bench.py --only memory --batch-size 8 --max-batch-s 160   (the peak-RSS rows alone)
 Writes results/bench/bench.md and bench.json and prints the table.
 """
 
@@ -218,6 +219,12 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=1024)
     parser.add_argument("--rss-window", type=int, default=100, help="sort_window of the memory rows")
     parser.add_argument("--workers", type=int, default=None, help="decode threads (default: as the harness, 0 on CPU)")
+    parser.add_argument(
+        "--only",
+        choices=["all", "memory"],
+        default="all",
+        help="'memory': only the peak-RSS rows (1x vs --repeat x corpus), written to bench-memory.md",
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
@@ -247,6 +254,33 @@ def main() -> None:
     big = make_corpus(OUT / f"corpus-x{args.repeat}", args.repeat, args.limit)
     model = models[args.model]
     print(f"bench: wav2vec2-{args.model} random weights, {args.device}, {torch.get_num_threads()} threads")
+    rss_model = models[args.rss_model]
+
+    def memory_rows() -> list[str]:
+        rss1 = run_worker("harness", corpus, rss_model, args, window=args.rss_window)
+        rss10 = run_worker("harness", big, rss_model, args, window=args.rss_window)
+        card1 = run_worker("card", corpus, rss_model, args, batch_size=1)
+        card10 = run_worker("card", big, rss_model, args, batch_size=1)
+        memory.update(rss_1x=rss1, rss_big=rss10, card_rss_1x=card1, card_rss_big=card10)
+        return [
+            f"| harness peak RSS, 1x -> {args.repeat}x corpus (wav2vec2-{args.rss_model}, "
+            f"sort_window {args.rss_window}, bs {args.batch_size}) | {growth(rss1, rss10)} |",
+            f"| card script peak RSS, 1x -> {args.repeat}x corpus (wav2vec2-{args.rss_model}) | "
+            f"{growth(card1, card10)} |",
+        ]
+
+    memory: dict[str, dict] = {}
+    if args.only == "memory":
+        table = "\n".join(["| measurement | value |", "|---|---:|", *memory_rows()])
+        (OUT / "bench-memory.md").write_text(table + "\n")
+        for r in memory.values():
+            r.pop("texts", None)
+        (OUT / "bench-memory.json").write_text(
+            json.dumps({"args": vars(args) | {"corpus": None}, "results": memory}, indent=2, default=str)
+        )
+        print()
+        print(table)
+        return
 
     card = run_worker("card", corpus, model, args, batch_size=1)
     bare = run_worker("bare", corpus, model, args, batch_size=1)
@@ -254,11 +288,7 @@ def main() -> None:
     hb = run_worker("harness", corpus, model, args)
     naive = run_worker("naive", corpus, model, args)
     forward = run_worker("forward", corpus, model, args)
-    rss_model = models[args.rss_model]
-    rss1 = run_worker("harness", corpus, rss_model, args, window=args.rss_window)
-    rss10 = run_worker("harness", big, rss_model, args, window=args.rss_window)
-    card1 = run_worker("card", corpus, rss_model, args, batch_size=1)
-    card10 = run_worker("card", big, rss_model, args, batch_size=1)
+    mem_rows = memory_rows()
 
     audio_s = h1["audio_s"]
     bs = args.batch_size
@@ -319,9 +349,7 @@ def main() -> None:
         f"| harness exact bs {bs} padding fraction | {hb['padding_fraction'] * 100:.1f} % |",
         f"| harness overhead: run loop wall / pure forward wall, bs {bs} | "
         f"{hb['run_wall_s'] / forward['wall_s']:.3f} |",
-        f"| harness peak RSS, 1x -> {args.repeat}x corpus (wav2vec2-{args.rss_model}, sort_window {args.rss_window}) | "
-        f"{growth(rss1, rss10)} |",
-        f"| card script peak RSS, 1x -> {args.repeat}x corpus (wav2vec2-{args.rss_model}) | {growth(card1, card10)} |",
+        *mem_rows,
         "",
         "Wall times include model loading in every method; the overhead row compares the harness's run loop "
         "(audio decoding, batching, CTC, scoring, writing) with model forwards alone on the same batches.",
@@ -335,10 +363,7 @@ def main() -> None:
         "harness_batched": hb,
         "naive": naive,
         "forward": forward,
-        "rss_1x": rss1,
-        "rss_big": rss10,
-        "card_rss_1x": card1,
-        "card_rss_big": card10,
+        **memory,
     }
     for r in results.values():
         r.pop("texts", None)

@@ -100,3 +100,17 @@ def test_exact_batches_equal_batch_size_one_on_cuda(tiny_checkpoints, precision)
     single = [transcriber.text(transcriber.forward([x]).ids[0]) for x in inputs]
     batched = [transcriber.text(ids) for ids in transcriber.forward(inputs).ids]
     assert batched == single
+
+
+@pytest.mark.parametrize(("preset", "expected"), [(None, "8"), ("64", "64")])
+def test_onednn_primitive_cache_is_kept_small_unless_the_user_chose(preset, expected):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "ONEDNN_PRIMITIVE_CACHE_CAPACITY"}
+    if preset is not None:
+        env["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] = preset
+    code = "import os, w2v2bench; print(os.environ['ONEDNN_PRIMITIVE_CACHE_CAPACITY'])"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == expected
