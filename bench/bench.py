@@ -203,6 +203,18 @@ def identical(a: list[str], b: list[str]) -> float:
     return 100.0 * sum(x == y for x, y in zip(a, b, strict=True)) / len(a)
 
 
+def write_outputs(name: str, table: str, results: dict[str, dict], args) -> None:
+    """results/bench/NAME.md (the table) and NAME.json (every method's measurements), and print the table."""
+    (OUT / f"{name}.md").write_text(table + "\n")
+    for r in results.values():
+        r.pop("texts", None)
+    (OUT / f"{name}.json").write_text(
+        json.dumps({"args": vars(args) | {"corpus": None}, "results": results}, indent=2, default=str)
+    )
+    print()
+    print(table)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", choices=["base", "tiny"], default="base", help="random-weight architecture")
@@ -272,14 +284,7 @@ def main() -> None:
     memory: dict[str, dict] = {}
     if args.only == "memory":
         table = "\n".join(["| measurement | value |", "|---|---:|", *memory_rows()])
-        (OUT / "bench-memory.md").write_text(table + "\n")
-        for r in memory.values():
-            r.pop("texts", None)
-        (OUT / "bench-memory.json").write_text(
-            json.dumps({"args": vars(args) | {"corpus": None}, "results": memory}, indent=2, default=str)
-        )
-        print()
-        print(table)
+        write_outputs("bench-memory", table, memory, args)
         return
 
     card = run_worker("card", corpus, model, args, batch_size=1)
@@ -365,13 +370,7 @@ def main() -> None:
         "forward": forward,
         **memory,
     }
-    for r in results.values():
-        r.pop("texts", None)
-    (OUT / "bench.json").write_text(
-        json.dumps({"args": vars(args) | {"corpus": None}, "results": results}, indent=2, default=str)
-    )
-    print()
-    print(table)
+    write_outputs("bench", table, results, args)
 
 
 if __name__ == "__main__":
