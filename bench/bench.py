@@ -2,6 +2,7 @@
 
 Every method runs in its own process (so peak RSS is its own) over the same audio and the same model.
 Usage: python bench/bench.py [--model base|tiny] [--limit N] [--repeat 10] [--batch-size 32] [--device cpu]
+       python bench/bench.py --device cuda --batch-size 32 --speed-repeat 28   (GPU RTFx, test-clean-sized)
        python bench/bench.py --only memory --batch-size 8 --max-batch-s 160   (the peak-RSS rows alone)
 Writes results/bench/bench.md and bench.json and prints the table.
 """
@@ -221,6 +222,12 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="first N test-other utterances (default: all 100)")
     parser.add_argument("--repeat", type=int, default=10, help="corpus repetitions for the memory row")
     parser.add_argument(
+        "--speed-repeat",
+        type=int,
+        default=1,
+        help="corpus repetitions for the speed rows (28: 5.96 h, about test-clean's 5.4 h, for a GPU RTFx)",
+    )
+    parser.add_argument(
         "--rss-model",
         choices=["base", "tiny"],
         default="tiny",
@@ -262,16 +269,17 @@ def main() -> None:
     for size, folder in models.items():
         if not (folder / "config.json").exists():
             random_model.build(folder, size, "group", seed=0)
-    corpus = make_corpus(OUT / "corpus-x1", 1, args.limit)
+    one = make_corpus(OUT / "corpus-x1", 1, args.limit)
+    corpus = one if args.speed_repeat == 1 else make_corpus(OUT / "corpus-speed", args.speed_repeat, args.limit)
     big = make_corpus(OUT / f"corpus-x{args.repeat}", args.repeat, args.limit)
     model = models[args.model]
     print(f"bench: wav2vec2-{args.model} random weights, {args.device}, {torch.get_num_threads()} threads")
     rss_model = models[args.rss_model]
 
     def memory_rows() -> list[str]:
-        rss1 = run_worker("harness", corpus, rss_model, args, window=args.rss_window)
+        rss1 = run_worker("harness", one, rss_model, args, window=args.rss_window)
         rss10 = run_worker("harness", big, rss_model, args, window=args.rss_window)
-        card1 = run_worker("card", corpus, rss_model, args, batch_size=1)
+        card1 = run_worker("card", one, rss_model, args, batch_size=1)
         card10 = run_worker("card", big, rss_model, args, batch_size=1)
         memory.update(rss_1x=rss1, rss_big=rss10, card_rss_1x=card1, card_rss_big=card10)
         return [
@@ -336,7 +344,8 @@ def main() -> None:
         ),
     ]
     lines = [
-        f"Audio: {len(h1['texts'])} real LibriSpeech test-other utterances ({audio_s:.1f} s) from tests/data; "
+        f"Audio: {len(h1['texts'])} real LibriSpeech test-other utterances ({audio_s:.1f} s) from tests/data"
+        f"{f' (repeated {args.speed_repeat}x)' if args.speed_repeat > 1 else ''}; "
         f"model: wav2vec2-{args.model} architecture, random weights; device {args.device}, "
         f"{args.precision}, {torch.get_num_threads()} torch threads, {os.cpu_count()} cores "
         f"({platform.processor() or platform.machine()}).",
