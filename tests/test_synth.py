@@ -19,15 +19,6 @@ needs_espeak = pytest.mark.skipif(
 )
 
 
-def _read_subset(root: Path) -> list[tuple[Path, str]]:
-    rows = []
-    for trans in sorted(root.glob("*/*/*.trans.txt")):
-        for line in trans.read_text().splitlines():
-            utt_id, _, text = line.partition(" ")
-            rows.append((trans.parent / f"{utt_id}.flac", text))
-    return sorted(rows, key=lambda r: r[0].name)
-
-
 @pytest.mark.parametrize("subset", synth.SUBSETS)
 def test_sentences_are_deterministic_and_a_prefix(subset):
     first = synth.sentences(subset, 20, seed=0)
@@ -116,7 +107,7 @@ def test_generate_writes_openslr_layout_deterministically(tmp_path):
         for subset in ("test-clean", "test-other"):
             synth.generate(out, subset, n=6, seed=3, workers=1, progress=False)
     for subset in ("test-clean", "test-other"):
-        rows = _read_subset(tmp_path / "a" / subset)
+        rows = synth.read_subset(tmp_path / "a" / subset)
         assert [t for _, t in rows] and sorted(t for _, t in rows) == sorted(synth.sentences(subset, 6, 3))
         for path, _ in rows:
             speaker, chapter, _ = path.stem.split("-")
@@ -156,7 +147,7 @@ def test_shipped_model_transcribes_shipped_test_clean():
     model = Wav2Vec2ForCTC.from_pretrained(model_dir).eval()
     processor = Wav2Vec2Processor.from_pretrained(model_dir)
     refs, hyps = [], []
-    for path, text in _read_subset(subset)[:20]:
+    for path, text in synth.read_subset(subset)[:20]:
         audio, rate = sf.read(path, dtype="float32")
         inputs = processor(audio, sampling_rate=rate, return_tensors="pt")
         with torch.inference_mode():

@@ -16,6 +16,8 @@ import pytest
 import soundfile as sf
 import torch
 
+from w2v2bench import synth
+
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO / "src" / "w2v2bench" / "assets" / "demo-corpus"
 
@@ -30,15 +32,11 @@ def trainer():
     torch.set_num_threads(threads)  # main() sets the thread count for the process
 
 
-def _subset_rows(trainer, subset: str, n: int) -> list[tuple[Path, str]]:
-    return trainer.read_subset(CORPUS / subset)[:n]
-
-
 @pytest.fixture(scope="module")
-def small_data(trainer, tmp_path_factory):
+def small_data(tmp_path_factory):
     """A training cache of 24 shipped utterances and an evaluation corpus of 2 + 2."""
     root = tmp_path_factory.mktemp("train-data")
-    rows = _subset_rows(trainer, "test-clean", 12) + _subset_rows(trainer, "test-other", 12)
+    rows = synth.read_subset(CORPUS / "test-clean")[:12] + synth.read_subset(CORPUS / "test-other")[:12]
     audio = [sf.read(path, dtype="int16")[0] for path, _ in rows]
     np.savez(
         root / "train_cache.npz",
@@ -48,7 +46,7 @@ def small_data(trainer, tmp_path_factory):
         ids=np.array([path.stem for path, _ in rows]),
     )
     for subset in ("test-clean", "test-other"):
-        picked = _subset_rows(trainer, subset, 2)
+        picked = synth.read_subset(CORPUS / subset)[:2]
         folder = root / "eval" / subset / "1" / "1"
         folder.mkdir(parents=True)
         lines = []

@@ -144,16 +144,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # ---------------------------------------------------------------------------------------------------
 # Data
 # ---------------------------------------------------------------------------------------------------
-def read_subset(root: Path) -> list[tuple[Path, str]]:
-    """(flac path, reference text) for every utterance of an OpenSLR subset folder, sorted by id."""
-    rows = []
-    for trans in sorted(root.glob("*/*/*.trans.txt")):
-        for line in trans.read_text().splitlines():
-            utt_id, _, text = line.partition(" ")
-            rows.append((trans.parent / f"{utt_id}.flac", text))
-    return sorted(rows, key=lambda r: r[0].name)
-
-
 def ensure_corpus(out: Path, subsets: list[str], n: dict[str, int], seed: int) -> None:
     for subset in subsets:
         if (out / f"{subset}.json").exists():
@@ -169,7 +159,7 @@ def load_cache(work: Path, seed: int, n_train: int) -> dict[str, np.ndarray]:
         from tqdm import tqdm
 
         ensure_corpus(work / "corpus", ["train"], {"train": n_train}, seed)
-        rows = read_subset(work / "corpus" / "train")
+        rows = synth.read_subset(work / "corpus" / "train")
         chunks, lengths = [], []
         for path, _ in tqdm(rows, desc="caching train", unit="utt"):
             audio, sr = sf.read(path, dtype="int16")
@@ -337,7 +327,7 @@ def score_subset(model, processor, root: Path, limit: int | None = None) -> tupl
     import soundfile as sf
 
     model.eval()
-    rows = read_subset(root)[:limit]
+    rows = synth.read_subset(root)[:limit]
     refs, hyps = [], []
     for path, text in rows:
         audio, _ = sf.read(path, dtype="float32")
@@ -387,7 +377,7 @@ def evaluate_folder(model_dir: Path, corpus: Path) -> dict[str, dict[str, float]
         results[subset] = {
             "wer": w,
             "cer": c,
-            "utterances": len(read_subset(corpus / subset)),
+            "utterances": len(synth.read_subset(corpus / subset)),
             "wall_s": round(time.perf_counter() - t0, 1),
         }
         print(

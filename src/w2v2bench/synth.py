@@ -459,6 +459,16 @@ def plan(out: Path, subset: str, n: int, seed: int) -> tuple[list[Job], dict[Pat
     return jobs, trans
 
 
+def read_subset(root: Path) -> list[tuple[Path, str]]:
+    """(flac path, reference text) for every utterance of an OpenSLR subset folder, sorted by id."""
+    rows = []
+    for trans in sorted(root.glob("*/*/*.trans.txt")):
+        for line in trans.read_text().splitlines():
+            utt_id, _, text = line.partition(" ")
+            rows.append((trans.parent / f"{utt_id}.flac", text))
+    return sorted(rows, key=lambda r: r[0].name)
+
+
 def generate(out: Path, subset: str, n: int, seed: int, workers: int = 2, progress: bool = True) -> dict:
     """Write one subset under out/subset and out/subset.json; returns that summary."""
     require_espeak()
