@@ -153,6 +153,11 @@ class ConfigError(ValueError):
     """A bad setting found before any work: printed as one line, exit status 1."""
 
 
+def one_line(err: BaseException | str) -> str:
+    """An error message as the one line a command prints (some libraries' messages run over lines)."""
+    return "; ".join(line.strip() for line in str(err).splitlines() if line.strip())
+
+
 def load_reference(name: str) -> ReferenceConfig:
     """The conf/reference/<name>.yaml figures (for reference=auto, named by the model config)."""
     folder = resources.files("w2v2bench.conf") / "reference"

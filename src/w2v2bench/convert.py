@@ -24,7 +24,8 @@ import hydra
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
-from .config import quiet_defaults, quiet_hydra
+from .config import one_line, quiet_defaults, quiet_hydra
+from .files import read_text
 from .safe_pickle import load_checkpoint
 
 __all__ = [
@@ -53,6 +54,8 @@ ACTIVATIONS = {  # fairseq activation_fn -> transformers hidden_act (same functi
     "swish": "swish",
 }
 MAX_CONV_LAYERS = 64  # guards conv_feature_layers such as "[(512, 3, 2)] * 10**9"
+MAX_ENCODER_LAYERS = 1024  # the largest wav2vec 2.0 has 48; more modules than this are refused unbuilt
+MAX_DICT_BYTES = 16 * 2**20  # a letter dictionary is ~200 bytes, a large sub-word one ~1 MB
 DEFAULT_SAMPLE_RATE = 16000  # fairseq AudioPretrainingConfig.sample_rate
 PRETRAINING_ONLY = ("quantizer.", "project_q.", "final_proj.", "target_glu.", "project_inp.")  # unused by CTC
 
@@ -220,7 +223,11 @@ def _plain(node: Any) -> Any:
     if isinstance(node, argparse.Namespace):
         return {k: _plain(v) for k, v in vars(node).items()}
     if OmegaConf.is_config(node):
-        return _plain(OmegaConf.to_container(node, resolve=False))
+        try:
+            container = OmegaConf.to_container(node, resolve=False)
+        except Exception as err:  # a config built by the pickle, not by omegaconf: any of its errors
+            raise ConversionError(f"an omegaconf config that cannot be read ({type(err).__name__}: {err})") from None
+        return _plain(container)
     if isinstance(node, Mapping):
         return {str(k): _plain(v) for k, v in node.items()}
     if isinstance(node, list | tuple):
@@ -253,7 +260,7 @@ def _sections(checkpoint: Mapping[str, Any]) -> _Sections:
         else:  # a flat argparse namespace holds model and task fields together
             w2v_model = w2v_task = w2v
         return _Sections("args", root, root, root, w2v_model, w2v_task, w2v, prefix="args")
-    present = sorted(k for k, v in checkpoint.items() if v is not None)
+    present = sorted(str(k) for k, v in checkpoint.items() if v is not None)
     raise ConversionError(f"checkpoint has neither 'cfg' nor 'args' (keys with values: {present})")
 
 
@@ -362,6 +369,8 @@ def read_architecture(checkpoint: Mapping[str, Any]) -> tuple[str, FairseqArchit
             + ("conv_pos", "conv_pos_groups")
         },
     )
+    if arch.encoder_layers > MAX_ENCODER_LAYERS:
+        raise ConversionError(f"{where}.encoder_layers={arch.encoder_layers}: more than {MAX_ENCODER_LAYERS}")
     if arch.encoder_embed_dim % arch.encoder_attention_heads:
         raise ConversionError(
             f"{where}: encoder_embed_dim={arch.encoder_embed_dim} is not divisible by "
@@ -407,7 +416,7 @@ def read_front_end(checkpoint: Mapping[str, Any]) -> FrontEnd:
 def fairseq_symbols(dict_path: str | Path) -> list[str]:
     """The symbols of a fairseq dictionary file, by index: `<s> <pad> </s> <unk>`, then one per line."""
     symbols = list(FAIRSEQ_SPECIALS)
-    lines = Path(dict_path).read_text(encoding="utf-8").splitlines()
+    lines = read_text(dict_path, max_bytes=MAX_DICT_BYTES).splitlines()
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -469,12 +478,17 @@ def map_state_dict(
             mapped[target], source[target] = value, key
     unset = sorted(set(hf_shapes) - set(mapped))
     if unmapped:
-        problems.append(f"{len(unmapped)} checkpoint tensor(s) with no transformers counterpart: {unmapped}")
+        problems.append(f"{len(unmapped)} checkpoint tensor(s) with no transformers counterpart: {_some(unmapped)}")
     if unset:
-        problems.append(f"{len(unset)} model parameter(s) not set by the checkpoint: {unset}")
+        problems.append(f"{len(unset)} model parameter(s) not set by the checkpoint: {_some(unset)}")
     if problems:
-        raise ConversionError("tensor mapping failed:\n  " + "\n  ".join(problems))
+        shown = "; ".join(problems[:4]) + (f"; and {len(problems) - 4} more" if len(problems) > 4 else "")
+        raise ConversionError(f"tensor mapping failed: {shown}")
     return mapped, tuple(dropped)
+
+
+def _some(names: list[str], n: int = 8) -> str:
+    return str(names[:n])[:-1] + (f", ... {len(names) - n} more]" if len(names) > n else "]")
 
 
 def _hf_key(key: str, hf_shapes: Mapping[str, Any]) -> str | None:
@@ -538,47 +552,76 @@ class ConversionReport:
         return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What a checkpoint says, checked against itself: the conversion writes nothing before this exists."""
+
+    form: str
+    arch: FairseqArchitecture
+    front: FrontEnd
+    config: Any  # transformers.Wav2Vec2Config
+    vocab: dict[str, int]
+    mapped: dict[str, Any]
+    dropped: tuple[str, ...]
+
+
+def _plan(checkpoint: Any, symbols: list[str], dict_path: str | Path) -> _Plan:
+    """Read and cross-check the checkpoint; the model is laid out on the meta device (no memory), so an
+    architecture the tensors do not fill (say a billion-wide layer) is refused before it is allocated."""
+    import torch
+    from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
+
+    if not isinstance(checkpoint, Mapping) or not isinstance(checkpoint.get("model"), Mapping):
+        raise ConversionError("expected a dict with a 'model' state dict")
+    state = checkpoint["model"]
+    odd_keys = [k for k in state if not isinstance(k, str)]
+    if odd_keys:
+        raise ConversionError(f"the 'model' state dict has keys that are not strings: {odd_keys[:3]!r}")
+    proj = state.get("w2v_encoder.proj.weight")
+    if not isinstance(proj, torch.Tensor) or proj.dim() != 2:
+        sample = sorted(state)[:3]
+        raise ConversionError(
+            f"no w2v_encoder.proj.weight matrix, so not a wav2vec 2.0 CTC fine-tuned checkpoint (first keys: {sample})"
+        )
+    form, arch = read_architecture(checkpoint)
+    front = read_front_end(checkpoint)
+    if proj.shape[0] != len(symbols):
+        raise ConversionError(
+            f"dict={str(dict_path)!r} gives {len(symbols)} symbols (with fairseq's 4 specials), but the "
+            f"checkpoint's output layer has {proj.shape[0]} rows"
+        )
+    vocab = hf_vocab(symbols)
+    try:
+        config = Wav2Vec2Config(**arch.hf_config(len(vocab)))
+        with torch.device("meta"):
+            shapes = {k: tuple(v.shape) for k, v in Wav2Vec2ForCTC(config).state_dict().items()}
+    except (ValueError, TypeError, RuntimeError) as err:
+        raise ConversionError(f"the architecture it states cannot be built ({type(err).__name__}: {err})") from None
+    mapped, dropped = map_state_dict(state, shapes)
+    return _Plan(form, arch, front, config, vocab, mapped, dropped)
+
+
 def convert(checkpoint_path: str | Path, dict_path: str | Path, out_dir: str | Path) -> ConversionReport:
     """Convert a fairseq wav2vec 2.0 CTC checkpoint; write a from_pretrained-ready folder at `out_dir`."""
-    import torch
-    from transformers import (
-        Wav2Vec2Config,
-        Wav2Vec2CTCTokenizer,
-        Wav2Vec2FeatureExtractor,
-        Wav2Vec2ForCTC,
-    )
-
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         found = sorted(p.name for p in out.iterdir())[:5] if out.is_dir() else "a file"
         raise ConversionError(f"out={str(out)!r} exists and is not an empty folder (found {found})")
     symbols = fairseq_symbols(dict_path)
     loaded = load_checkpoint(checkpoint_path)
-    checkpoint = loaded.content
-    if not isinstance(checkpoint, Mapping) or not isinstance(checkpoint.get("model"), Mapping):
-        raise ConversionError(f"{checkpoint_path}: expected a dict with a 'model' state dict")
-    state = checkpoint["model"]
-    if "w2v_encoder.proj.weight" not in state:
-        sample = sorted(state)[:3]
-        raise ConversionError(
-            f"{checkpoint_path}: no w2v_encoder.proj.weight, so not a wav2vec 2.0 CTC fine-tuned checkpoint "
-            f"(first keys: {sample})"
-        )
-    form, arch = read_architecture(checkpoint)
-    front = read_front_end(checkpoint)
-    if state["w2v_encoder.proj.weight"].shape[0] != len(symbols):
-        raise ConversionError(
-            f"dict={str(dict_path)!r} gives {len(symbols)} symbols (with fairseq's 4 specials), but the "
-            f"checkpoint's output layer has {state['w2v_encoder.proj.weight'].shape[0]} rows"
-        )
-    vocab = hf_vocab(symbols)
-    config = Wav2Vec2Config(**arch.hf_config(len(vocab)))
-    model = Wav2Vec2ForCTC(config).eval()
+    try:
+        plan = _plan(loaded.content, symbols, dict_path)
+    except ConversionError as err:
+        raise ConversionError(f"{checkpoint_path}: {err}") from None
+    import torch
+    from transformers import Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2ForCTC
+
+    model = Wav2Vec2ForCTC(plan.config).eval()
     hf_state = model.state_dict()
-    mapped, dropped = map_state_dict(state, {k: tuple(v.shape) for k, v in hf_state.items()})
-    dtypes = sorted({str(v.dtype).removeprefix("torch.") for v in mapped.values()})
+    dtypes = sorted({str(v.dtype).removeprefix("torch.") for v in plan.mapped.values()})
     with torch.no_grad():
-        model.load_state_dict({k: v.to(hf_state[k].dtype) for k, v in mapped.items()}, strict=True)
+        model.load_state_dict({k: v.to(hf_state[k].dtype) for k, v in plan.mapped.items()}, strict=True)
+    front = plan.front
 
     notes = list(front.notes)
     if not front.normalize:
@@ -588,12 +631,12 @@ def convert(checkpoint_path: str | Path, dict_path: str | Path, out_dir: str | P
         )
     else:
         notes.append("fairseq normalises with layer_norm (eps 1e-5); transformers' do_normalize uses eps 1e-7")
-    return_attention_mask = config.feat_extract_norm == "layer"  # as the reference conversion decides
+    return_attention_mask = plan.config.feat_extract_norm == "layer"  # as the reference conversion decides
 
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     vocab_path = out / "vocab.json"
-    vocab_path.write_text(json.dumps(vocab, ensure_ascii=False, indent=2), encoding="utf-8")
+    vocab_path.write_text(json.dumps(plan.vocab, ensure_ascii=False, indent=2), encoding="utf-8")
     tokenizer = Wav2Vec2CTCTokenizer(
         str(vocab_path),
         unk_token="<unk>",
@@ -616,16 +659,16 @@ def convert(checkpoint_path: str | Path, dict_path: str | Path, out_dir: str | P
         checkpoint=str(checkpoint_path),
         dict_path=str(dict_path),
         out_dir=str(out),
-        form=form,
-        architecture=arch.hf_config(len(vocab)),
+        form=plan.form,
+        architecture=plan.arch.hf_config(len(plan.vocab)),
         do_normalize=front.normalize,
         normalize_source=front.normalize_source,
         sampling_rate=front.sample_rate,
         return_attention_mask=return_attention_mask,
-        vocab_size=len(vocab),
-        tensors_mapped=len(mapped),
+        vocab_size=len(plan.vocab),
+        tensors_mapped=len(plan.mapped),
         checkpoint_dtypes=tuple(dtypes),
-        dropped=dropped,
+        dropped=plan.dropped,
         placeholders=loaded.placeholders,
         notes=tuple(notes),
         files=tuple(sorted(p.name for p in out.iterdir())),
@@ -677,7 +720,7 @@ def _app(cfg: Any) -> None:
     try:
         report = convert(cfg.checkpoint, cfg.dict, cfg.out)
     except (ValueError, OSError, pickle.UnpicklingError) as err:  # ConversionError, UnreadableCheckpoint
-        print(f"w2v2bench.convert: error: {err}", file=sys.stderr)
+        print(f"w2v2bench.convert: error: {one_line(err)}", file=sys.stderr)
         sys.exit(1)
     print(report.summary())
 

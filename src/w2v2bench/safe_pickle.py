@@ -1,81 +1,75 @@
-"""Load a pickled torch checkpoint through an allow-list, with fairseq classes as inert placeholders.
+"""Load a fairseq checkpoint with torch's weights-only unpickler: nothing in the file can run, write or hang.
 
-A fairseq checkpoint is a pickle, and unpickling runs whatever callables the file names. This module is a
-``pickle_module`` for ``torch.load``: it lets through tensors, storages, plain containers,
-``argparse.Namespace``, omegaconf configs and numpy scalars; it turns every ``fairseq.*`` global into a
-placeholder class that only records its arguments (so fairseq need not, and is never, imported); and it
-refuses anything else before it is imported or called.
+A fairseq checkpoint is a pickle, and a plain unpickler runs whatever callables the file names. Four layers:
+1. The file: a regular file, opened without blocking (a FIFO or device is refused before a byte is read).
+   The zip form's members must be stored uncompressed and fit in the file; the tar form of torch < 0.4
+   (2017, older than wav2vec 2.0) is refused, as torch's own weights-only loader refuses it.
+2. The globals: every GLOBAL of every pickle in the file is read by a scan (`pickletools`) before anything
+   is built. Only those on `ALLOWED` pass, and each `fairseq.*` one is mapped to an inert placeholder
+   class, so fairseq is never imported. Anything else is refused, naming the global.
+3. The unpickling: `torch.load(weights_only=True)` with exactly those globals. Its unpickler calls only
+   allow-listed callables, BUILDs only instances of allow-listed classes (never a class or a module),
+   and accepts only storage persistent ids, so torch's legacy `'module'` ids and `_check_container_source`
+   (which can write a `.patch` file) never run.
+4. The result: a budget (objects reached, nesting depth, no cycles) checked before anything else walks it,
+   and tensor bytes no larger than the file.
+Any failure is one `UnreadableCheckpoint` or `RefusedGlobal` line naming the file and the cause.
 """
 
 from __future__ import annotations
 
 import _compat_pickle
-import contextvars
-import importlib
+import argparse
 import io
+import math
 import pickle
-import sys
+import pickletools
+import tarfile
 import warnings
 import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections import Counter, OrderedDict, defaultdict
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
+import numpy as np
 import torch
 
+from .files import open_regular
+
 __all__ = [
+    "MAX_DEPTH",
+    "MAX_OBJECTS",
     "FairseqPlaceholder",
     "LoadedCheckpoint",
     "RefusedGlobal",
     "UnreadableCheckpoint",
-    "Unpickler",
-    "load",
+    "check_structure",
+    "global_kind",
     "load_checkpoint",
-    "loads",
-    "resolve_global",
 ]
 
 PLACEHOLDER_PACKAGES = ("fairseq",)
+MAX_OBJECTS = 500_000  # objects reached by a walk of the loaded checkpoint (shared ones counted each time)
+MAX_DEPTH = 64  # containers inside containers; fairseq's own configs nest about 12 deep
 
-_ALLOWED_GLOBALS: frozenset[tuple[str, str]] = frozenset(
-    [("builtins", name) for name in ("dict", "list", "tuple", "set", "frozenset", "int", "float", "complex")]
-    + [("builtins", name) for name in ("str", "bytes", "bytearray", "bool", "slice", "range", "object")]
-    + [
-        ("collections", "OrderedDict"),
-        ("collections", "defaultdict"),
-        ("collections", "Counter"),
-        ("_codecs", "encode"),  # bytes under pickle protocol 2
-        ("copyreg", "_reconstructor"),  # objects under pickle protocols 0 and 1
-        ("argparse", "Namespace"),
-        ("typing", "Any"),
-        ("torch", "Size"),
-        ("torch", "device"),
-        ("torch._utils", "_rebuild_tensor"),
-        ("torch._utils", "_rebuild_tensor_v2"),
-        ("torch._utils", "_rebuild_tensor_v3"),
-        ("torch._utils", "_rebuild_parameter"),
-        ("torch._utils", "_rebuild_parameter_with_state"),
-        ("omegaconf.dictconfig", "DictConfig"),
-        ("omegaconf.listconfig", "ListConfig"),
-        ("omegaconf.base", "ContainerMetadata"),
-        ("omegaconf.base", "Metadata"),
-        ("omegaconf.base", "UnionNode"),
-    ]
-    + [
-        ("omegaconf.nodes", name)
-        for name in ("AnyNode", "StringNode", "IntegerNode", "FloatNode", "BooleanNode", "EnumNode")
-        + ("BytesNode", "PathNode")
-    ]
-    + [
-        (module, name)
-        for module in ("numpy.core.multiarray", "numpy._core.multiarray")
-        for name in ("scalar", "_reconstruct")
-    ]
-    + [("numpy", "dtype"), ("numpy", "ndarray")]
-)
+# What a fairseq wav2vec 2.0 checkpoint is made of. torch's weights-only unpickler allows more by default
+# (bytearray(n) allocates n bytes from a few bytes of pickle; quantized, sparse and subclass tensors); the
+# scan refuses what is not listed here.
+_TORCH = [
+    "collections.OrderedDict",
+    "torch._utils._rebuild_tensor",
+    "torch._utils._rebuild_tensor_v2",
+    "torch._utils._rebuild_tensor_v3",
+    "torch._utils._rebuild_parameter",
+    "torch._utils._rebuild_parameter_with_state",
+    "torch.nn.parameter.Parameter",
+    "torch.Size",
+    "torch.device",
+    "_codecs.encode",  # how pickle protocol 2 writes bytes
+    "builtins.set",
+]
 
 
 class RefusedGlobal(pickle.UnpicklingError):
@@ -86,13 +80,13 @@ class RefusedGlobal(pickle.UnpicklingError):
         where = f"{path}: " if path is not None else ""
         super().__init__(
             f"{where}refused to load global {module}.{name}: a checkpoint may only contain tensors, "
-            "storages, plain containers, argparse.Namespace, omegaconf configs, numpy scalars and "
+            "plain containers, argparse.Namespace, omegaconf configs, numpy scalars and arrays, and "
             "fairseq.* objects (loaded as inert placeholders); this global was neither imported nor run"
         )
 
 
 class UnreadableCheckpoint(ValueError):
-    """The file is not a torch.save pickle (or is truncated, or is a TorchScript archive)."""
+    """The file is not a checkpoint this loader reads (or it is malformed, or breaks a budget)."""
 
 
 class FairseqPlaceholder:
@@ -114,10 +108,7 @@ class FairseqPlaceholder:
         self.placeholder_state = state
 
     def __repr__(self) -> str:
-        return f"<placeholder for {self.fairseq_name} args={self.placeholder_args!r}>"
-
-
-_seen_placeholders: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar("seen_placeholders", default=None)
+        return f"<placeholder for {self.fairseq_name}>"
 
 
 @cache
@@ -126,47 +117,205 @@ def _placeholder_class(qualified_name: str) -> type[FairseqPlaceholder]:
     return type(short, (FairseqPlaceholder,), {"fairseq_name": qualified_name, "__module__": __name__})
 
 
-@cache
-def _torch_dtype_names() -> frozenset[str]:
-    return frozenset(name for name in dir(torch) if isinstance(getattr(torch, name), torch.dtype))
+def _reconstruct_empty(subtype: Any, shape: Any, dtype: Any) -> np.ndarray:
+    """numpy's `_reconstruct`, for the empty array numpy pickles before BUILD gives it its data.
+
+    numpy always pickles `_reconstruct(ndarray, (0,), b'b')`; any other shape would allocate memory the
+    file does not hold (a few bytes can ask for terabytes), so it is refused."""
+    if subtype is not np.ndarray or not isinstance(shape, tuple) or not all(type(n) is int for n in shape):
+        raise pickle.UnpicklingError(f"numpy _reconstruct({subtype!r}, {shape!r}): expected an ndarray shape")
+    if math.prod(shape) != 0:
+        raise pickle.UnpicklingError(f"numpy _reconstruct with shape {shape}: numpy pickles empty arrays only")
+    return np.ndarray.__new__(np.ndarray, shape, dtype)
 
 
-def _is_placeholder_module(module: str) -> bool:
+def _our_globals() -> dict[str, Any]:
+    """Globals beyond torch's defaults, by the name the pickle uses."""
+    from omegaconf import base, dictconfig, listconfig, nodes
+
+    found: dict[str, Any] = {
+        "argparse.Namespace": argparse.Namespace,
+        "typing.Any": Any,
+        "collections.defaultdict": defaultdict,
+        "collections.Counter": Counter,
+        "numpy.ndarray": np.ndarray,
+        "numpy.dtype": np.dtype,
+        "omegaconf.dictconfig.DictConfig": dictconfig.DictConfig,
+        "omegaconf.listconfig.ListConfig": listconfig.ListConfig,
+        **{f"omegaconf.base.{n}": getattr(base, n) for n in ("ContainerMetadata", "Metadata", "UnionNode")},
+    }
+    for name in ("AnyNode", "StringNode", "IntegerNode", "FloatNode", "BooleanNode", "EnumNode", "BytesNode"):
+        found[f"omegaconf.nodes.{name}"] = getattr(nodes, name)
+    # classes as values (omegaconf's ref_type / object_type), never as amplifiers: no bytes(n), no range
+    for kind in (dict, list, tuple, int, float, str, bool, complex, frozenset, object):
+        found[f"builtins.{kind.__name__}"] = kind
+    for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
+        found[f"{module}.scalar"] = _numpy_scalar()
+        found[f"{module}._reconstruct"] = _reconstruct_empty
+    return found
+
+
+def _numpy_scalar() -> Any:
+    try:
+        from numpy._core.multiarray import scalar  # numpy 2
+    except ImportError:
+        from numpy.core.multiarray import scalar
+    return scalar
+
+
+def _numpy_dtype_classes() -> list[tuple[type, str]]:
+    """numpy 2's concrete dtype classes: a pickled dtype is BUILT as one of them (never named by a pickle,
+    so the scan still refuses them as globals; torch needs them only to allow BUILD on a dtype)."""
+    dtypes = getattr(np, "dtypes", None)
+    classes = [getattr(dtypes, n) for n in dir(dtypes) if n.endswith("DType")] if dtypes else []
+    return [(c, f"numpy.dtypes.{c.__name__}") for c in classes if isinstance(c, type)]
+
+
+def _normalise(module: str, name: str) -> tuple[str, str]:
+    """Python 2 spellings (pickle protocol 2 writes `__builtin__`), mapped as every unpickler maps them."""
+    if (module, name) in _compat_pickle.NAME_MAPPING:
+        return _compat_pickle.NAME_MAPPING[(module, name)]
+    return _compat_pickle.IMPORT_MAPPING.get(module, module), name
+
+
+def _is_placeholder(module: str) -> bool:
     return any(module == pkg or module.startswith(pkg + ".") for pkg in PLACEHOLDER_PACKAGES)
 
 
-def resolve_global(module: str, name: str) -> Any:
-    """Return what the pickle may use for ``module.name``, or raise RefusedGlobal."""
-    if (module, name) in _compat_pickle.NAME_MAPPING:  # Python 2 names written by pickle protocols < 3
-        module, name = _compat_pickle.NAME_MAPPING[(module, name)]
-    elif module in _compat_pickle.IMPORT_MAPPING:
-        module = _compat_pickle.IMPORT_MAPPING[module]
-    if _is_placeholder_module(module):
-        qualified = f"{module}.{name}"
-        seen = _seen_placeholders.get()
-        if seen is not None:
-            seen.add(qualified)
-        return _placeholder_class(qualified)
-    if (module, name) in _ALLOWED_GLOBALS or (module == "torch" and name in _torch_dtype_names()):
-        return getattr(importlib.import_module(module), name)
+@cache
+def _torch_names() -> frozenset[str]:
+    dtypes = [f"torch.{n}" for n in dir(torch) if isinstance(getattr(torch, n), torch.dtype)]
+    storages = [f"torch.{n}" for n in dir(torch) if n.endswith("Storage") and isinstance(getattr(torch, n), type)]
+    return frozenset(_TORCH + dtypes + storages)
+
+
+def global_kind(module: str, name: str) -> str:
+    """'torch' (torch's own allow-list), 'ours', 'placeholder', or RefusedGlobal."""
+    module, name = _normalise(module, name)
+    if _is_placeholder(module):
+        return "placeholder"
+    full = f"{module}.{name}"
+    if full in _torch_names():
+        return "torch"
+    if full in _our_globals():
+        return "ours"
     raise RefusedGlobal(module, name)
 
 
-class Unpickler(pickle.Unpickler):
-    """A pickle.Unpickler whose globals come from the allow-list (see the module docstring)."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        return resolve_global(module, name)
+# ----------------------------------------------------------------------------------------------------------
+# Layer 1 and 2: the file, and the globals its pickles name
 
 
-def load(file: BinaryIO, **kwargs: Any) -> Any:
-    """Unpickle one object from ``file`` through the allow-list (the ``pickle.load`` of this module)."""
-    return Unpickler(file, **kwargs).load()
+def _scan_pickle(stream: BinaryIO) -> set[tuple[str, str]]:
+    """The (module, name) of every GLOBAL in one pickle, read up to its STOP; nothing is built."""
+    found = set()
+    for opcode, arg, _ in pickletools.genops(stream):
+        if opcode.name == "GLOBAL":
+            module, name = arg.split(" ", 1)
+            found.add(_normalise(module, name))
+        elif opcode.name in ("STACK_GLOBAL", "INST", "OBJ", "EXT1", "EXT2", "EXT4"):
+            # torch.save writes protocol 2 with plain GLOBALs; torch's weights-only unpickler refuses these too
+            raise pickle.UnpicklingError(f"pickle opcode {opcode.name} (names a global indirectly)")
+    return found
 
 
-def loads(data: bytes, **kwargs: Any) -> Any:
-    """Unpickle one object from ``data`` through the allow-list."""
-    return load(io.BytesIO(data), **kwargs)
+def _scan_zip(handle: BinaryIO, size: int) -> set[tuple[str, str]]:
+    with zipfile.ZipFile(handle) as archive:
+        members = archive.infolist()
+        if any(m.filename.rsplit("/", 1)[-1] == "constants.pkl" for m in members):
+            raise UnreadableCheckpoint("is a TorchScript archive, expected a torch.save checkpoint")
+        packed = [m.filename for m in members if m.compress_type != zipfile.ZIP_STORED]
+        if packed:
+            raise UnreadableCheckpoint(f"zip members are compressed ({packed[:3]}); torch.save stores them as is")
+        if sum(m.file_size for m in members) > size:
+            raise UnreadableCheckpoint("zip members add up to more bytes than the file holds")
+        pickles = [m for m in members if m.filename.rsplit("/", 1)[-1] == "data.pkl"]
+        if len(pickles) != 1:
+            raise UnreadableCheckpoint(f"expected one data.pkl in the zip archive, found {len(pickles)}")
+        return _scan_pickle(io.BytesIO(archive.read(pickles[0])))
+
+
+def _scan_legacy(handle: BinaryIO) -> set[tuple[str, str]]:
+    # torch < 1.6: magic number, protocol, sys info, the object, its storage keys; then the raw storages
+    magic = [arg for op, arg, _ in pickletools.genops(handle) if op.name in ("LONG1", "INT", "LONG")]
+    if magic != [torch.serialization.MAGIC_NUMBER]:
+        raise UnreadableCheckpoint("not a torch.save file (neither a zip archive nor torch's magic number)")
+    found: set[tuple[str, str]] = set()
+    for _ in range(4):
+        found |= _scan_pickle(handle)
+    return found
+
+
+def _scan(handle: BinaryIO, size: int) -> set[tuple[str, str]]:
+    # the zip test torch.load itself makes (the first bytes), so both read the file the same way
+    if handle.read(4) == b"PK\x03\x04":
+        handle.seek(0)
+        return _scan_zip(handle, size)
+    handle.seek(0)
+    if tarfile.is_tarfile(handle):
+        raise UnreadableCheckpoint(
+            "is in the tar format of torch < 0.4 (2017), which this converter does not read; "
+            "load and re-save it with a current torch in an environment you trust"
+        )
+    handle.seek(0)
+    return _scan_legacy(handle)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Layer 4: the loaded object
+
+
+def _children(obj: Any) -> list[Any]:
+    kind = type(obj)
+    if kind in (dict, OrderedDict, Counter, defaultdict):
+        return [*obj.keys(), *obj.values()]
+    if kind in (list, tuple, set, frozenset):
+        return list(obj)
+    if isinstance(obj, type) or isinstance(obj, torch.Tensor | np.ndarray | np.generic):
+        return []
+    attributes = getattr(obj, "__dict__", None)
+    if isinstance(attributes, dict):
+        # omegaconf nodes point back at their parent: a downward walk leaves that edge out
+        return [v for k, v in attributes.items() if k != "_parent"]
+    return []
+
+
+def check_structure(obj: Any, max_objects: int = MAX_OBJECTS, max_depth: int = MAX_DEPTH) -> int:
+    """Raise UnreadableCheckpoint unless walking `obj` (as every later reader walks it: shared objects
+    each time they are reached) stays within the budgets and meets no cycle; returns the tensor bytes."""
+    visits, tensor_bytes, seen_storages = 0, 0, set()
+    on_path: set[int] = set()
+    stack: list[tuple[Any, int, bool]] = [(obj, 0, False)]
+    while stack:
+        node, depth, leaving = stack.pop()
+        if leaving:
+            on_path.discard(id(node))
+            continue
+        visits += 1
+        if visits > max_objects:
+            raise UnreadableCheckpoint(
+                f"holds more than {max_objects:,} objects when walked (shared references count each time)"
+            )
+        if isinstance(node, torch.Tensor):
+            storage = node.untyped_storage()
+            if storage.data_ptr() not in seen_storages:
+                seen_storages.add(storage.data_ptr())
+                tensor_bytes += storage.nbytes()
+        children = _children(node)
+        if not children:
+            continue
+        if id(node) in on_path:
+            raise UnreadableCheckpoint(f"a {type(node).__name__} contains itself (a reference cycle)")
+        if depth >= max_depth:
+            raise UnreadableCheckpoint(f"containers nest more than {max_depth} deep")
+        on_path.add(id(node))
+        stack.append((node, depth, True))
+        stack.extend((child, depth + 1, False) for child in children)
+    return tensor_bytes
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Loading
 
 
 @dataclass(frozen=True)
@@ -177,36 +326,46 @@ class LoadedCheckpoint:
     placeholders: tuple[str, ...]
 
 
-@contextmanager
-def _recording_placeholders() -> Iterator[set[str]]:
-    seen: set[str] = set()
-    token = _seen_placeholders.set(seen)
-    try:
-        yield seen
-    finally:
-        _seen_placeholders.reset(token)
-
-
-def _refuse_torchscript(path: Path) -> None:
-    # torch.load hands a TorchScript archive to torch.jit.load, which never sees our unpickler
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as archive:
-            if any(n.rsplit("/", 1)[-1] == "constants.pkl" for n in archive.namelist()):
-                raise UnreadableCheckpoint(f"{path}: is a TorchScript archive, expected a torch.save pickle")
+def _short(err: BaseException) -> str:
+    """One line for an error from torch or omegaconf (torch's weights-only messages run to a paragraph)."""
+    text = str(err)
+    if "WeightsUnpickler error: " in text:
+        text = text.split("WeightsUnpickler error: ", 1)[1]
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return f"{type(err).__name__}: {first[:300]}"
 
 
 def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
-    """torch.load ``path`` onto the CPU through the allow-list; both zip and legacy files are accepted."""
+    """torch.load `path` onto the CPU, weights only, through the allow-list (zip and torch < 1.6 files)."""
     path = Path(path)
-    _refuse_torchscript(path)
-    with _recording_placeholders() as seen, warnings.catch_warnings():
-        warnings.filterwarnings("error", message=".*TorchScript archive.*")
-        try:
-            content = torch.load(
-                path, map_location="cpu", pickle_module=sys.modules[__name__], weights_only=False, mmap=False
-            )
-        except RefusedGlobal as refused:
-            raise RefusedGlobal(refused.module, refused.name, path) from None
-        except (RuntimeError, EOFError, pickle.UnpicklingError, UserWarning) as err:
-            raise UnreadableCheckpoint(f"{path}: cannot be read as a torch checkpoint ({err})") from err
-    return LoadedCheckpoint(content=content, placeholders=tuple(sorted(seen)))
+    try:
+        with open_regular(path) as handle:
+            size = handle.seek(0, io.SEEK_END)
+            handle.seek(0)
+            names = _scan(handle, size)
+            kinds = {(m, n): global_kind(m, n) for m, n in sorted(names)}
+            ours = _our_globals()
+            extra = [
+                (_placeholder_class(f"{m}.{n}"), f"{m}.{n}")
+                if kind == "placeholder"
+                else (ours[f"{m}.{n}"], f"{m}.{n}")
+                for (m, n), kind in kinds.items()
+                if kind != "torch"
+            ] + _numpy_dtype_classes()
+            handle.seek(0)
+            with torch.serialization.safe_globals(extra), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                content = torch.load(handle, map_location="cpu", weights_only=True, mmap=False)
+        tensor_bytes = check_structure(content)
+        if tensor_bytes > size:
+            raise UnreadableCheckpoint(f"its tensors claim {tensor_bytes} bytes, the file holds {size}")
+    except RefusedGlobal as refused:
+        raise RefusedGlobal(refused.module, refused.name, path) from None
+    except UnreadableCheckpoint as err:
+        raise UnreadableCheckpoint(f"{path}: {err}") from None
+    except OSError as err:
+        raise OSError(f"{err}" if str(path) in str(err) else f"{path}: {err.strerror or err}") from None
+    except Exception as err:  # whatever a malformed file makes torch, numpy or omegaconf raise
+        raise UnreadableCheckpoint(f"{path}: cannot be read as a torch checkpoint ({_short(err)})") from None
+    placeholders = sorted(f"{m}.{n}" for (m, n), kind in kinds.items() if kind == "placeholder")
+    return LoadedCheckpoint(content=content, placeholders=tuple(placeholders))

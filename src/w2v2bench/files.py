@@ -1,0 +1,62 @@
+"""Open input files without hanging on them: regular files only, checked on the open descriptor.
+
+A FIFO, a socket or a device named as a checkpoint, an audio file or a transcript would block `open()` or
+`read()` forever (or stream without end). `open_regular` opens without blocking and refuses anything that is
+not a regular file before a byte is read; checking the open descriptor (not the path) leaves no window
+between the check and the read.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import BinaryIO
+
+_KINDS = {
+    stat.S_IFIFO: "a FIFO (named pipe)",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFDIR: "a folder",
+}
+
+
+class NotARegularFile(OSError):
+    """The path names something other than a regular file; it was not read."""
+
+
+def open_regular(path: str | os.PathLike, max_bytes: int | None = None) -> BinaryIO:
+    """`path` opened for binary reading, if it is a regular file (of at most `max_bytes`)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = _KINDS.get(stat.S_IFMT(info.st_mode), "not a regular file")
+            raise NotARegularFile(f"{path}: is {kind}, expected a regular file; it was not read")
+        if max_bytes is not None and info.st_size > max_bytes:
+            raise NotARegularFile(f"{path}: {info.st_size} bytes, more than the {max_bytes} expected at most")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_regular(path: str | os.PathLike, max_bytes: int | None = None) -> bytes:
+    """The bytes of a regular file (see `open_regular`)."""
+    with open_regular(path, max_bytes) as handle:
+        return handle.read()
+
+
+def read_text(path: str | os.PathLike, max_bytes: int | None = None) -> str:
+    """A regular UTF-8 text file; a file in another encoding is named with the first bad byte's position."""
+    data = read_regular(path, max_bytes)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise ValueError(
+            f"{Path(path)}:{line}: not UTF-8 text (byte {data[err.start]:#04x} at offset {err.start}); "
+            "re-encode the file as UTF-8"
+        ) from None
