@@ -45,19 +45,21 @@ def test_a_killed_run_resumes_to_the_same_outputs(tiny_checkpoint, tmp_path):
     proc.wait()
     assert json.loads((killed / "summary.json").read_text())["status"] == "running"  # marked unfinished
     assert not (killed / "transcripts.jsonl").exists()
-    n_done = len(journal.read_text().splitlines())
+    n_done = len(journal.read_text().splitlines()) - 1
     assert 8 <= n_done < 30
     with journal.open("a") as handle:  # as if the kill had landed mid-write of a line
         handle.write('{"index": 29, "id": "torn')
 
     resumed = bench(*local(tiny_checkpoint, killed, *args, "resume=true"))
     assert resumed.returncode == 0, resumed.stderr
-    assert f"resuming: {n_done} utterances already transcribed" in resumed.stdout
+    assert f"resuming: {n_done} journal rows of the interrupted run" in resumed.stdout
+    assert "left out" not in resumed.stdout  # the torn line is the kill's, not a foreign one
     whole_rows, whole = read_run(tmp_path / "whole")
     rows, summary = read_run(killed)
     assert rows == whole_rows  # same transcripts, same order, none lost or doubled
     assert (summary["wer"], summary["n_utterances"]) == (whole["wer"], 30)
     assert summary["resumed_from"] == n_done and summary["timed_utterances"] == 30 - n_done
+    assert summary["resume_dropped"] == 0
     assert not journal.exists()
 
 
@@ -201,7 +203,7 @@ def test_a_write_failure_mid_run_keeps_what_was_done(tiny_checkpoint, tmp_path, 
     from w2v2bench import report
 
     transcriber = load_model(str(tiny_checkpoint))
-    journal = report.Journal(tmp_path)
+    journal = report.Journal(tmp_path, "run-id", "config-hash")
     calls = {"n": 0}
     real_write = journal.write
 
@@ -214,4 +216,4 @@ def test_a_write_failure_mid_run_keeps_what_was_done(tiny_checkpoint, tmp_path, 
     with pytest.raises(OSError, match="No space left"):
         run(local_utterances(LIBRISPEECH, "test", "clean"), transcriber, write, batch_size=1, progress=False)
     journal.close()
-    assert len((tmp_path / JOURNAL).read_text().splitlines()) == 2
+    assert len((tmp_path / JOURNAL).read_text().splitlines()) == 1 + 2  # the header and two batches

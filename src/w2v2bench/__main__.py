@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from . import distributed
 from .analysis import write_analysis
-from .config import ConfigError, load_reference, register
+from .config import ConfigError, load_reference, one_line, register
 from .data import DataError, hub_utterances, local_utterances
 from .model import (
     OFFLINE_HINT,
@@ -28,11 +28,15 @@ from .model import (
 )
 from .report import (
     SCHEMA_VERSION,
+    Claim,
     Journal,
+    Resume,
     build_summary,
-    check_resumable,
-    prepare_output_dir,
+    claim_output_dir,
+    config_sha256,
+    recover_journals,
     reference_check,
+    remove_journals,
     write_json_atomic,
     write_tables,
 )
@@ -87,43 +91,76 @@ def evaluate(cfg: DictConfig) -> int:
     main_rank = rank is None or rank.is_main
     utterances, total = utterance_source(cfg)
     config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-    if main_rank:
-        output_dir = prepare_output_dir(config["output_dir"])
-        if cfg.resume:
-            check_resumable(output_dir, config)
-        elif (output_dir / "summary.json").exists():
-            raise ConfigError(
-                f"output_dir={str(output_dir)!r} already holds a run: pass resume=true to continue an "
-                "interrupted one, or choose another output_dir"
-            )
-    config["output_dir"] = distributed.broadcast(config["output_dir"], rank)  # one `now` for all ranks
-    output_dir = Path(config["output_dir"])
-    header = {"schema_version": SCHEMA_VERSION, "status": "running", "started": started, "config": config}
-    journal = Journal(output_dir, resume=cfg.resume, rank=None if rank is None else rank.rank)
-    done = distributed.broadcast(set(journal.done), rank)
-    if done:
-        if main_rank:
-            print(f"resuming: {len(done)} utterances already transcribed in {output_dir}")
-        utterances = (u for u in utterances if u.index not in done)
-        total = None if total is None else total - len(done)
-    elif main_rank:
-        write_json_atomic(output_dir / "summary.json", header)
-    if rank is not None:
-        utterances = distributed.shard(list(utterances), rank.world_size, rank.rank)
-        total = len(utterances)
-
-    load_start = time.perf_counter()
-    transcriber = load_model(
-        cfg.model.checkpoint,
-        revision=cfg.model.revision,
-        device=distributed.rank_device(cfg.device, rank),
-        batching=cfg.batching.value,
-        precision=cfg.precision.value,
-        check_precision=cfg.check_precision,
-        compile=cfg.compile,
-    )
-    load_s = time.perf_counter() - load_start
+    claim = claim_output_dir(config["output_dir"], config, cfg.resume) if main_rank else None
     try:
+        if claim is not None and claim.stored is not None and claim.stored.get("status") == "complete":
+            return already_complete(claim)
+        # one output folder and run id for all ranks
+        config["output_dir"], run_id = distributed.broadcast((config["output_dir"], claim and claim.run_id), rank)
+        return _evaluate(cfg, config, started, reference, rank, utterances, total, run_id, claim)
+    finally:
+        if claim is not None:
+            claim.release()
+
+
+def already_complete(claim: Claim) -> int:
+    """resume=true on a run that finished: nothing to transcribe; leftovers of a kill after the finish go."""
+    remove_journals(claim.path)
+    passed = (claim.stored.get("reference") or {}).get("passed")
+    print(f"the run in {claim.path} is already complete: nothing to resume")
+    return EXIT_REFERENCE_FAILED if passed is False else EXIT_OK
+
+
+def _evaluate(cfg, config, started, reference, rank, utterances, total, run_id, claim) -> int:
+    main_rank = rank is None or rank.is_main
+    output_dir = Path(config["output_dir"])
+    config_hash = config_sha256(config)
+    header = {
+        "schema_version": SCHEMA_VERSION,
+        "status": "running",
+        "run_id": run_id,
+        "started": started,
+        "config": config,
+    }
+    resume: Resume | None = None
+    try:
+        if main_rank:
+            if cfg.resume:
+                resume = Resume(recover_journals(output_dir, run_id, config_hash))
+                print(
+                    f"resuming: {len(resume.candidates)} journal rows of the interrupted run in {output_dir}; "
+                    "each is kept only if it matches the corpus's utterance at its index"
+                )
+            write_json_atomic(output_dir / "summary.json", header)
+        journal = None
+        if main_rank:  # first: it takes in what every rank's journal held
+            journal = Journal(output_dir, run_id, config_hash, rank=None if rank is None else 0, kept=_kept(resume))
+        distributed.broadcast(None, rank)
+        if journal is None:
+            journal = Journal(output_dir, run_id, config_hash, rank=rank.rank)
+        if rank is not None:
+            utterances = list(utterances)
+            todo = list(resume.pending(utterances)) if resume is not None else utterances
+            todo_indices = distributed.broadcast({u.index for u in todo} if main_rank else None, rank)
+            utterances = distributed.shard(
+                [u for u in utterances if u.index in todo_indices], rank.world_size, rank.rank
+            )
+            total = len(utterances)
+        elif resume is not None:
+            total = None if total is None else total - len(resume.candidates)
+            utterances = resume.pending(utterances)
+
+        load_start = time.perf_counter()
+        transcriber = load_model(
+            cfg.model.checkpoint,
+            revision=cfg.model.revision,
+            device=distributed.rank_device(cfg.device, rank),
+            batching=cfg.batching.value,
+            precision=cfg.precision.value,
+            check_precision=cfg.check_precision,
+            compile=cfg.compile,
+        )
+        load_s = time.perf_counter() - load_start
         stats = run(
             utterances,
             transcriber,
@@ -137,27 +174,46 @@ def evaluate(cfg: DictConfig) -> int:
             total=total,
             progress=cfg.progress if main_rank else False,
         )
+        per_rank = distributed.gather((journal.new if not main_rank else [], stats), rank)
+        if not main_rank:
+            journal.close()
+            status = distributed.broadcast(None, rank)
+            distributed.finish(rank)
+            return status
+        return _finish(cfg, config, started, reference, journal, resume, per_rank, load_s, transcriber, run_id, rank)
     except BaseException as err:
-        journal.close()
         if main_rank:
-            failed = {**header, "status": "failed", "error": f"{type(err).__name__}: {err}"}
+            failed = {**header, "status": "failed", "error": f"{type(err).__name__}: {one_line(err)}"}
             with contextlib.suppress(OSError):
                 write_json_atomic(output_dir / "summary.json", failed)
         raise
-    per_rank = distributed.gather((journal.new if not main_rank else [], stats), rank)
-    if not main_rank:
-        journal.close()
-        status = distributed.broadcast(None, rank)
-        distributed.finish(rank)
-        return status
 
-    results = journal.finish(r for new, _ in per_rank for r in new)
+
+def _kept(resume: Resume | None) -> list:
+    return [] if resume is None else sorted(resume.candidates.values(), key=lambda r: r.index)
+
+
+def _finish(cfg, config, started, reference, journal, resume, per_rank, load_s, transcriber, run_id, rank) -> int:
+    """Every output, then `complete`, then the journals go: a kill anywhere in between is resumed."""
+    output_dir = Path(config["output_dir"])
+    if resume is not None and resume.dropped:
+        shown = "; ".join(resume.dropped[:3]) + ("; ..." if len(resume.dropped) > 3 else "")
+        print(f"resume: {len(resume.dropped)} journal line(s) left out and transcribed again: {shown}")
+    results = journal.finish(resume.kept if resume is not None else {}, (r for new, _ in per_rank for r in new))
     t = totals(results)
     check, reference_note = reference_check(
         reference, t, cfg.data.name, cfg.split.value, cfg.data.partition.value, cfg.limit
     )
     summary = build_summary(
-        config, started, t, [s for _, s in per_rank], load_s, vars(transcriber.info), device_name(transcriber.device)
+        config,
+        started,
+        t,
+        [s for _, s in per_rank],
+        load_s,
+        vars(transcriber.info),
+        device_name(transcriber.device),
+        run_id,
+        resume,
     )
     summary["reference"] = (
         None
@@ -165,9 +221,10 @@ def evaluate(cfg: DictConfig) -> int:
         else {"wer": check.wer, "tolerance": check.tolerance, "source": check.source, "passed": check.passed}
     )
     summary["reference_note"] = reference_note
-    write_json_atomic(output_dir / "summary.json", summary)
     table = write_tables(output_dir, summary)
-    write_analysis(output_dir)
+    write_analysis(output_dir, summary=summary)
+    write_json_atomic(output_dir / "summary.json", summary)  # the commit point
+    remove_journals(output_dir)
     print(table.to_markdown(index=False))
     print(f"outputs: {output_dir}")
     print(check.line() if check is not None else f"reference check: none ({reference_note})")
@@ -185,7 +242,7 @@ def _app(cfg: DictConfig) -> None:
     try:
         STATUSES.append(evaluate(cfg))
     except (ConfigError, DataError, ModelError, HubUnavailable, OSError) as err:
-        print(f"w2v2bench: error: {err}", file=sys.stderr)
+        print(f"w2v2bench: error: {one_line(err)}", file=sys.stderr)
         STATUSES.append(EXIT_RUN_FAILED)
 
 

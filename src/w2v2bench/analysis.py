@@ -24,7 +24,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
 from .config import quiet_defaults, quiet_hydra
-from .report import write_json_atomic
+from .report import write_json_atomic, write_text_atomic
 from .score import Counts, normalizer
 
 __all__ = [
@@ -337,7 +337,7 @@ def write_trn(rows: list[dict], normalize: Callable[[str], str], ref_path: Path,
     good = scored(rows)
     for path, key in ((ref_path, "text"), (hyp_path, "pred_text")):
         lines = (" ".join([*normalize(r[key]).split(), f"({r['id']})"]) for r in good)
-        path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        write_text_atomic(path, "".join(line + "\n" for line in lines))
 
 
 def _title(summary: dict | None, run_dir: Path) -> str:
@@ -347,20 +347,23 @@ def _title(summary: dict | None, run_dir: Path) -> str:
     return f"{cfg['model']['name']} on {cfg['data']['name']} {cfg['data']['partition']}-{cfg['split']}"
 
 
-def write_analysis(run_dir: Path, normalizer_name: str | None = None, plot: bool = True) -> Analysis:
+def write_analysis(
+    run_dir: Path, normalizer_name: str | None = None, plot: bool = True, summary: dict | None = None
+) -> Analysis:
     """Write the analysis files and trn files next to the run's transcripts.jsonl.
 
-    The normaliser is the one the run was scored with (summary.json), unless `normalizer_name` is given.
+    The normaliser is the one the run was scored with (`summary`, or summary.json), unless `normalizer_name`
+    is given.
     """
     run_dir = Path(run_dir)
     rows = load_rows(run_dir)
-    summary = load_summary(run_dir)
+    summary = summary if summary is not None else load_summary(run_dir)
     name = normalizer_name or (summary or {}).get("normalizer") or "none"
     normalize = resolve_normalizer(name)
     analysis = analyse(rows, normalize, name)
     title = _title(summary, run_dir)
     write_json_atomic(run_dir / "analysis.json", {"title": title, **analysis.to_json()})
-    (run_dir / "analysis.md").write_text(markdown(analysis, title), encoding="utf-8")
+    write_text_atomic(run_dir / "analysis.md", markdown(analysis, title))
     write_trn(rows, normalize, run_dir / "ref.trn", run_dir / "hyp.trn")
     if plot:
         plot_wer_by_length(analysis, run_dir / "wer_by_length.png", title)

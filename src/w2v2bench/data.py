@@ -9,6 +9,7 @@ caller restores corpus order window by window.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import itertools
 import os
@@ -21,6 +22,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import soxr
+
+from .config import one_line
+from .files import read_regular
 
 SAMPLE_RATE = 16_000
 AUDIO_EXTENSIONS = (".flac", ".wav")  # OpenSLR ships FLAC; WAV is accepted for converted trees
@@ -60,6 +64,28 @@ class Decoded:
     duration_s: float
     notes: tuple[str, ...] = ()
     error: str | None = None
+    audio_sha256: str | None = None  # of the bytes that were decoded
+
+
+def audio_bytes(utterance: Utterance) -> bytes:
+    """The utterance's encoded audio: the Hub row's bytes, or the file's (a regular file only: a FIFO
+    would hang the run)."""
+    if utterance.data is not None:
+        return utterance.data
+    try:
+        return read_regular(utterance.path)
+    except OSError as err:
+        raise AudioError(f"{utterance.origin}: cannot read ({one_line(err.strerror or err)})") from None
+
+
+def audio_sha256(utterance: Utterance) -> str | None:
+    """What identifies the audio an utterance's result was computed from (None: there is none to read)."""
+    if utterance.error or (utterance.data is None and utterance.path is None):
+        return None
+    try:
+        return hashlib.sha256(audio_bytes(utterance)).hexdigest()
+    except AudioError:
+        return None
 
 
 def load_audio(source: str | bytes, origin: str) -> tuple[np.ndarray, list[str]]:
@@ -156,11 +182,15 @@ def decode(utterance: Utterance, prepare: Callable[[np.ndarray], np.ndarray]) ->
     """Read one utterance's audio and prepare the model input; faults become `error`, never raise."""
     if utterance.error:
         return Decoded(utterance, None, 0.0, utterance.notes, error=utterance.error)
+    sha = None
     try:
-        wave, notes = load_audio(utterance.data or utterance.path, utterance.origin)
-        return Decoded(utterance, prepare(wave), len(wave) / SAMPLE_RATE, utterance.notes + tuple(notes))
+        data = audio_bytes(utterance)
+        sha = hashlib.sha256(data).hexdigest()
+        wave, notes = load_audio(data, utterance.origin)
+        duration_s = len(wave) / SAMPLE_RATE
+        return Decoded(utterance, prepare(wave), duration_s, utterance.notes + tuple(notes), audio_sha256=sha)
     except AudioError as err:
-        return Decoded(utterance, None, 0.0, utterance.notes, error=str(err))
+        return Decoded(utterance, None, 0.0, utterance.notes, error=str(err), audio_sha256=sha)
 
 
 def decoded_windows(

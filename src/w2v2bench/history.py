@@ -21,10 +21,12 @@ from typing import Any
 
 from filelock import FileLock
 
+from .files import open_regular
 from .report import SCHEMA_VERSION
 
 __all__ = [
     "DEFAULT_PATH",
+    "HistoryError",
     "SplitKey",
     "previous_good",
     "record",
@@ -235,9 +237,59 @@ def _from_sql(row: sqlite3.Row) -> dict:
 # The store
 
 
+class HistoryError(ValueError):
+    """The history file cannot be used (not a database, another program's, damaged); it was not changed."""
+
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _refuse(path: Path, why: str) -> HistoryError:
+    return HistoryError(
+        f"history={str(path)!r}: {why}; it was left as it is: move it aside (or pass history=<another file>) "
+        "and run again"
+    )
+
+
 def _connect(path: Path) -> sqlite3.Connection:
-    db = sqlite3.connect(path, timeout=LOCK_TIMEOUT_S, isolation_level=None)
+    """An open history, checked to be ours: a file that is not a SQLite database, a damaged one or another
+    program's is refused before anything is written to it."""
+    path = Path(path)
+    if path.exists() or path.is_symlink():
+        if not path.is_file():
+            raise _refuse(path, "is not a regular file")
+        try:
+            with open_regular(path) as handle:
+                head = handle.read(len(SQLITE_MAGIC))
+        except OSError as err:
+            raise _refuse(path, f"cannot be read ({err.strerror or err})") from None
+        if head and head != SQLITE_MAGIC:
+            raise _refuse(path, "is not a SQLite database")
+    try:
+        db = sqlite3.connect(path, timeout=LOCK_TIMEOUT_S, isolation_level=None)
+    except sqlite3.Error as err:
+        raise _refuse(path, f"cannot be opened ({err})") from None
     db.row_factory = sqlite3.Row
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if version == 0 and tables:
+            raise _refuse(path, f"holds another program's tables ({', '.join(sorted(tables))}), not a run history")
+        if version not in (0, HISTORY_SCHEMA_VERSION):
+            raise _refuse(path, f"has history schema version {version}, expected {HISTORY_SCHEMA_VERSION}")
+        if version:
+            columns = [r[1] for r in db.execute("PRAGMA table_info(runs)")]
+            if columns != list(COLUMNS):
+                raise _refuse(path, "its runs table has other columns than this version of w2v2bench writes")
+            problem = db.execute("PRAGMA quick_check").fetchone()[0]
+            if problem != "ok":
+                raise _refuse(path, f"is damaged ({problem})")
+    except sqlite3.DatabaseError as err:
+        db.close()
+        raise _refuse(path, f"is not a readable SQLite database ({err})") from None
+    except HistoryError:
+        db.close()
+        raise
     return db
 
 
@@ -249,16 +301,16 @@ def _writing(path: Path):
     with FileLock(f"{path}.lock", timeout=LOCK_TIMEOUT_S), closing(_connect(path)) as db:
         db.execute("BEGIN IMMEDIATE")
         try:
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version == 0:
+            if db.execute("PRAGMA user_version").fetchone()[0] == 0:  # a new file (_connect refuses others)
                 columns = ", ".join(f"{name} {kind}" for name, kind in COLUMNS.items())
                 db.execute(f"CREATE TABLE IF NOT EXISTS runs ({columns})")
                 db.execute(f"CREATE INDEX IF NOT EXISTS runs_by_key ON runs ({', '.join(KEY_COLUMNS)}, finished)")
                 db.execute(f"PRAGMA user_version = {HISTORY_SCHEMA_VERSION}")
-            elif version != HISTORY_SCHEMA_VERSION:
-                raise ValueError(f"history={str(path)!r}: schema version {version}, expected {HISTORY_SCHEMA_VERSION}")
             yield db
             db.execute("COMMIT")
+        except sqlite3.DatabaseError as err:
+            db.execute("ROLLBACK")
+            raise _refuse(path, f"could not be written ({err})") from None
         except BaseException:
             db.execute("ROLLBACK")
             raise
@@ -291,7 +343,7 @@ def set_verdict(path: Path, run_id: str, verdict: str, reasons: list[str], basel
 
 def rows(path: Path, key: SplitKey | None = None) -> list[dict]:
     """Every recorded run (of one model x split if `key` is given), oldest first."""
-    if not Path(path).is_file():
+    if not Path(path).exists():
         return []
     where, args = ("", ()) if key is None else (" WHERE " + " AND ".join(f"{c} = ?" for c in KEY_COLUMNS), tuple(key))
     with closing(_connect(Path(path))) as db:
@@ -316,7 +368,7 @@ def previous_good(path: Path, row: dict) -> dict | None:
 
 
 def history_size(path: Path) -> int:
-    if not Path(path).is_file():
+    if not Path(path).exists():
         return 0
     with closing(_connect(Path(path))) as db:
         return db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]

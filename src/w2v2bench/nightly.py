@@ -449,6 +449,9 @@ def _app(cfg: Any) -> None:
             harness_status=cfg.harness_status,
             show_changed=cfg.show_changed,
         )
+    except history.HistoryError as err:  # the history cannot be used: the night is not recorded
+        print(f"w2v2bench.nightly: error: {err}", file=sys.stderr)
+        sys.exit(EXIT_FAIL)
     except (ValueError, FileNotFoundError) as err:  # a bad setting, a runs or baseline folder that is not there
         print(f"w2v2bench.nightly: error: {err}", file=sys.stderr)
         sys.exit(EXIT_USAGE)

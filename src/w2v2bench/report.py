@@ -6,6 +6,7 @@ back out of a path. `gather` re-reads summaries under a folder into one model x 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -14,39 +15,25 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from filelock import FileLock, Timeout
 
-from .config import ConfigError, ReferenceConfig
+from .config import ConfigError, ReferenceConfig, one_line
+from .data import Utterance, audio_sha256
+from .files import open_regular
+from .results import RowError, UtteranceResult, parse_row
 from .score import Totals
 
 SCHEMA_VERSION = 1
 PACKAGES = ("w2v2bench", "torch", "transformers", "datasets", "jiwer", "soundfile", "hydra-core", "numpy")
-
-
-@dataclass(frozen=True)
-class UtteranceResult:
-    index: int  # position in corpus order
-    id: str
-    speaker: str
-    chapter: str
-    duration_s: float
-    text: str | None
-    pred_text: str | None
-    substitutions: int
-    deletions: int
-    insertions: int
-    ref_words: int
-    char_errors: int
-    ref_chars: int
-    error: str | None
-    notes: list[str]
 
 
 @dataclass(frozen=True)
@@ -117,60 +104,168 @@ def write_jsonl_atomic(path: Path, rows: Iterable[dict]) -> None:
 
 
 JOURNAL = "transcripts.partial.jsonl"
+JOURNAL_VERSION = 1
+JOURNALS = "transcripts.partial*.jsonl"
 
 
-def recover_journals(folder: Path) -> dict[int, UtteranceResult]:
-    """Every complete line of the journals in `folder`; a line torn by a kill (and anything after it)
-    is cut off the file, so it is transcribed again."""
-    done: dict[int, UtteranceResult] = {}
-    for path in sorted(folder.glob("transcripts.partial*.jsonl")):
-        good_bytes = 0
-        with path.open("rb") as handle:
-            for line in handle:
-                try:
-                    if not line.endswith(b"\n"):
-                        raise ValueError("torn line")
-                    row = UtteranceResult(**json.loads(line))
-                except (ValueError, TypeError):
-                    break
-                done[row.index] = row
-                good_bytes += len(line)
-        with path.open("r+b") as handle:
-            handle.truncate(good_bytes)
-    return done
+def config_sha256(config: dict) -> str:
+    """What identifies a run's settings: the resolved config, less the keys a resumed run may change."""
+    kept = {k: v for k, v in flatten(config).items() if k not in RESUMABLE_KEYS}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _row_sha256(run_id: str, row: dict) -> str:
+    payload = json.dumps(row, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(f"{run_id}\n{payload}".encode()).hexdigest()
+
+
+def _journal_line(run_id: str, result: UtteranceResult) -> str:
+    row = result.to_json()
+    return json.dumps({**row, "row_sha256": _row_sha256(run_id, row)}, ensure_ascii=False) + "\n"
+
+
+@dataclass
+class Recovered:
+    """What the journals of an interrupted run hold: rows whose header and checksum prove them this run's
+    (the last one of an index wins), and why every other line was left out."""
+
+    rows: dict[int, UtteranceResult]
+    dropped: list[str]
+    torn: int  # lines cut short by the kill itself: expected, and transcribed again
+
+
+def recover_journals(folder: Path, run_id: str, config_hash: str) -> Recovered:
+    """Read every journal in `folder`; a line is kept only if its file's header names this run and config,
+    its checksum (keyed by the run id) matches, and it is a valid result row."""
+    found = Recovered({}, [], 0)
+    expected = {"journal": JOURNAL_VERSION, "run_id": run_id, "config_sha256": config_hash}
+    for path in sorted(folder.glob(JOURNALS)):
+        with open_regular(path) as handle:
+            lines = handle.read().split(b"\n")
+        *complete, tail = lines
+        found.torn += bool(tail)
+        if not complete:
+            continue
+        try:
+            header = json.loads(complete[0])
+        except ValueError:
+            header = None
+        if header != expected:
+            n = sum(1 for line in complete[1:] if line.strip())
+            found.dropped.append(f"{path.name}: its header is not this run's ({_shown(header)}); {n} line(s) left out")
+            continue
+        for number, line in enumerate(complete[1:], start=2):
+            if not line.strip():
+                continue
+            try:
+                result = _journal_row(line, run_id)
+            except (ValueError, RowError) as err:
+                found.dropped.append(f"{path.name}:{number}: {err}")
+                continue
+            found.rows[result.index] = result
+    return found
+
+
+def _shown(value: object) -> str:
+    text = json.dumps(value) if not isinstance(value, bytes) else repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _journal_row(line: bytes, run_id: str) -> UtteranceResult:
+    try:
+        row = json.loads(line)
+    except ValueError:
+        raise ValueError("not a JSON line") from None
+    if not isinstance(row, dict):
+        raise ValueError(f"expected a JSON object, found {type(row).__name__}")
+    checksum = row.pop("row_sha256", None)
+    if checksum != _row_sha256(run_id, row):
+        raise ValueError("checksum does not match (edited, or copied from another run)")
+    return parse_row(row)
+
+
+def mismatch(result: UtteranceResult, utterance: Utterance) -> str | None:
+    """Why a journal row is not the result of the corpus's utterance at its index (None: it is)."""
+    if result.id != utterance.id:
+        return f"row for {result.id}, but the corpus has {utterance.id} at index {utterance.index}"
+    if result.text != utterance.text:
+        return f"{utterance.id}: the reference text differs from the corpus's"
+    if result.audio_sha256 != audio_sha256(utterance):
+        return f"{utterance.id}: the audio differs from the corpus's (SHA-256)"
+    return None
+
+
+class Resume:
+    """The interrupted run's rows, each kept only once the corpus's utterance at its index matches it."""
+
+    def __init__(self, recovered: Recovered):
+        self.candidates = dict(recovered.rows)
+        self.kept: dict[int, UtteranceResult] = {}
+        self.dropped = list(recovered.dropped)
+
+    def pending(self, utterances: Iterable[Utterance]) -> Iterator[Utterance]:
+        """The utterances still to transcribe, in order: those without a row, or whose row does not match."""
+        for utterance in utterances:
+            result = self.candidates.pop(utterance.index, None)
+            why = None if result is None else mismatch(result, utterance)
+            if result is not None and why is None:
+                self.kept[utterance.index] = result
+                continue
+            if why is not None:
+                self.dropped.append(why)
+            yield utterance
+        for index, result in sorted(self.candidates.items()):
+            self.dropped.append(f"row for {result.id} at index {index}: the corpus has no utterance there")
+        self.candidates.clear()
 
 
 class Journal:
-    """Results appended and flushed batch by batch while a run goes (one file per rank when
-    distributed); `finish` writes `transcripts.jsonl` in corpus order and removes the journals."""
+    """Results appended and flushed batch by batch while a run goes (one file per rank when distributed).
 
-    def __init__(self, folder: Path, resume: bool = False, rank: int | None = None):
-        self.folder = folder
+    The first line names the run (its id and config hash) and every row carries a checksum keyed by the
+    run id, so a resumed run can tell its own rows from edited, foreign or torn ones. A resumed run starts
+    the file afresh with the rows it keeps (written atomically), then appends."""
+
+    def __init__(
+        self,
+        folder: Path,
+        run_id: str,
+        config_hash: str,
+        rank: int | None = None,
+        kept: Iterable[UtteranceResult] = (),
+    ):
+        self.folder, self.run_id = folder, run_id
         self.path = folder / (JOURNAL if rank is None else f"transcripts.partial.rank{rank}.jsonl")
-        # in a distributed run rank 0 recovers every rank's journal and shares what is done
-        self.done: dict[int, UtteranceResult] = recover_journals(folder) if resume and not rank else {}
+        header = {"journal": JOURNAL_VERSION, "run_id": run_id, "config_sha256": config_hash}
+        write_text_atomic(self.path, json.dumps(header) + "\n" + "".join(_journal_line(run_id, r) for r in kept))
+        for other in folder.glob(JOURNALS):  # what other journals held is in this one now
+            if other != self.path and rank in (None, 0):
+                other.unlink()
         self.new: list[UtteranceResult] = []
-        self._handle = self.path.open("a" if resume else "w", encoding="utf-8")
+        self._handle = self.path.open("a", encoding="utf-8")
 
     def write(self, results: list[UtteranceResult]) -> None:
-        for result in results:
-            self._handle.write(json.dumps(asdict(result), ensure_ascii=False) + "\n")
+        self._handle.write("".join(_journal_line(self.run_id, r) for r in results))
         self.new.extend(results)
         self._handle.flush()
 
     def close(self) -> None:
         self._handle.close()
 
-    def finish(self, others: Iterable[UtteranceResult] = ()) -> list[UtteranceResult]:
-        """All results (recovered, this process's and `others`) in corpus order, written to
-        transcripts.jsonl atomically; the journals go."""
+    def finish(self, kept: dict[int, UtteranceResult], others: Iterable[UtteranceResult] = ()) -> list[UtteranceResult]:
+        """All results (kept from an interrupted run, this process's and `others`) in corpus order, written to
+        transcripts.jsonl atomically. The journals stay until the run is marked complete (`remove_journals`)."""
         self.close()
-        merged = {**self.done, **{r.index: r for r in self.new}, **{r.index: r for r in others}}
+        merged = {**kept, **{r.index: r for r in self.new}, **{r.index: r for r in others}}
         results = [merged[i] for i in sorted(merged)]
-        write_jsonl_atomic(self.folder / "transcripts.jsonl", (asdict(r) for r in results))
-        for path in self.folder.glob("transcripts.partial*.jsonl"):
-            path.unlink()
+        write_jsonl_atomic(self.folder / "transcripts.jsonl", (r.to_json() for r in results))
         return results
+
+
+def remove_journals(folder: Path) -> None:
+    """After `complete` is on disk: the journals, and temporary files a kill left behind."""
+    for path in [*folder.glob(JOURNALS), *folder.glob(".*.tmp")]:
+        path.unlink(missing_ok=True)
 
 
 def prepare_output_dir(output_dir: str | os.PathLike) -> Path:
@@ -184,6 +279,51 @@ def prepare_output_dir(output_dir: str | os.PathLike) -> Path:
     except OSError as err:
         raise OSError(f"output_dir={str(output_dir)!r} is not writable: {err.strerror or err}") from err
     return path
+
+
+LOCK = ".w2v2bench.lock"
+OUTPUTS = ("summary.json", "transcripts.jsonl", "wer.md", "wer.csv", "analysis.md", "analysis.json", "ref.trn")
+
+
+@dataclass
+class Claim:
+    """An output folder held by this run for its whole life (an exclusive lock the OS drops if it dies)."""
+
+    path: Path
+    run_id: str
+    stored: dict | None  # the interrupted run's summary.json, when resuming
+    lock: FileLock
+
+    def release(self) -> None:
+        self.lock.release()
+
+
+def claim_output_dir(output_dir: str | os.PathLike, config: dict, resume: bool) -> Claim:
+    """Make, lock and check `output_dir`: a second run in it fails at once, a finished run is never
+    overwritten, and a resumed run must match the interrupted one's config."""
+    path = prepare_output_dir(output_dir)
+    lock = FileLock(path / LOCK, timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise ConfigError(
+            f"output_dir={str(output_dir)!r} is in use by another run (it holds {path / LOCK}); "
+            "wait for that run or choose another output_dir"
+        ) from None
+    try:
+        if resume:
+            stored = check_resumable(path, config)
+            return Claim(path, stored.get("run_id") or uuid.uuid4().hex, stored, lock)
+        found = [name for name in OUTPUTS if (path / name).exists()]
+        if found:
+            raise ConfigError(
+                f"output_dir={str(output_dir)!r} already holds a run's outputs ({', '.join(found)}): pass "
+                "resume=true to continue an interrupted run, or choose another output_dir"
+            )
+        return Claim(path, uuid.uuid4().hex, None, lock)
+    except BaseException:
+        lock.release()
+        raise
 
 
 def table_row(summary: dict) -> dict:
@@ -214,8 +354,8 @@ def table_row(summary: dict) -> dict:
 
 def write_tables(output_dir: Path, summary: dict) -> pd.DataFrame:
     frame = pd.DataFrame([table_row(summary)])
-    frame.to_csv(output_dir / "wer.csv", index=False)
-    (output_dir / "wer.md").write_text(frame.to_markdown(index=False) + "\n", encoding="utf-8")
+    write_text_atomic(output_dir / "wer.csv", frame.to_csv(index=False))
+    write_text_atomic(output_dir / "wer.md", frame.to_markdown(index=False) + "\n")
     return frame
 
 
@@ -247,19 +387,34 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
     return flat
 
 
-def check_resumable(output_dir: Path, config: dict) -> None:
-    """A resumed run must have been started with the same config (keys that change nothing excepted)."""
+def read_summary(path: Path) -> dict:
+    """A summary.json as a dict, or one line saying why it cannot be one."""
+    try:
+        with open_regular(path) as handle:
+            stored = json.loads(handle.read().decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: not a JSON summary ({one_line(err)})") from None
+    if not isinstance(stored, dict):
+        raise ConfigError(f"{path}: expected a JSON object, found {type(stored).__name__}")
+    return stored
+
+
+def check_resumable(output_dir: Path, config: dict) -> dict:
+    """The interrupted run's summary, if it was started with the same config (keys that change nothing
+    excepted); a complete run is returned as it is, for the caller to report."""
     path = output_dir / "summary.json"
     if not path.exists():
         raise ConfigError(f"resume=true: {path} does not exist: nothing to resume in output_dir={str(output_dir)!r}")
-    stored = json.loads(path.read_text(encoding="utf-8"))
-    if stored.get("status") == "complete":
-        raise ConfigError(f"resume=true: the run in {output_dir} is already complete")
-    old, new = flatten(stored.get("config", {})), flatten(config)
+    stored = read_summary(path)
+    stored_config = stored.get("config")
+    if not isinstance(stored_config, dict):
+        raise ConfigError(f"{path}: holds no run config, so nothing can be resumed from it")
+    old, new = flatten(stored_config), flatten(config)
     differing = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k) and k not in RESUMABLE_KEYS)
     if differing:
         shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in differing)
         raise ConfigError(f"resume=true: the config differs from the interrupted run's in {shown}")
+    return stored
 
 
 def reference_check(
@@ -287,7 +442,17 @@ def reference_check(
     return check_reference(t.wer, reference.wer[split], reference.tolerance, reference.source), "checked"
 
 
-def build_summary(config: dict, started: str, t: Totals, ranks: list, load_s: float, model: dict, device: str) -> dict:
+def build_summary(
+    config: dict,
+    started: str,
+    t: Totals,
+    ranks: list,
+    load_s: float,
+    model: dict,
+    device: str,
+    run_id: str,
+    resume: Resume | None,
+) -> dict:
     """summary.json: the figures from the results, timing from each rank's stats, and what ran where."""
     wall_s = max(s.wall_s for s in ranks)  # ranks run side by side: the slowest one is the run's wall
     timed_audio_s = sum(s.audio_s for s in ranks)
@@ -298,6 +463,7 @@ def build_summary(config: dict, started: str, t: Totals, ranks: list, load_s: fl
     return {
         "schema_version": SCHEMA_VERSION,
         "status": "complete",
+        "run_id": run_id,
         "started": started,
         "finished": datetime.now(UTC).isoformat(timespec="milliseconds"),
         "wer": t.wer,
@@ -318,7 +484,9 @@ def build_summary(config: dict, started: str, t: Totals, ranks: list, load_s: fl
         # timing covers what this run's processes transcribed (all of it unless resumed)
         "timed_utterances": timed_utterances,
         "timed_audio_s": timed_audio_s,
-        "resumed_from": t.n_utterances - timed_utterances if config["resume"] else None,
+        "resumed_from": None if resume is None else len(resume.kept),
+        "resume_dropped": None if resume is None else len(resume.dropped),
+        "resume_dropped_reasons": None if resume is None else resume.dropped[:20],
         "wall_s": wall_s,
         "load_s": load_s,
         "rtfx": timed_audio_s / wall_s if wall_s else 0.0,

@@ -1,8 +1,9 @@
 """The run loop: decoded windows -> length-sorted batches -> model -> CTC text -> scored results.
 
 Results go to the journal batch by batch (a killed run loses at most the batch in flight); corpus
-order is restored when the run is finalised. A CUDA out-of-memory error splits the batch in two and
-retries, down to one utterance: exact batching makes the split invisible in the transcripts.
+order is restored when the run is finalised. An out-of-memory error (CUDA's, or the CPU allocator's) splits
+the batch in two and retries, down to one utterance: exact batching makes the split invisible in the
+transcripts.
 """
 
 from __future__ import annotations
@@ -19,10 +20,15 @@ from tqdm import tqdm
 
 from .data import SAMPLE_RATE, Decoded, Utterance, decoded_windows, plan_batches
 from .model import Output, Transcriber
-from .report import UtteranceResult
+from .results import UtteranceResult
 from .score import Counts, char_counts, rate, word_counts
 
-OOM_ERRORS: tuple[type[BaseException], ...] = (torch.OutOfMemoryError,)
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """CUDA's OutOfMemoryError, Python's MemoryError, or the CPU allocator's (a plain RuntimeError)."""
+    if isinstance(err, torch.OutOfMemoryError | MemoryError):
+        return True
+    return isinstance(err, RuntimeError) and "can't allocate memory" in str(err)
 
 
 @dataclass
@@ -75,7 +81,9 @@ def forward_with_backoff(
     """Per input: (ids, fp32 ids) or, if it failed alone on out-of-memory, the error message."""
     try:
         out: Output = transcriber.forward(inputs)
-    except OOM_ERRORS as err:
+    except Exception as err:
+        if not is_out_of_memory(err):
+            raise
         if transcriber.device.type == "cuda":
             torch.cuda.empty_cache()
         if len(inputs) == 1:
@@ -114,6 +122,7 @@ def score(
         ref_chars=chars.ref_words,
         error=error,
         notes=list(decoded.notes),
+        audio_sha256=decoded.audio_sha256,
     )
 
 
