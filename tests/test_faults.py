@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -80,7 +81,25 @@ def test_resume_needs_an_interrupted_run(tiny_checkpoint, tmp_path):
     assert done.returncode == 1 and "nothing to resume" in done.stderr
 
 
-def test_out_of_memory_splits_the_batch_down_to_one(tiny_checkpoint, monkeypatch):
+def cpu_out_of_memory() -> RuntimeError:
+    """The CPU allocator's own error (a plain RuntimeError), from a real allocation that cannot succeed."""
+    try:
+        torch.empty(1 << 62, dtype=torch.uint8)
+    except RuntimeError as err:
+        return RuntimeError(f"{err} (injected)")
+    raise AssertionError("an allocation of 4 EiB succeeded")
+
+
+@pytest.mark.parametrize(
+    "out_of_memory",
+    [
+        lambda: torch.OutOfMemoryError("CUDA out of memory (injected)"),
+        cpu_out_of_memory,
+        lambda: MemoryError("injected"),
+    ],
+    ids=["cuda", "cpu allocator", "MemoryError"],
+)
+def test_out_of_memory_splits_the_batch_down_to_one(tiny_checkpoint, monkeypatch, out_of_memory):
     transcriber = load_model(str(tiny_checkpoint))
     utts = local_utterances(LIBRISPEECH, "test", "other")[:12]
     reference = []
@@ -90,7 +109,7 @@ def test_out_of_memory_splits_the_batch_down_to_one(tiny_checkpoint, monkeypatch
 
     def forward(inputs):  # a device that holds 3 utterances at most, and never the longest one
         if len(inputs) > 3 or any(len(x) == longest for x in inputs):
-            raise torch.OutOfMemoryError("CUDA out of memory (injected)")
+            raise out_of_memory()
         return real_forward(inputs)
 
     monkeypatch.setattr(transcriber, "forward", forward)
@@ -100,6 +119,7 @@ def test_out_of_memory_splits_the_batch_down_to_one(tiny_checkpoint, monkeypatch
     assert stats.oom_splits >= 3
     failed = [r for r in results if r.error]
     assert len(failed) == 1 and "out of memory for" in failed[0].error and "injected" in failed[0].error
+    assert failed[0].duration_s > 0  # its length is recorded
     for r in reference:
         if r.id != failed[0].id:
             assert by_id[r.id].pred_text == r.pred_text
@@ -217,3 +237,308 @@ def test_a_write_failure_mid_run_keeps_what_was_done(tiny_checkpoint, tmp_path, 
         run(local_utterances(LIBRISPEECH, "test", "clean"), transcriber, write, batch_size=1, progress=False)
     journal.close()
     assert len((tmp_path / JOURNAL).read_text().splitlines()) == 1 + 2  # the header and two batches
+
+
+# ---- resume trusts only its own journal rows ---------------------------------------------------------------
+
+RUN_ARGS = ["split=other", "limit=8", "batch_size=2"]
+
+
+@pytest.fixture(scope="module")
+def whole_run(tiny_checkpoint, tmp_path_factory):
+    """A corpus copy (its audio may be changed by a test) and an uninterrupted run over it."""
+    root = tmp_path_factory.mktemp("resume")
+    shutil.copytree(LIBRISPEECH / "test-other", root / "tree" / "test-other")
+    done = bench(*local(tiny_checkpoint, root / "whole", *RUN_ARGS), f"data.root={root / 'tree'}")
+    assert done.returncode == 0, done.stderr
+    return root
+
+
+def interrupted(whole: Path, dest: Path, tamper) -> tuple[list[dict], dict]:
+    """`whole` as a kill after its last batch leaves it (summary `running`, every row in the journal), with
+    the journal lines changed by `tamper(lines, rows, summary)`."""
+    from w2v2bench.report import _journal_line, config_sha256
+    from w2v2bench.results import parse_row
+
+    rows, summary = read_run(whole)
+    dest.mkdir()
+    header = {"journal": 1, "run_id": summary["run_id"], "config_sha256": config_sha256(summary["config"])}
+    lines = [json.dumps(header) + "\n"] + [_journal_line(summary["run_id"], parse_row(r)) for r in rows]
+    lines = tamper(lines, rows, summary)
+    (dest / JOURNAL).write_text("".join(lines))
+    running = {k: summary[k] for k in ("schema_version", "run_id", "started", "config")}
+    (dest / "summary.json").write_text(json.dumps({**running, "status": "running"}))
+    return rows, summary
+
+
+def _keyed(run_id: str, row: dict) -> str:
+    from w2v2bench.report import _row_sha256
+
+    return json.dumps({**row, "row_sha256": _row_sha256(run_id, row)}) + "\n"
+
+
+def _replace(index: int, make):
+    """Line of row `index` (line 0 is the header) replaced by make(row, run_id)."""
+
+    def tamper(lines, rows, summary):
+        lines[index + 1] = make(dict(rows[index]), summary["run_id"])
+        return lines
+
+    return tamper
+
+
+TAMPERED = [
+    # what, tamper, lines left out, fragment of the reason, utterances transcribed again
+    ("nothing", lambda lines, rows, s: lines, 0, None, 0),
+    ("a line from another run (its own checksum key)", _replace(3, lambda r, rid: _keyed("another-run", r)), 1,
+     "copied from another run", 1),
+    ("pred_text edited by hand", _replace(2, lambda r, rid: _keyed(rid, r).replace(r["pred_text"] or "", "EDITED")),
+     1, "checksum does not match", 1),
+    ("another utterance's row, checksum forged", _replace(4, lambda r, rid: _keyed(rid, {**r, "id": "1-2-3"})), 1,
+     "the corpus has", 1),
+    ("the reference text changed, checksum forged",
+     _replace(4, lambda r, rid: _keyed(rid, {**r, "text": "SOMETHING ELSE"})), 1, "reference text differs", 1),
+    ("index 5000", lambda lines, rows, s: [*lines, _keyed(s["run_id"], {**rows[0], "index": 5000})], 1,
+     "no utterance there", 0),
+    ("index written as a string, checksum forged", _replace(1, lambda r, rid: _keyed(rid, {**r, "index": "1"})), 1,
+     "field index", 1),
+    ("a negative count, checksum forged",
+     _replace(1, lambda r, rid: _keyed(rid, {**r, "substitutions": -5})), 1, "field substitutions", 1),
+    ("not JSON", _replace(5, lambda r, rid: "{this is not json\n"), 1, "not a JSON line", 1),
+    ("a JSON list", _replace(5, lambda r, rid: "[1, 2]\n"), 1, "expected a JSON object", 1),
+    ("a row twice", lambda lines, rows, s: [*lines, lines[3]], 0, None, 0),
+    ("the header of another run", lambda lines, rows, s: [lines[0].replace(s["run_id"], "f" * 32), *lines[1:]], 1,
+     "its header is not this run's", 8),
+    ("no header (an older journal)", lambda lines, rows, s: lines[1:], 1, "its header is not this run's", 8),
+]  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("what,tamper,dropped,reason,again", TAMPERED, ids=[t[0] for t in TAMPERED])
+def test_resume_keeps_only_rows_that_prove_they_are_this_runs(
+    tiny_checkpoint, whole_run, tmp_path, what, tamper, dropped, reason, again
+):
+    whole_rows, whole = read_run(whole_run / "whole")
+    interrupted(whole_run / "whole", tmp_path / "run", tamper)
+    resumed = bench(*local(tiny_checkpoint, tmp_path / "run", *RUN_ARGS, "resume=true"),
+                    f"data.root={whole_run / 'tree'}")  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    rows, summary = read_run(tmp_path / "run")
+    assert rows == whole_rows  # nothing foreign merged, nothing lost or doubled
+    assert (summary["wer"], summary["n_utterances"]) == (whole["wer"], 8)
+    assert summary["resume_dropped"] == dropped and summary["timed_utterances"] == again
+    if reason:
+        assert reason in resumed.stdout and reason in " ".join(summary["resume_dropped_reasons"])
+    else:
+        assert "left out" not in resumed.stdout
+
+
+@pytest.mark.slow
+def test_resume_transcribes_again_an_utterance_whose_audio_changed(tiny_checkpoint, whole_run, tmp_path):
+    tree = whole_run / "tree"
+    whole_rows, _ = read_run(whole_run / "whole")
+    interrupted(whole_run / "whole", tmp_path / "run", lambda lines, rows, s: lines)
+    changed = whole_rows[6]
+    flac = tree / "test-other" / changed["speaker"] / changed["chapter"] / f"{changed['id']}.flac"
+    original = flac.read_bytes()
+    try:
+        shutil.copy(LIBRISPEECH / "test-clean/1089/134686/1089-134686-0000.flac", flac)
+        resumed = bench(*local(tiny_checkpoint, tmp_path / "run", *RUN_ARGS, "resume=true"), f"data.root={tree}")
+    finally:
+        flac.write_bytes(original)
+    assert resumed.returncode == 0, resumed.stderr
+    rows, summary = read_run(tmp_path / "run")
+    assert f"{changed['id']}: the audio differs" in resumed.stdout
+    assert summary["resume_dropped"] == 1 and summary["timed_utterances"] == 1
+    assert rows[6]["audio_sha256"] != changed["audio_sha256"]
+    assert [r for i, r in enumerate(rows) if i != 6] == [r for i, r in enumerate(whole_rows) if i != 6]
+
+
+# ---- a finish that can be killed anywhere ------------------------------------------------------------------
+
+# Runs the harness, counting the file-system commits (os.replace, os.unlink) made once the last batch is
+# done, and kills itself with SIGKILL just before the KILL_AT-th: every step of the finish is a kill point.
+KILLER = """
+import os, signal, sys
+from w2v2bench import report
+import w2v2bench.__main__ as cli
+armed, count, kill_at = [False], [0], int(os.environ["KILL_AT"])
+finish = report.Journal.finish
+def arming_finish(self, *args, **kwargs):
+    armed[0] = True
+    return finish(self, *args, **kwargs)
+report.Journal.finish = arming_finish
+def guarded(call):
+    def step(*args, **kwargs):
+        if armed[0]:
+            count[0] += 1
+            if count[0] == kill_at:
+                os.kill(os.getpid(), signal.SIGKILL)
+        return call(*args, **kwargs)
+    return step
+os.replace, os.unlink = guarded(os.replace), guarded(os.unlink)
+sys.argv = ["w2v2bench", *sys.argv[1:]]
+try:
+    cli.main()
+finally:
+    print(f"finish steps: {count[0]}", file=sys.stderr)
+"""
+
+COMPARED = ("wer", "cer", "n_utterances", "n_failed", "ref_words", "word_errors", "status", "reference", "run_id")
+
+
+def outputs(folder: Path) -> dict[str, object]:
+    """What a finished run folder holds, less what differs between two runs of the same work (timings)."""
+    found: dict[str, object] = {}
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or path.suffix == ".png":
+            found[path.name] = "present"
+        elif path.name == "summary.json":
+            summary = json.loads(path.read_text())
+            found[path.name] = {k: summary[k] for k in COMPARED if k != "run_id"}
+        elif path.name in ("wer.csv", "wer.md"):
+            found[path.name] = path.read_text().count("\n")
+        else:
+            found[path.name] = path.read_text()
+    return found
+
+
+@pytest.mark.slow
+def test_a_kill_at_any_step_of_the_finish_is_resumed_without_transcribing_again(tiny_checkpoint, tmp_path):
+    args = ["split=other", "limit=4", "batch_size=2"]
+    counted = subprocess.run(
+        [sys.executable, "-c", KILLER, *local(tiny_checkpoint, tmp_path / "whole", *args)],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "KILL_AT": "0"},
+    )  # fmt: skip
+    assert counted.returncode == 0, counted.stderr
+    steps = int(counted.stderr.rsplit("finish steps: ", 1)[1])
+    assert steps >= 8  # transcripts, tables, analysis, trn files, summary, journal
+    whole = outputs(tmp_path / "whole")
+    for kill_at in range(1, steps + 1):
+        out = tmp_path / f"killed-{kill_at}"
+        killed = subprocess.run(
+            [sys.executable, "-c", KILLER, *local(tiny_checkpoint, out, *args)],
+            capture_output=True, text=True, timeout=300, env={**os.environ, "KILL_AT": str(kill_at)},
+        )  # fmt: skip
+        assert killed.returncode == -signal.SIGKILL, (kill_at, killed.stderr)
+        resumed = bench(*local(tiny_checkpoint, out, *args, "resume=true"))
+        assert resumed.returncode == 0, (kill_at, resumed.stderr)
+        assert outputs(out) == whole, kill_at
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["timed_utterances"] == 0 or "already complete" in resumed.stdout, kill_at
+        assert not list(out.glob("transcripts.partial*")) and not list(out.glob(".*.tmp")), kill_at
+
+
+# ---- the output folder's life cycle ------------------------------------------------------------------------
+
+
+def test_a_model_that_fails_to_load_marks_the_run_failed_in_one_line(tmp_path):
+    not_a_model = tmp_path / "not-a-model"
+    not_a_model.mkdir()
+    (not_a_model / "config.json").write_text('{"model_type": "no-such-architecture"}')
+    for checkpoint in (tmp_path / "empty", not_a_model):
+        checkpoint.mkdir(exist_ok=True)
+        done = bench(*local(checkpoint, tmp_path / f"run-{checkpoint.name}", "limit=2"))
+        assert done.returncode == 1
+        assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+        assert str(checkpoint) in done.stderr
+        summary = json.loads((tmp_path / f"run-{checkpoint.name}" / "summary.json").read_text())
+        assert summary["status"] == "failed" and summary["error"]
+
+
+def test_a_second_run_in_a_folder_in_use_fails_at_once(tiny_checkpoint, tmp_path):
+    out = tmp_path / "run"
+    first = start(local(tiny_checkpoint, out, "split=other", "batch_size=1"))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (out / JOURNAL).exists():
+        time.sleep(0.05)
+    try:
+        t0 = time.monotonic()
+        second = bench(*local(tiny_checkpoint, out, "split=other", "limit=2"))
+        assert second.returncode == 1 and "is in use by another run" in second.stderr, second.stderr
+        assert time.monotonic() - t0 < 30
+        assert first.poll() is None  # the first run goes on
+    finally:
+        first.kill()
+        first.wait()
+
+
+@pytest.mark.parametrize("leftover", ["wer.md", "analysis.md", "transcripts.jsonl"])
+def test_a_folder_holding_outputs_but_no_run_is_not_overwritten(tiny_checkpoint, tmp_path, leftover):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / leftover).write_text("someone's notes\n")
+    done = bench(*local(tiny_checkpoint, tmp_path / "run", "limit=2"))
+    assert done.returncode == 1 and f"already holds a run's outputs ({leftover})" in done.stderr
+    assert (tmp_path / "run" / leftover).read_text() == "someone's notes\n"
+
+
+@pytest.mark.parametrize(
+    "content,message",
+    [("{not json", "not a JSON summary"), ("[1, 2]", "expected a JSON object, found list"), ("{}", "no run config")],
+)
+def test_resume_with_a_summary_it_cannot_read_says_so_in_one_line(tiny_checkpoint, tmp_path, content, message):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "summary.json").write_text(content)
+    done = bench(*local(tiny_checkpoint, tmp_path / "run", "limit=2", "resume=true"))
+    assert done.returncode == 1 and message in done.stderr and done.stderr.count("\n") == 1, done.stderr
+
+
+def test_resume_of_a_complete_run_changes_nothing(tiny_checkpoint, tmp_path):
+    assert bench(*local(tiny_checkpoint, tmp_path / "run", "limit=2")).returncode == 0
+    before = outputs(tmp_path / "run")
+    again = bench(*local(tiny_checkpoint, tmp_path / "run", "limit=2", "resume=true"))
+    assert again.returncode == 0 and "already complete" in again.stdout
+    assert outputs(tmp_path / "run") == before
+
+
+def test_two_runs_started_at_once_get_their_own_default_folders(tmp_path):
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "w2v2bench", "model=demo", "data=demo", "limit=2"],
+            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for _ in range(2)
+    ]  # fmt: skip
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    runs = sorted((tmp_path / "results" / "demo" / "test-clean").iterdir())
+    assert len(runs) == 2 and all((run / "summary.json").exists() for run in runs)
+
+
+class _Payload:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def _pickled_weights(folder: Path, marker: Path) -> None:
+    (folder / "model.safetensors").unlink()
+    torch.save({"wav2vec2.masked_spec_embed": _Payload(marker)}, folder / "pytorch_model.bin")
+
+
+def _remote_code(folder: Path, marker: Path) -> None:
+    config = json.loads((folder / "config.json").read_text())
+    config["auto_map"] = {"AutoModelForCTC": "evil.Model", "AutoConfig": "evil.Config"}
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "evil.py").write_text(f"import pathlib\npathlib.Path({str(marker)!r}).touch()\n")
+
+
+@pytest.mark.parametrize(
+    "make,status",
+    # transformers loads .bin weights with torch's weights-only unpickler, and never runs a folder's own code
+    # (trust_remote_code is never passed): the built-in class of its model_type is used instead
+    [(_pickled_weights, "failed"), (_remote_code, "complete")],
+    ids=["pickled weights", "remote code"],
+)
+def test_a_hostile_model_folder_runs_nothing(tiny_checkpoint, tmp_path, make, status):
+    folder, marker = tmp_path / "model", tmp_path / "pwned"
+    shutil.copytree(tiny_checkpoint, folder)
+    make(folder, marker)
+    done = bench(*local(folder, tmp_path / "run", "limit=2"))
+    assert not marker.exists()
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == status
+    if status == "failed":
+        assert done.returncode == 1 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr

@@ -109,3 +109,82 @@ def test_a_history_of_another_schema_is_refused(tmp_path):
         con.execute("PRAGMA user_version = 99")
     with pytest.raises(ValueError, match="schema version 99"):
         history.record(db, make_run(tmp_path / "run"))
+
+
+def _random_bytes(path):
+    path.write_bytes(bytes(range(256)) * 40)
+
+
+def _truncated(path):
+    history.record(path, make_run(path.parent / "run"))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2 + 100])
+
+
+def _foreign(path):
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE invoices (id INTEGER, total REAL)")
+        db.execute("INSERT INTO invoices VALUES (1, 9.5)")
+
+
+def _other_columns(path):
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE runs (run_id TEXT, wer REAL)")
+        db.execute("PRAGMA user_version = 1")
+
+
+def _newer_schema(path):
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE runs (run_id TEXT)")
+        db.execute("PRAGMA user_version = 7")
+
+
+def _folder(path):
+    path.mkdir()
+
+
+CORRUPT = [
+    ("random bytes", _random_bytes, "is not a SQLite database"),
+    ("truncated", _truncated, "history="),
+    ("another program's database", _foreign, "holds another program's tables (invoices)"),
+    ("a runs table of other columns", _other_columns, "other columns"),
+    ("a newer schema", _newer_schema, "schema version 7, expected 1"),
+    ("a folder", _folder, "is not a regular file"),
+]
+
+
+@pytest.mark.parametrize("what,make,message", CORRUPT, ids=[c[0] for c in CORRUPT])
+def test_a_history_it_cannot_read_is_refused_and_left_as_it_is(tmp_path, what, make, message):
+    db = tmp_path / "history.sqlite"
+    make(db)
+    before = db.read_bytes() if db.is_file() else None
+    run = make_run(tmp_path / "tonight")
+    for call in (lambda: history.record(db, run), lambda: history.rows(db), lambda: history.history_size(db)):
+        with pytest.raises(history.HistoryError) as err:
+            call()
+        assert message in str(err.value) and "move it aside" in str(err.value) and "\n" not in str(err.value)
+    assert (db.read_bytes() if db.is_file() else None) == before
+
+
+def test_the_nightly_says_so_in_one_line_and_fails(tmp_path):
+    import subprocess
+    import sys
+
+    db = tmp_path / "history.sqlite"
+    _random_bytes(db)
+    make_run(tmp_path / "tonight" / "run")
+    done = subprocess.run(
+        [sys.executable, "-m", "w2v2bench.nightly", f"runs={tmp_path / 'tonight'}", f"history={db}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1 and "is not a SQLite database" in done.stderr, done.stderr
+
+
+def test_an_empty_file_becomes_a_new_history(tmp_path):
+    db = tmp_path / "history.sqlite"
+    db.write_bytes(b"")
+    history.record(db, make_run(tmp_path / "run"))
+    assert history.history_size(db) == 1

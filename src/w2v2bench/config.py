@@ -6,7 +6,9 @@ fails at composition with the allowed values in the message.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import Enum
 from importlib import resources
 from typing import Any
@@ -138,9 +140,17 @@ def job_suffix() -> str:
     return f"_{hydra_cfg.job.num}" if hydra_cfg.mode == RunMode.MULTIRUN else ""
 
 
+def run_stamp() -> str:
+    """`${run_stamp:}`: the start time to the millisecond and this process's id, so two runs started at
+    once on one machine never share a default output_dir (and the folder lock refuses any that would)."""
+    now = datetime.now()
+    return f"{now:%Y-%m-%d_%H-%M-%S}.{now.microsecond // 1000:03d}-{os.getpid()}"
+
+
 def register() -> None:
     """Register the schema under the names conf/config.yaml and the group files extend."""
     OmegaConf.register_new_resolver("job_suffix", job_suffix, replace=True)
+    OmegaConf.register_new_resolver("run_stamp", run_stamp, use_cache=True, replace=True)
     OmegaConf.register_new_resolver("asset", asset_path, replace=True)
     cs = ConfigStore.instance()
     cs.store(name="schema", node=BenchConfig)

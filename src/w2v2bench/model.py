@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import one_line
 from .ctc import CTCTokens, collapse
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -264,8 +266,10 @@ def load_model(
     try:
         try:
             model = AutoModelForCTC.from_pretrained(source, attn_implementation="sdpa", **kwargs)
-        except ValueError:  # an architecture without SDPA support: its default attention
-            model = AutoModelForCTC.from_pretrained(source, **kwargs)
+        except ValueError as err:
+            if "scaled_dot_product_attention" not in str(err):
+                raise
+            model = AutoModelForCTC.from_pretrained(source, **kwargs)  # no SDPA: its default attention
         feature_extractor = AutoFeatureExtractor.from_pretrained(source, **kwargs)
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
     except OSError as err:
@@ -274,7 +278,11 @@ def load_model(
                 f"cannot load model.checkpoint={checkpoint!r}: the Hugging Face Hub is unreachable "
                 f"({reason}) and it is not cached; {OFFLINE_HINT}"
             ) from None
-        raise ModelError(f"model.checkpoint={checkpoint!r}: {err}") from err
+        raise ModelError(f"model.checkpoint={checkpoint!r}: {one_line(err)}") from None
+    except (ValueError, KeyError, TypeError, AttributeError, RuntimeError, pickle.UnpicklingError) as err:
+        raise ModelError(
+            f"model.checkpoint={checkpoint!r}: cannot be loaded as a CTC model ({type(err).__name__}: {one_line(err)})"
+        ) from None
     model.eval().to(torch_device)
     config = model.config
     info = ModelInfo(
