@@ -304,7 +304,12 @@ TAMPERED = [
      "field index", 1),
     ("a negative count, checksum forged",
      _replace(1, lambda r, rid: _keyed(rid, {**r, "substitutions": -5})), 1, "field substitutions", 1),
+    ("counts zeroed and pred_text made the reference, checksum forged",
+     _replace(2, lambda r, rid: _keyed(rid, {**r, "pred_text": "WRONG " + r["text"], "substitutions": 0,
+                                             "deletions": 0, "insertions": 0, "char_errors": 0})), 1,
+     "edit counts are not those", 1),
     ("not JSON", _replace(5, lambda r, rid: "{this is not json\n"), 1, "not a JSON line", 1),
+    ("JSON nested 100,000 deep", _replace(5, lambda r, rid: "[" * 100_000 + "\n"), 1, "nested too deeply", 1),
     ("a JSON list", _replace(5, lambda r, rid: "[1, 2]\n"), 1, "expected a JSON object", 1),
     ("a row twice", lambda lines, rows, s: [*lines, lines[3]], 0, None, 0),
     ("the header of another run", lambda lines, rows, s: [lines[0].replace(s["run_id"], "f" * 32), *lines[1:]], 1,
@@ -463,13 +468,38 @@ def test_a_second_run_in_a_folder_in_use_fails_at_once(tiny_checkpoint, tmp_path
         first.wait()
 
 
-@pytest.mark.parametrize("leftover", ["wer.md", "analysis.md", "transcripts.jsonl"])
-def test_a_folder_holding_outputs_but_no_run_is_not_overwritten(tiny_checkpoint, tmp_path, leftover):
+@pytest.mark.parametrize(
+    "leftover", ["wer.md", "analysis.md", "transcripts.jsonl", "hyp.trn", "transcripts.partial.jsonl", "notes.txt"]
+)
+def test_a_folder_holding_other_files_is_not_written_into(tiny_checkpoint, tmp_path, leftover):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / leftover).write_text("someone's notes\n")
     done = bench(*local(tiny_checkpoint, tmp_path / "run", "limit=2"))
-    assert done.returncode == 1 and f"already holds a run's outputs ({leftover})" in done.stderr
+    assert done.returncode == 1 and f"already holds other files ({leftover})" in done.stderr, done.stderr
+    assert sorted(p.name for p in (tmp_path / "run").iterdir() if p.name != ".w2v2bench.lock") == [leftover]
     assert (tmp_path / "run" / leftover).read_text() == "someone's notes\n"
+
+
+def test_a_planted_write_test_symlink_is_not_followed(tiny_checkpoint, tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me\n")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / ".write-test").symlink_to(victim)
+    bench(*local(tiny_checkpoint, tmp_path / "run", "limit=2"))
+    assert victim.read_text() == "keep me\n"
+
+
+def test_a_failure_after_the_run_is_complete_does_not_undo_it(tiny_checkpoint, tmp_path):
+    # stdout closed before the run prints its table: the outputs are complete on disk by then
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "w2v2bench", *local(tiny_checkpoint, tmp_path / "run", "limit=2")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    proc.stdout.close()
+    proc.wait(timeout=300)
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "complete"
+    again = bench(*local(tiny_checkpoint, tmp_path / "run", "limit=2", "resume=true"))
+    assert again.returncode == 0 and "already complete" in again.stdout
 
 
 @pytest.mark.parametrize(
@@ -519,6 +549,11 @@ def _pickled_weights(folder: Path, marker: Path) -> None:
     torch.save({"wav2vec2.masked_spec_embed": _Payload(marker)}, folder / "pytorch_model.bin")
 
 
+def _truncated_weights(folder: Path, marker: Path) -> None:
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+
+
 def _remote_code(folder: Path, marker: Path) -> None:
     config = json.loads((folder / "config.json").read_text())
     config["auto_map"] = {"AutoModelForCTC": "evil.Model", "AutoConfig": "evil.Config"}
@@ -530,8 +565,8 @@ def _remote_code(folder: Path, marker: Path) -> None:
     "make,status",
     # transformers loads .bin weights with torch's weights-only unpickler, and never runs a folder's own code
     # (trust_remote_code is never passed): the built-in class of its model_type is used instead
-    [(_pickled_weights, "failed"), (_remote_code, "complete")],
-    ids=["pickled weights", "remote code"],
+    [(_pickled_weights, "failed"), (_truncated_weights, "failed"), (_remote_code, "complete")],
+    ids=["pickled weights", "truncated safetensors", "remote code"],
 )
 def test_a_hostile_model_folder_runs_nothing(tiny_checkpoint, tmp_path, make, status):
     folder, marker = tmp_path / "model", tmp_path / "pwned"

@@ -143,6 +143,12 @@ def _folder(path):
     path.mkdir()
 
 
+def _damaged_row(path):
+    history.record(path, make_run(path.parent / "run"))
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE runs SET versions = '{not json'")
+
+
 CORRUPT = [
     ("random bytes", _random_bytes, "is not a SQLite database"),
     ("truncated", _truncated, "history="),
@@ -150,6 +156,7 @@ CORRUPT = [
     ("a runs table of other columns", _other_columns, "other columns"),
     ("a newer schema", _newer_schema, "schema version 7, expected 1"),
     ("a folder", _folder, "is not a regular file"),
+    ("a row whose JSON column is damaged", _damaged_row, "has a damaged versions column"),
 ]
 
 
@@ -159,20 +166,25 @@ def test_a_history_it_cannot_read_is_refused_and_left_as_it_is(tmp_path, what, m
     make(db)
     before = db.read_bytes() if db.is_file() else None
     run = make_run(tmp_path / "tonight")
-    for call in (lambda: history.record(db, run), lambda: history.rows(db), lambda: history.history_size(db)):
+    calls = [lambda: history.rows(db), lambda: history.record(db, run)]
+    if what != "a row whose JSON column is damaged":  # the count does not read the rows
+        calls.append(lambda: history.history_size(db))
+    for call in calls:
         with pytest.raises(history.HistoryError) as err:
             call()
         assert message in str(err.value) and "move it aside" in str(err.value) and "\n" not in str(err.value)
     assert (db.read_bytes() if db.is_file() else None) == before
 
 
-def test_the_nightly_says_so_in_one_line_and_fails(tmp_path):
+@pytest.mark.parametrize("make,message", [(_random_bytes, "is not a SQLite database"), (_damaged_row, "damaged")])
+def test_the_nightly_says_so_in_one_line_fails_and_adds_nothing(tmp_path, make, message):
     import subprocess
     import sys
 
     db = tmp_path / "history.sqlite"
-    _random_bytes(db)
-    make_run(tmp_path / "tonight" / "run")
+    make(db)
+    before = db.read_bytes()
+    make_run(tmp_path / "tonight" / "run", finished="2026-02-01T03:00:00+00:00")
     done = subprocess.run(
         [sys.executable, "-m", "w2v2bench.nightly", f"runs={tmp_path / 'tonight'}", f"history={db}"],
         capture_output=True,
@@ -180,7 +192,8 @@ def test_the_nightly_says_so_in_one_line_and_fails(tmp_path):
         timeout=120,
     )
     assert done.returncode == 1
-    assert done.stderr.count("\n") == 1 and "is not a SQLite database" in done.stderr, done.stderr
+    assert done.stderr.count("\n") == 1 and message in done.stderr and str(db) in done.stderr, done.stderr
+    assert db.read_bytes() == before
 
 
 def test_an_empty_file_becomes_a_new_history(tmp_path):

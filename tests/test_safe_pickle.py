@@ -17,13 +17,14 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
 
 from w2v2bench.safe_pickle import MAX_DEPTH, UnreadableCheckpoint, check_structure
 
-from .test_convert import fairseq_checkpoint, save, tiny_model, write_dict
+from .test_convert import fairseq_checkpoint, fairseq_state, save, tiny_model, write_dict
 
 # ---- a small pickle assembler (protocol 2 opcodes, the ones torch.save writes) ----------------------------
 
@@ -139,6 +140,51 @@ def _omegaconf_without_metadata() -> bytes:
     return checkpoint_dict(config + EMPTY_DICT + text("_content") + EMPTY_DICT + SETITEM + BUILD)
 
 
+def _stride_zero(ckpt: dict) -> None:
+    # every tensor one stored zero expanded to a 1024-wide, 8-layer model: 20 KB on disk, 700 MB as weights
+    w2v = ckpt["args"].w2v_args
+    w2v.encoder_embed_dim, w2v.encoder_ffn_embed_dim, w2v.encoder_layers = 1024, 8192, 8
+    config = tiny_model("group").config
+    config.hidden_size, config.intermediate_size, config.num_hidden_layers = 1024, 8192, 8
+    with torch.device("meta"):
+        big = type(tiny_model("group"))(config)
+    one = torch.zeros(1)
+    ckpt["model"] = {k: one.expand(*v.shape) for k, v in fairseq_state(big, True).items()}
+
+
+def _magic_with_bytearray() -> bytes:
+    # the first pickle of a legacy file is torch's magic number: here bytearray(1e9) comes first
+    magic = PROTO + glob("__builtin__", "bytearray") + num(10**9) + TUPLE1 + REDUCE + put(0)
+    magic += pickle.dumps(torch.serialization.MAGIC_NUMBER, 2)[2:-1] + STOP
+    return magic + legacy_file(checkpoint_dict(NONE))[len(pickle.dumps(torch.serialization.MAGIC_NUMBER, 2)) :]
+
+
+def _zip_with_two_cases(path: Path) -> None:
+    # `data.pkl` (harmless) and `DATA.PKL` (bytearray(1e9)): torch's reader looks names up ignoring case
+    hostile = checkpoint_dict(glob("__builtin__", "bytearray") + num(10**9) + TUPLE1 + REDUCE)
+    source = zipfile.ZipFile(io.BytesIO(zip_file(checkpoint_dict(NONE))))
+    with zipfile.ZipFile(path, "w") as archive:
+        for member in source.infolist():
+            archive.writestr(member.filename, source.read(member))
+            if member.filename.endswith("/data.pkl"):
+                archive.writestr(member.filename.replace("data.pkl", "DATA.PKL"), hostile)
+
+
+def _numpy_object_array(n: int) -> bytes:
+    # numpy's own pickle of an object array, with a shape of n elements and one item of data
+    dtype = glob("numpy", "dtype") + text("O8") + NONE + TRUE + b"\x87" + REDUCE
+    state = MARK + num(1) + num(n) + TUPLE1 + dtype + b"\x89" + EMPTY_LIST + NONE + APPEND + TUPLE
+    array = glob("numpy.core.multiarray", "_reconstruct") + MARK + glob("numpy", "ndarray") + num(0) + TUPLE1
+    array += text("b") + TUPLE + REDUCE
+    return checkpoint_dict(array + state + BUILD)
+
+
+def _namespace_with_parent(value: bytes) -> bytes:
+    # `_parent` is omegaconf's back-link; on a Namespace it is an ordinary attribute and is walked
+    args = glob("argparse", "Namespace") + EMPTY_TUPLE + NEWOBJ + put(0)
+    return checkpoint_dict(args + EMPTY_DICT + text("_parent") + value + SETITEM + BUILD)
+
+
 def w(data: bytes | Callable[[Path], bytes]) -> Callable[[Path, Path], None]:
     """A writer of a hostile file from bytes (or from a function of the marker path)."""
     return lambda path, marker: path.write_bytes(data(marker) if callable(data) else data)
@@ -188,6 +234,22 @@ HOSTILE: list[tuple[str, Callable[[Path, Path], None], str]] = [
      "refused to load global os.system"),
     ("an architecture 2**20 wide", lambda p, m: _good_checkpoint(p, _huge_args), "tensor mapping failed"),
     ("a billion encoder layers", lambda p, m: _good_checkpoint(p, _huge_layers), "encoder_layers=1000000000"),
+    ("tensors that repeat one value over a large shape", lambda p, m: _good_checkpoint(p, _stride_zero),
+     "its tensors claim"),
+    ("bytearray(1e9) before the magic number", w(_magic_with_bytearray()), "not a torch.save file"),
+    ("data.pkl and DATA.PKL in one zip", lambda p, m: _zip_with_two_cases(p), "differ only in case"),
+    ("numpy.ndarray((1e9,), 'O') called", w(legacy_file(checkpoint_dict(
+        glob("numpy", "ndarray") + MARK + num(10**9) + TUPLE1 + glob("numpy", "dtype") + text("O8") + TUPLE1
+        + REDUCE + TUPLE + REDUCE))), "numpy.ndarray(...) called directly"),
+    ("a numpy object array's state of 1e8 elements", w(legacy_file(_numpy_object_array(10**8))),
+     "object array of 100000000 items"),
+    ("numpy dtype with fields", w(legacy_file(checkpoint_dict(glob("numpy", "dtype") + text("V8") + TUPLE1 + REDUCE
+                                                             + MARK + num(3) + text("|") + NONE + TUPLE1 + NONE + NONE
+                                                             + num(8) + num(1) + num(0) + TUPLE + BUILD))),
+     "only plain dtypes"),
+    ("Namespace._parent is itself", w(legacy_file(_namespace_with_parent(get(0)))), "contains itself"),
+    ("Namespace._parent nested 2000 deep", w(legacy_file(_namespace_with_parent(EMPTY_LIST * 2000 + APPEND * 1999))),
+     "nest more than"),
     ("not UTF-8 dictionary", lambda p, m: _good_checkpoint(p, lambda c: None), "not UTF-8"),
     ("dictionary is a FIFO", lambda p, m: _good_checkpoint(p, lambda c: None), "is a FIFO"),
 ]  # fmt: skip
@@ -313,10 +375,24 @@ def test_the_budget_walk_counts_shared_objects_each_time_and_finds_cycles():
 def test_a_real_checkpoint_in_both_formats_passes_the_budgets(tmp_path):
     from w2v2bench.safe_pickle import load_checkpoint
 
+    numpy_values = {
+        "best_loss": np.float64(3.25),
+        "steps": np.int64(7),
+        "array": np.arange(6, dtype=np.float32).reshape(2, 3),
+        "fortran": np.asfortranarray(np.arange(6).reshape(2, 3)),
+        "big_endian": np.arange(3, dtype=">i4"),
+        "strings": np.array(["ab", "c"]),
+        "objects": np.array(["ab", None, 3], dtype=object),
+    }
     for zip_format in (True, False):
         checkpoint = fairseq_checkpoint(tiny_model("layer"), "args", normalize=True)
+        checkpoint["extra_state"]["numpy"] = numpy_values
         path = save(checkpoint, tmp_path / f"ft-{zip_format}.pt", zip_format)
         loaded = load_checkpoint(path)
+        got = loaded.content["extra_state"]["numpy"]
+        for key, value in numpy_values.items():
+            found = got[key].array if isinstance(value, np.ndarray) else got[key]
+            assert np.array_equal(found, value) and found.dtype == value.dtype, key
         assert torch.equal(
             loaded.content["model"]["w2v_encoder.proj.weight"], checkpoint["model"]["w2v_encoder.proj.weight"]
         )

@@ -126,7 +126,7 @@ def _evaluate(cfg, config, started, reference, rank, utterances, total, run_id, 
     try:
         if main_rank:
             if cfg.resume:
-                resume = Resume(recover_journals(output_dir, run_id, config_hash))
+                resume = Resume(recover_journals(output_dir, run_id, config_hash), normalizer(cfg.normalizer))
                 print(
                     f"resuming: {len(resume.candidates)} journal rows of the interrupted run in {output_dir}; "
                     "each is kept only if it matches the corpus's utterance at its index"
@@ -180,21 +180,30 @@ def _evaluate(cfg, config, started, reference, rank, utterances, total, run_id, 
             status = distributed.broadcast(None, rank)
             distributed.finish(rank)
             return status
-        return _finish(cfg, config, started, reference, journal, resume, per_rank, load_s, transcriber, run_id, rank)
-    except BaseException as err:
+        status, lines = _finish(cfg, config, started, reference, journal, resume, per_rank, load_s, transcriber, run_id)
+    except BaseException as err:  # before the commit: after it, nothing can mark a complete run failed
         if main_rank:
             failed = {**header, "status": "failed", "error": f"{type(err).__name__}: {one_line(err)}"}
             with contextlib.suppress(OSError):
                 write_json_atomic(output_dir / "summary.json", failed)
         raise
+    with contextlib.suppress(OSError):  # leftovers are harmless: a later resume removes them
+        remove_journals(output_dir)
+    distributed.broadcast(status, rank)
+    distributed.finish(rank)
+    print("\n".join(lines))
+    return status
 
 
 def _kept(resume: Resume | None) -> list:
     return [] if resume is None else sorted(resume.candidates.values(), key=lambda r: r.index)
 
 
-def _finish(cfg, config, started, reference, journal, resume, per_rank, load_s, transcriber, run_id, rank) -> int:
-    """Every output, then `complete`, then the journals go: a kill anywhere in between is resumed."""
+def _finish(
+    cfg, config, started, reference, journal, resume, per_rank, load_s, transcriber, run_id
+) -> tuple[int, list[str]]:
+    """Every output, then `complete` as the last step; the caller then removes the journals and prints
+    (status, lines). A kill anywhere in between is resumed."""
     output_dir = Path(config["output_dir"])
     if resume is not None and resume.dropped:
         shown = "; ".join(resume.dropped[:3]) + ("; ..." if len(resume.dropped) > 3 else "")
@@ -223,15 +232,14 @@ def _finish(cfg, config, started, reference, journal, resume, per_rank, load_s, 
     summary["reference_note"] = reference_note
     table = write_tables(output_dir, summary)
     write_analysis(output_dir, summary=summary)
-    write_json_atomic(output_dir / "summary.json", summary)  # the commit point
-    remove_journals(output_dir)
-    print(table.to_markdown(index=False))
-    print(f"outputs: {output_dir}")
-    print(check.line() if check is not None else f"reference check: none ({reference_note})")
     status = EXIT_OK if check is None or check.passed else EXIT_REFERENCE_FAILED
-    distributed.broadcast(status, rank)
-    distributed.finish(rank)
-    return status
+    lines = [
+        table.to_markdown(index=False),
+        f"outputs: {output_dir}",
+        check.line() if check is not None else f"reference check: none ({reference_note})",
+    ]
+    write_json_atomic(output_dir / "summary.json", summary)  # the commit point, and this function's last step
+    return status, lines
 
 
 STATUSES: list[int] = []  # one per job: a multirun goes on after a failed job and exits with the worst status

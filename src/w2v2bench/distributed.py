@@ -16,6 +16,7 @@ import soundfile as sf
 import torch.distributed as dist
 
 from .data import Utterance
+from .files import open_regular
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,8 @@ def duration_s(utterance: Utterance) -> float:
     if utterance.error or not utterance.path:
         return 0.0
     try:
-        return sf.info(utterance.path).duration
+        with open_regular(utterance.path) as handle:  # a FIFO would block the shard plan forever
+            return sf.info(handle).duration
     except Exception:  # the run itself records why it cannot be read
         return 0.0
 

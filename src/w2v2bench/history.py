@@ -223,11 +223,14 @@ def _to_sql(row: dict) -> dict:
     return {k: json.dumps(v, sort_keys=True) if k in JSON_COLUMNS and v is not None else v for k, v in row.items()}
 
 
-def _from_sql(row: sqlite3.Row) -> dict:
+def _from_sql(row: sqlite3.Row, path: Path) -> dict:
     out = dict(row)
     for key in JSON_COLUMNS:
         if out.get(key) is not None:
-            out[key] = json.loads(out[key])
+            try:
+                out[key] = json.loads(out[key])
+            except (ValueError, RecursionError):
+                raise _refuse(path, f"run {out.get('run_id')!r} has a damaged {key} column (not JSON)") from None
     if out.get("reference_passed") is not None:
         out["reference_passed"] = bool(out["reference_passed"])
     return out
@@ -328,7 +331,7 @@ def record(path: Path, run_dir: Path) -> tuple[dict, bool]:
         )
         added = cursor.rowcount == 1
         stored = db.execute("SELECT * FROM runs WHERE run_id = ?", (row["run_id"],)).fetchone()
-    return _from_sql(stored), added
+    return _from_sql(stored, path), added
 
 
 def set_verdict(path: Path, run_id: str, verdict: str, reasons: list[str], baseline_run_id: str | None) -> None:
@@ -347,7 +350,7 @@ def rows(path: Path, key: SplitKey | None = None) -> list[dict]:
         return []
     where, args = ("", ()) if key is None else (" WHERE " + " AND ".join(f"{c} = ?" for c in KEY_COLUMNS), tuple(key))
     with closing(_connect(Path(path))) as db:
-        return [_from_sql(r) for r in db.execute(f"SELECT * FROM runs{where} ORDER BY finished, rowid", args)]
+        return [_from_sql(r, path) for r in db.execute(f"SELECT * FROM runs{where} ORDER BY finished, rowid", args)]
 
 
 def is_good(row: dict) -> bool:

@@ -251,6 +251,7 @@ def load_model(
     compile: bool = False,
 ) -> Transcriber:
     """Load model, feature extractor and tokenizer from a local folder or the Hub (failing fast offline)."""
+    from safetensors import SafetensorError
     from transformers import AutoFeatureExtractor, AutoModelForCTC, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -279,7 +280,15 @@ def load_model(
                 f"({reason}) and it is not cached; {OFFLINE_HINT}"
             ) from None
         raise ModelError(f"model.checkpoint={checkpoint!r}: {one_line(err)}") from None
-    except (ValueError, KeyError, TypeError, AttributeError, RuntimeError, pickle.UnpicklingError) as err:
+    except (
+        ValueError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        RuntimeError,
+        pickle.UnpicklingError,
+        SafetensorError,
+    ) as err:
         raise ModelError(
             f"model.checkpoint={checkpoint!r}: cannot be loaded as a CTC model ({type(err).__name__}: {one_line(err)})"
         ) from None

@@ -347,6 +347,7 @@ def nightly(
         )
     if not folders:
         problems.append(f"no completed runs under {runs}")
+    history.rows(history_path)  # the whole history must read before tonight is added to it
     recorded = []
     for folder in folders:
         if not (folder / "analysis.json").is_file():

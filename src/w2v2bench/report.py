@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -30,7 +30,7 @@ from .config import ConfigError, ReferenceConfig, one_line
 from .data import Utterance, audio_sha256
 from .files import open_regular
 from .results import RowError, UtteranceResult, parse_row
-from .score import Totals
+from .score import Counts, Totals, utterance_counts
 
 SCHEMA_VERSION = 1
 PACKAGES = ("w2v2bench", "torch", "transformers", "datasets", "jiwer", "soundfile", "hydra-core", "numpy")
@@ -130,25 +130,23 @@ class Recovered:
     (the last one of an index wins), and why every other line was left out."""
 
     rows: dict[int, UtteranceResult]
-    dropped: list[str]
-    torn: int  # lines cut short by the kill itself: expected, and transcribed again
+    dropped: list[str]  # a line cut short by the kill itself is not among them: it is expected, and redone
 
 
 def recover_journals(folder: Path, run_id: str, config_hash: str) -> Recovered:
     """Read every journal in `folder`; a line is kept only if its file's header names this run and config,
     its checksum (keyed by the run id) matches, and it is a valid result row."""
-    found = Recovered({}, [], 0)
+    found = Recovered({}, [])
     expected = {"journal": JOURNAL_VERSION, "run_id": run_id, "config_sha256": config_hash}
     for path in sorted(folder.glob(JOURNALS)):
         with open_regular(path) as handle:
             lines = handle.read().split(b"\n")
-        *complete, tail = lines
-        found.torn += bool(tail)
+        complete = lines[:-1]  # the last piece has no newline: empty, or torn by the kill
         if not complete:
             continue
         try:
             header = json.loads(complete[0])
-        except ValueError:
+        except (ValueError, RecursionError):
             header = None
         if header != expected:
             n = sum(1 for line in complete[1:] if line.strip())
@@ -174,8 +172,8 @@ def _shown(value: object) -> str:
 def _journal_row(line: bytes, run_id: str) -> UtteranceResult:
     try:
         row = json.loads(line)
-    except ValueError:
-        raise ValueError("not a JSON line") from None
+    except (ValueError, RecursionError):
+        raise ValueError("not a JSON line (or nested too deeply)") from None
     if not isinstance(row, dict):
         raise ValueError(f"expected a JSON object, found {type(row).__name__}")
     checksum = row.pop("row_sha256", None)
@@ -184,21 +182,30 @@ def _journal_row(line: bytes, run_id: str) -> UtteranceResult:
     return parse_row(row)
 
 
-def mismatch(result: UtteranceResult, utterance: Utterance) -> str | None:
-    """Why a journal row is not the result of the corpus's utterance at its index (None: it is)."""
+def mismatch(result: UtteranceResult, utterance: Utterance, normalize: Callable[[str], str]) -> str | None:
+    """Why a journal row is not the result of the corpus's utterance at its index (None: it is): another
+    id, reference or audio, or edit counts that are not those of its own reference and transcript."""
     if result.id != utterance.id:
         return f"row for {result.id}, but the corpus has {utterance.id} at index {utterance.index}"
     if result.text != utterance.text:
         return f"{utterance.id}: the reference text differs from the corpus's"
     if result.audio_sha256 != audio_sha256(utterance):
         return f"{utterance.id}: the audio differs from the corpus's (SHA-256)"
+    words = chars = Counts()
+    if result.error is None and result.text is not None and result.pred_text is not None:
+        words, chars = utterance_counts(result.text, result.pred_text, normalize)
+    counted = (words.substitutions, words.deletions, words.insertions, words.ref_words, chars.errors, chars.ref_words)
+    stored = (result.substitutions, result.deletions, result.insertions, result.ref_words)
+    if counted != (*stored, result.char_errors, result.ref_chars):
+        return f"{utterance.id}: its edit counts are not those of its reference and transcript"
     return None
 
 
 class Resume:
     """The interrupted run's rows, each kept only once the corpus's utterance at its index matches it."""
 
-    def __init__(self, recovered: Recovered):
+    def __init__(self, recovered: Recovered, normalize: Callable[[str], str]):
+        self.normalize = normalize
         self.candidates = dict(recovered.rows)
         self.kept: dict[int, UtteranceResult] = {}
         self.dropped = list(recovered.dropped)
@@ -207,7 +214,7 @@ class Resume:
         """The utterances still to transcribe, in order: those without a row, or whose row does not match."""
         for utterance in utterances:
             result = self.candidates.pop(utterance.index, None)
-            why = None if result is None else mismatch(result, utterance)
+            why = None if result is None else mismatch(result, utterance, self.normalize)
             if result is not None and why is None:
                 self.kept[utterance.index] = result
                 continue
@@ -273,16 +280,16 @@ def prepare_output_dir(output_dir: str | os.PathLike) -> Path:
     path = Path(output_dir)
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
+        # a fresh, exclusively created probe: a planted `.write-test` symlink is never followed
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".write-test.")
+        os.close(fd)
+        os.unlink(probe)
     except OSError as err:
         raise OSError(f"output_dir={str(output_dir)!r} is not writable: {err.strerror or err}") from err
     return path
 
 
 LOCK = ".w2v2bench.lock"
-OUTPUTS = ("summary.json", "transcripts.jsonl", "wer.md", "wer.csv", "analysis.md", "analysis.json", "ref.trn")
 
 
 @dataclass
@@ -299,8 +306,8 @@ class Claim:
 
 
 def claim_output_dir(output_dir: str | os.PathLike, config: dict, resume: bool) -> Claim:
-    """Make, lock and check `output_dir`: a second run in it fails at once, a finished run is never
-    overwritten, and a resumed run must match the interrupted one's config."""
+    """Make, lock and check `output_dir`: a second run in it fails at once, nothing already in it is
+    overwritten (a fresh run needs an empty folder), and a resumed run must match the interrupted one's config."""
     path = prepare_output_dir(output_dir)
     lock = FileLock(path / LOCK, timeout=0)
     try:
@@ -314,11 +321,13 @@ def claim_output_dir(output_dir: str | os.PathLike, config: dict, resume: bool) 
         if resume:
             stored = check_resumable(path, config)
             return Claim(path, stored.get("run_id") or uuid.uuid4().hex, stored, lock)
-        found = [name for name in OUTPUTS if (path / name).exists()]
+        found = sorted(p.name for p in path.iterdir() if p.name != LOCK)
         if found:
+            shown = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
+            what = "a run's outputs" if "summary.json" in found else "other files"
             raise ConfigError(
-                f"output_dir={str(output_dir)!r} already holds a run's outputs ({', '.join(found)}): pass "
-                "resume=true to continue an interrupted run, or choose another output_dir"
+                f"output_dir={str(output_dir)!r} already holds {what} ({shown}): a run needs a new or empty "
+                "folder; pass resume=true to continue an interrupted run there, or choose another output_dir"
             )
         return Claim(path, uuid.uuid4().hex, None, lock)
     except BaseException:
@@ -392,7 +401,7 @@ def read_summary(path: Path) -> dict:
     try:
         with open_regular(path) as handle:
             stored = json.loads(handle.read().decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as err:
+    except (ValueError, RecursionError) as err:
         raise ConfigError(f"{path}: not a JSON summary ({one_line(err)})") from None
     if not isinstance(stored, dict):
         raise ConfigError(f"{path}: expected a JSON object, found {type(stored).__name__}")

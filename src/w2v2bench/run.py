@@ -21,7 +21,7 @@ from tqdm import tqdm
 from .data import SAMPLE_RATE, Decoded, Utterance, decoded_windows, plan_batches
 from .model import Output, Transcriber
 from .results import UtteranceResult
-from .score import Counts, char_counts, rate, word_counts
+from .score import Counts, rate, utterance_counts
 
 
 def is_out_of_memory(err: BaseException) -> bool:
@@ -104,8 +104,7 @@ def score(
     error = decoded.error or error
     words = chars = Counts()
     if error is None and hyp is not None and u.text is not None:
-        ref_n, hyp_n = normalize(u.text), normalize(hyp)
-        words, chars = word_counts(ref_n, hyp_n), char_counts(ref_n, hyp_n)
+        words, chars = utterance_counts(u.text, hyp, normalize)
     return UtteranceResult(
         index=u.index,
         id=u.id,

@@ -24,6 +24,7 @@ import io
 import math
 import pickle
 import pickletools
+import re
 import tarfile
 import warnings
 import zipfile
@@ -117,16 +118,81 @@ def _placeholder_class(qualified_name: str) -> type[FairseqPlaceholder]:
     return type(short, (FairseqPlaceholder,), {"fairseq_name": qualified_name, "__module__": __name__})
 
 
-def _reconstruct_empty(subtype: Any, shape: Any, dtype: Any) -> np.ndarray:
-    """numpy's `_reconstruct`, for the empty array numpy pickles before BUILD gives it its data.
+# numpy's pickles call numpy.dtype(spec, align, copy) and BUILD it with a state tuple, and build arrays as
+# _reconstruct(ndarray, (0,), b'b') followed by BUILD with (version, shape, dtype, fortran, raw data). numpy's
+# own code trusts those arguments (an object array's state of a billion elements crashes the process), so the
+# names map to the stand-ins below: they accept what numpy writes, check sizes against the data the file
+# holds, and build the value with numpy's ordinary constructors.
+_DTYPE_SPEC = re.compile(r"[<>|=]?[?bBhHiIlLqQefdgFDGSUVOMmc]\d{0,7}")
+MAX_NUMPY_ITEMSIZE = 2**20
 
-    numpy always pickles `_reconstruct(ndarray, (0,), b'b')`; any other shape would allocate memory the
-    file does not hold (a few bytes can ask for terabytes), so it is refused."""
-    if subtype is not np.ndarray or not isinstance(shape, tuple) or not all(type(n) is int for n in shape):
-        raise pickle.UnpicklingError(f"numpy _reconstruct({subtype!r}, {shape!r}): expected an ndarray shape")
-    if math.prod(shape) != 0:
-        raise pickle.UnpicklingError(f"numpy _reconstruct with shape {shape}: numpy pickles empty arrays only")
-    return np.ndarray.__new__(np.ndarray, shape, dtype)
+
+class NumpyDtype:
+    """Stand-in for numpy.dtype while unpickling: a plain dtype (no fields, no subarray) from its spec."""
+
+    def __new__(cls, spec: Any, align: Any = False, copy: Any = True) -> NumpyDtype:
+        if not isinstance(spec, str) or not _DTYPE_SPEC.fullmatch(spec):
+            raise pickle.UnpicklingError(f"numpy dtype {spec!r}: only plain dtypes (such as 'f8', 'O8') are read")
+        self = object.__new__(cls)
+        self.dtype = np.dtype(spec)
+        if self.dtype.itemsize > MAX_NUMPY_ITEMSIZE:
+            raise pickle.UnpicklingError(f"numpy dtype {spec!r}: items of {self.dtype.itemsize} bytes")
+        return self
+
+    def __setstate__(self, state: Any) -> None:
+        # (version, byte order, subarray, names, fields, item size, alignment, flags), as numpy writes it
+        if not (isinstance(state, tuple) and len(state) in (8, 9) and state[2:5] == (None, None, None)):
+            raise pickle.UnpicklingError("numpy dtype state: only plain dtypes (no fields, no subarray) are read")
+        if state[1] in ("<", ">") and self.dtype.byteorder not in ("|", state[1]):
+            self.dtype = self.dtype.newbyteorder(state[1])
+
+
+class NumpyArrayType:
+    """Stands for the class numpy.ndarray as an argument; calling it is refused (it would allocate)."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> NumpyArrayType:
+        raise pickle.UnpicklingError("numpy.ndarray(...) called directly: numpy pickles arrays with _reconstruct")
+
+
+class NumpyArray:
+    """An array as numpy pickles it; `array` holds it once BUILD gave the data (sizes checked first)."""
+
+    array: np.ndarray | None = None
+
+    def __setstate__(self, state: Any) -> None:
+        if not (isinstance(state, tuple) and len(state) == 5 and isinstance(state[2], NumpyDtype)):
+            raise pickle.UnpicklingError("numpy array state: expected (version, shape, dtype, fortran, data)")
+        _, shape, dtype, fortran, data = state
+        if not isinstance(shape, tuple) or not all(type(n) is int and n >= 0 for n in shape):
+            raise pickle.UnpicklingError(f"numpy array shape {shape!r}: expected non-negative ints")
+        n, dtype = math.prod(shape), dtype.dtype
+        order = "F" if fortran else "C"
+        if dtype.hasobject:
+            if not isinstance(data, list) or len(data) != n:
+                raise pickle.UnpicklingError(f"numpy object array of {n} items with {type(data).__name__} data")
+            array = np.empty(len(data), dtype=object)
+            array[:] = data
+        else:
+            if not isinstance(data, bytes) or len(data) != n * dtype.itemsize:
+                raise pickle.UnpicklingError(f"numpy array of {n} x {dtype.itemsize} bytes with other data")
+            array = np.frombuffer(data, dtype=dtype).copy()
+        self.array = array.reshape(shape, order=order)
+
+
+def _numpy_reconstruct(subtype: Any, shape: Any, dtype: Any) -> NumpyArray:
+    if subtype is not NumpyArrayType or shape != (0,):
+        raise pickle.UnpicklingError(f"numpy _reconstruct({subtype!r}, {shape!r}): numpy pickles empty arrays only")
+    return NumpyArray()
+
+
+def _numpy_scalar(dtype: Any, data: Any = None) -> Any:
+    if not isinstance(dtype, NumpyDtype):
+        raise pickle.UnpicklingError("numpy scalar without a dtype")
+    if dtype.dtype.hasobject:
+        return data
+    if not isinstance(data, bytes) or len(data) != dtype.dtype.itemsize:
+        raise pickle.UnpicklingError(f"numpy scalar of {dtype.dtype} with {type(data).__name__} data")
+    return np.frombuffer(data, dtype=dtype.dtype)[0]
 
 
 def _our_globals() -> dict[str, Any]:
@@ -138,8 +204,8 @@ def _our_globals() -> dict[str, Any]:
         "typing.Any": Any,
         "collections.defaultdict": defaultdict,
         "collections.Counter": Counter,
-        "numpy.ndarray": np.ndarray,
-        "numpy.dtype": np.dtype,
+        "numpy.ndarray": NumpyArrayType,
+        "numpy.dtype": NumpyDtype,
         "omegaconf.dictconfig.DictConfig": dictconfig.DictConfig,
         "omegaconf.listconfig.ListConfig": listconfig.ListConfig,
         **{f"omegaconf.base.{n}": getattr(base, n) for n in ("ContainerMetadata", "Metadata", "UnionNode")},
@@ -150,25 +216,13 @@ def _our_globals() -> dict[str, Any]:
     for kind in (dict, list, tuple, int, float, str, bool, complex, frozenset, object):
         found[f"builtins.{kind.__name__}"] = kind
     for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
-        found[f"{module}.scalar"] = _numpy_scalar()
-        found[f"{module}._reconstruct"] = _reconstruct_empty
+        found[f"{module}.scalar"] = _numpy_scalar
+        found[f"{module}._reconstruct"] = _numpy_reconstruct
     return found
 
 
-def _numpy_scalar() -> Any:
-    try:
-        from numpy._core.multiarray import scalar  # numpy 2
-    except ImportError:
-        from numpy.core.multiarray import scalar
-    return scalar
-
-
-def _numpy_dtype_classes() -> list[tuple[type, str]]:
-    """numpy 2's concrete dtype classes: a pickled dtype is BUILT as one of them (never named by a pickle,
-    so the scan still refuses them as globals; torch needs them only to allow BUILD on a dtype)."""
-    dtypes = getattr(np, "dtypes", None)
-    classes = [getattr(dtypes, n) for n in dir(dtypes) if n.endswith("DType")] if dtypes else []
-    return [(c, f"numpy.dtypes.{c.__name__}") for c in classes if isinstance(c, type)]
+# instances BUILD may fill: allowed by torch as values only (no pickle can name them: the scan refuses)
+_BUILD_ONLY = [(NumpyArray, "w2v2bench.safe_pickle.NumpyArray")]
 
 
 def _normalise(module: str, name: str) -> tuple[str, str]:
@@ -222,26 +276,33 @@ def _scan_pickle(stream: BinaryIO) -> set[tuple[str, str]]:
 def _scan_zip(handle: BinaryIO, size: int) -> set[tuple[str, str]]:
     with zipfile.ZipFile(handle) as archive:
         members = archive.infolist()
-        if any(m.filename.rsplit("/", 1)[-1] == "constants.pkl" for m in members):
-            raise UnreadableCheckpoint("is a TorchScript archive, expected a torch.save checkpoint")
-        packed = [m.filename for m in members if m.compress_type != zipfile.ZIP_STORED]
-        if packed:
-            raise UnreadableCheckpoint(f"zip members are compressed ({packed[:3]}); torch.save stores them as is")
-        if sum(m.file_size for m in members) > size:
-            raise UnreadableCheckpoint("zip members add up to more bytes than the file holds")
-        pickles = [m for m in members if m.filename.rsplit("/", 1)[-1] == "data.pkl"]
-        if len(pickles) != 1:
-            raise UnreadableCheckpoint(f"expected one data.pkl in the zip archive, found {len(pickles)}")
-        return _scan_pickle(io.BytesIO(archive.read(pickles[0])))
+    names = [m.filename for m in members]
+    if any(n.rsplit("/", 1)[-1] == "constants.pkl" for n in names):
+        raise UnreadableCheckpoint("is a TorchScript archive, expected a torch.save checkpoint")
+    packed = [m.filename for m in members if m.compress_type != zipfile.ZIP_STORED]
+    if packed:
+        raise UnreadableCheckpoint(f"zip members are compressed ({packed[:3]}); torch.save stores them as is")
+    if sum(m.file_size for m in members) > size:
+        raise UnreadableCheckpoint("zip members add up to more bytes than the file holds")
+    if len({n.lower() for n in names}) != len(names):
+        raise UnreadableCheckpoint("zip members whose names differ only in case (torch's reader would pick one)")
+    # the pickle torch will unpickle, read by torch's own zip reader (the same member, byte for byte)
+    handle.seek(0)
+    reader = torch._C.PyTorchFileReader(handle)
+    if sorted(reader.get_all_records()) != sorted(n.split("/", 1)[-1] for n in names):
+        raise UnreadableCheckpoint("torch's zip reader and Python's see different members")
+    return _scan_pickle(io.BytesIO(reader.get_record("data.pkl")))
 
 
 def _scan_legacy(handle: BinaryIO) -> set[tuple[str, str]]:
     # torch < 1.6: magic number, protocol, sys info, the object, its storage keys; then the raw storages
-    magic = [arg for op, arg, _ in pickletools.genops(handle) if op.name in ("LONG1", "INT", "LONG")]
-    if magic != [torch.serialization.MAGIC_NUMBER]:
-        raise UnreadableCheckpoint("not a torch.save file (neither a zip archive nor torch's magic number)")
+    for expected in (torch.serialization.MAGIC_NUMBER, torch.serialization.PROTOCOL_VERSION):
+        ops = [(op.name, arg) for op, arg, _ in pickletools.genops(handle)]
+        values = [arg for name, arg in ops if name not in ("PROTO", "STOP")]
+        if values != [expected] or len(ops) > 3:
+            raise UnreadableCheckpoint("not a torch.save file (neither a zip archive nor torch's magic number)")
     found: set[tuple[str, str]] = set()
-    for _ in range(4):
+    for _ in range(3):
         found |= _scan_pickle(handle)
     return found
 
@@ -266,6 +327,8 @@ def _scan(handle: BinaryIO, size: int) -> set[tuple[str, str]]:
 
 
 def _children(obj: Any) -> list[Any]:
+    from omegaconf import Node
+
     kind = type(obj)
     if kind in (dict, OrderedDict, Counter, defaultdict):
         return [*obj.keys(), *obj.values()]
@@ -274,16 +337,19 @@ def _children(obj: Any) -> list[Any]:
     if isinstance(obj, type) or isinstance(obj, torch.Tensor | np.ndarray | np.generic):
         return []
     attributes = getattr(obj, "__dict__", None)
-    if isinstance(attributes, dict):
-        # omegaconf nodes point back at their parent: a downward walk leaves that edge out
+    if not isinstance(attributes, dict):
+        return []
+    if isinstance(obj, Node):  # omegaconf nodes point back at their parent: a downward walk leaves that out
         return [v for k, v in attributes.items() if k != "_parent"]
-    return []
+    return list(attributes.values())
 
 
 def check_structure(obj: Any, max_objects: int = MAX_OBJECTS, max_depth: int = MAX_DEPTH) -> int:
     """Raise UnreadableCheckpoint unless walking `obj` (as every later reader walks it: shared objects
-    each time they are reached) stays within the budgets and meets no cycle; returns the tensor bytes."""
-    visits, tensor_bytes, seen_storages = 0, 0, set()
+    each time they are reached) stays within the budgets and meets no cycle; returns the bytes its tensors
+    span (each tensor object once, as numel x item size: a tensor that repeats one stored value across a
+    large shape spans its whole shape)."""
+    visits, tensor_bytes, seen_tensors = 0, 0, set()
     on_path: set[int] = set()
     stack: list[tuple[Any, int, bool]] = [(obj, 0, False)]
     while stack:
@@ -296,11 +362,9 @@ def check_structure(obj: Any, max_objects: int = MAX_OBJECTS, max_depth: int = M
             raise UnreadableCheckpoint(
                 f"holds more than {max_objects:,} objects when walked (shared references count each time)"
             )
-        if isinstance(node, torch.Tensor):
-            storage = node.untyped_storage()
-            if storage.data_ptr() not in seen_storages:
-                seen_storages.add(storage.data_ptr())
-                tensor_bytes += storage.nbytes()
+        if isinstance(node, torch.Tensor) and id(node) not in seen_tensors:
+            seen_tensors.add(id(node))
+            tensor_bytes += node.numel() * node.element_size()
         children = _children(node)
         if not children:
             continue
@@ -351,7 +415,7 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
                 else (ours[f"{m}.{n}"], f"{m}.{n}")
                 for (m, n), kind in kinds.items()
                 if kind != "torch"
-            ] + _numpy_dtype_classes()
+            ] + _BUILD_ONLY
             handle.seek(0)
             with torch.serialization.safe_globals(extra), warnings.catch_warnings():
                 warnings.simplefilter("ignore")

@@ -53,6 +53,12 @@ def word_counts(ref: str, hyp: str) -> Counts:
     return _counts(jiwer.process_words(ref, hyp))
 
 
+def utterance_counts(ref: str, hyp: str, normalize: Callable[[str], str]) -> tuple[Counts, Counts]:
+    """(word counts, character counts) of one utterance, both texts normalised first."""
+    ref_n, hyp_n = normalize(ref), normalize(hyp)
+    return word_counts(ref_n, hyp_n), char_counts(ref_n, hyp_n)
+
+
 def char_counts(ref: str, hyp: str) -> Counts:
     """Character-level edit counts, spaces included, as `jiwer.cer` counts them."""
     if not ref.strip():
