@@ -1,3 +1,7 @@
+import os
+import shutil
+import time
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -41,7 +45,7 @@ def test_missing_root_and_missing_split_name_the_folder(tmp_path):
 
 def test_empty_split_folder(tmp_path):
     (tmp_path / "test-clean").mkdir()
-    with pytest.raises(DataError, match="test-clean: no .flac files and no .trans.txt files"):
+    with pytest.raises(DataError, match=r"test-clean: no audio files \(.flac, .wav\) and no transcript lines"):
         local_utterances(tmp_path, "test", "clean")
 
 
@@ -137,3 +141,95 @@ def test_hub_rows_become_utterances_decoded_from_bytes(monkeypatch):
     decoded = decode(u, lambda w: w)
     assert decoded.error is None
     assert np.array_equal(decoded.input_values, load_audio(str(flac), "")[0])
+
+
+# ---- dirty corpora, through the public command ----------------------------------------------------------
+
+
+def dirty_tree(root):
+    """Real audio in an OpenSLR tree with every ambiguity a hand-made copy of LibriSpeech shows."""
+    source = LIBRISPEECH / "test-clean/1089/134686"
+    one, two = root / "test-clean/7/1", root / "test-clean/7/2"
+    one.mkdir(parents=True)
+    two.mkdir(parents=True)
+    for n in range(8):
+        shutil.copy(source / f"1089-134686-000{n}.flac", one / f"7-1-000{n}.flac")
+    shutil.copy(source / "1089-134686-0000.flac", one / "7-1-0001.wav")  # .flac beside .wav
+    shutil.copy(source / "1089-134686-0000.flac", two / "7-1-0002.flac")  # the same id in another chapter
+    os.mkfifo(one / "7-1-0007.flac.tmp")
+    (one / "7-1-0007.flac").unlink()
+    os.rename(one / "7-1-0007.flac.tmp", one / "7-1-0007.flac")  # a FIFO where the audio should be
+    (one / "7-1.trans.txt").write_text(
+        "7-1-0000 HE HOPED\n7-1-0001 STUFF IT\n7-1-0002 AFTER EARLY\n7-1-0003 HELLO BERTIE\n"
+        "7-1-0004\n7-1-0005 ONE\n7-1-0005 TWO\n7-1-0006 YES\n7-1-0007 A FIFO\n"
+    )
+    (two / "7-2.trans.txt").write_text("7-1-0006 YES AGAIN\n")
+    return root
+
+
+# id -> fragment of its error (None: transcribed)
+DIRTY = {
+    "7-1-0000": None,
+    "7-1-0001": "2 audio files",
+    "7-1-0002": "2 audio files",
+    "7-1-0003": None,
+    "7-1-0004": "has no text",
+    "7-1-0005": "on 2 transcript lines",
+    "7-1-0006": "on 2 transcript lines",
+    "7-1-0007": "is a FIFO",
+}
+
+
+def test_a_dirty_corpus_gives_each_ambiguous_utterance_an_error_naming_both_places(tiny_checkpoint, tmp_path):
+    from .test_cli import bench, local, read_run
+
+    root = dirty_tree(tmp_path / "tree")
+    done = bench(*local(tiny_checkpoint, tmp_path / "run"), f"data.root={root}")
+    assert done.returncode == 0, done.stderr
+    rows, summary = read_run(tmp_path / "run")
+    by_id = {r["id"]: r for r in rows}
+    assert sorted(by_id) == sorted(DIRTY)
+    for utt_id, fragment in DIRTY.items():
+        if fragment is None:
+            assert by_id[utt_id]["error"] is None and by_id[utt_id]["pred_text"] is not None, utt_id
+        else:
+            assert fragment in by_id[utt_id]["error"], (utt_id, by_id[utt_id]["error"])
+    assert "7-1.trans.txt:6" in by_id["7-1-0005"]["error"] and "7-1.trans.txt:7" in by_id["7-1-0005"]["error"]
+    assert "7-2.trans.txt:1" in by_id["7-1-0006"]["error"] and "7-1.trans.txt:8" in by_id["7-1-0006"]["error"]
+    assert "7-1-0001.wav" in by_id["7-1-0001"]["error"] and "7-1-0001.flac" in by_id["7-1-0001"]["error"]
+    assert summary["n_failed"] == sum(1 for f in DIRTY.values() if f)
+
+
+def _latin1(chapter):
+    (chapter / "7-1.trans.txt").write_bytes("7-1-0000 HE HOPED\n7-1-0001 CAFÉ\n".encode("latin-1"))
+
+
+def _fifo(chapter):
+    os.mkfifo(chapter / "7-1.trans.txt")
+
+
+def _empty(chapter):
+    (chapter / "7-1.trans.txt").write_text("")
+    (chapter / "7-1-0000.flac").unlink()
+
+
+@pytest.mark.parametrize(
+    "make,message",
+    [
+        (_latin1, "7-1.trans.txt:2: not UTF-8 text (byte 0xc9 at offset 30)"),
+        (_fifo, "7-1.trans.txt: is a FIFO (named pipe), expected a regular file"),
+        (_empty, "no transcript lines (1 .trans.txt file(s), every one empty)"),
+    ],
+    ids=["latin-1", "fifo", "empty"],
+)
+def test_a_transcript_file_that_cannot_be_read_stops_the_run_in_one_line(tiny_checkpoint, tmp_path, make, message):
+    from .test_cli import bench, local
+
+    chapter = tmp_path / "tree/test-clean/7/1"
+    chapter.mkdir(parents=True)
+    shutil.copy(LIBRISPEECH / "test-clean/1089/134686/1089-134686-0000.flac", chapter / "7-1-0000.flac")
+    make(chapter)
+    t0 = time.monotonic()
+    done = bench(*local(tiny_checkpoint, tmp_path / "run"), f"data.root={tmp_path / 'tree'}")
+    assert done.returncode == 1 and message in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    assert time.monotonic() - t0 < 60

@@ -21,6 +21,7 @@ from w2v2bench.report import JOURNAL
 from w2v2bench.run import run
 
 from .conftest import LIBRISPEECH
+from .forked import run_forked
 from .test_cli import bench, local, read_run
 
 
@@ -318,24 +319,35 @@ TAMPERED = [
 ]  # fmt: skip
 
 
+@pytest.fixture(scope="module")
+def tampered_resumes(tiny_checkpoint, whole_run):
+    """Each TAMPERED journal resumed (one forked run each): {what: (run folder, result)}."""
+    jobs, folders = [], {}
+    for n, (what, tamper, *_) in enumerate(TAMPERED):
+        folders[what] = whole_run / f"tampered-{n}"
+        interrupted(whole_run / "whole", folders[what], tamper)
+        jobs.append({"args": [*local(tiny_checkpoint, folders[what], *RUN_ARGS, "resume=true"),
+                              f"data.root={whole_run / 'tree'}"]})  # fmt: skip
+    results = run_forked(jobs, whole_run / "logs")
+    return {what: (folders[what], result) for what, result in zip(folders, results, strict=True)}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("what,tamper,dropped,reason,again", TAMPERED, ids=[t[0] for t in TAMPERED])
 def test_resume_keeps_only_rows_that_prove_they_are_this_runs(
-    tiny_checkpoint, whole_run, tmp_path, what, tamper, dropped, reason, again
+    whole_run, tampered_resumes, what, tamper, dropped, reason, again
 ):
     whole_rows, whole = read_run(whole_run / "whole")
-    interrupted(whole_run / "whole", tmp_path / "run", tamper)
-    resumed = bench(*local(tiny_checkpoint, tmp_path / "run", *RUN_ARGS, "resume=true"),
-                    f"data.root={whole_run / 'tree'}")  # fmt: skip
-    assert resumed.returncode == 0, resumed.stderr
-    rows, summary = read_run(tmp_path / "run")
+    folder, resumed = tampered_resumes[what]
+    assert resumed["code"] == 0, resumed["output"]
+    rows, summary = read_run(folder)
     assert rows == whole_rows  # nothing foreign merged, nothing lost or doubled
     assert (summary["wer"], summary["n_utterances"]) == (whole["wer"], 8)
     assert summary["resume_dropped"] == dropped and summary["timed_utterances"] == again
     if reason:
-        assert reason in resumed.stdout and reason in " ".join(summary["resume_dropped_reasons"])
+        assert reason in resumed["output"] and reason in " ".join(summary["resume_dropped_reasons"])
     else:
-        assert "left out" not in resumed.stdout
+        assert "left out" not in resumed["output"]
 
 
 @pytest.mark.slow
@@ -361,34 +373,6 @@ def test_resume_transcribes_again_an_utterance_whose_audio_changed(tiny_checkpoi
 
 # ---- a finish that can be killed anywhere ------------------------------------------------------------------
 
-# Runs the harness, counting the file-system commits (os.replace, os.unlink) made once the last batch is
-# done, and kills itself with SIGKILL just before the KILL_AT-th: every step of the finish is a kill point.
-KILLER = """
-import os, signal, sys
-from w2v2bench import report
-import w2v2bench.__main__ as cli
-armed, count, kill_at = [False], [0], int(os.environ["KILL_AT"])
-finish = report.Journal.finish
-def arming_finish(self, *args, **kwargs):
-    armed[0] = True
-    return finish(self, *args, **kwargs)
-report.Journal.finish = arming_finish
-def guarded(call):
-    def step(*args, **kwargs):
-        if armed[0]:
-            count[0] += 1
-            if count[0] == kill_at:
-                os.kill(os.getpid(), signal.SIGKILL)
-        return call(*args, **kwargs)
-    return step
-os.replace, os.unlink = guarded(os.replace), guarded(os.unlink)
-sys.argv = ["w2v2bench", *sys.argv[1:]]
-try:
-    cli.main()
-finally:
-    print(f"finish steps: {count[0]}", file=sys.stderr)
-"""
-
 COMPARED = ("wer", "cer", "n_utterances", "n_failed", "ref_words", "word_errors", "status", "reference", "run_id")
 
 
@@ -411,26 +395,24 @@ def outputs(folder: Path) -> dict[str, object]:
 @pytest.mark.slow
 def test_a_kill_at_any_step_of_the_finish_is_resumed_without_transcribing_again(tiny_checkpoint, tmp_path):
     args = ["split=other", "limit=4", "batch_size=2"]
-    counted = subprocess.run(
-        [sys.executable, "-c", KILLER, *local(tiny_checkpoint, tmp_path / "whole", *args)],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "KILL_AT": "0"},
-    )  # fmt: skip
-    assert counted.returncode == 0, counted.stderr
-    steps = int(counted.stderr.rsplit("finish steps: ", 1)[1])
+    (counted,) = run_forked([{"args": local(tiny_checkpoint, tmp_path / "whole", *args)}], tmp_path / "logs")
+    assert counted["code"] == 0, counted["output"]
+    steps = counted["finish_steps"]
     assert steps >= 8  # transcripts, tables, analysis, trn files, summary, journal
-    whole = outputs(tmp_path / "whole")
-    for kill_at in range(1, steps + 1):
+    jobs = []
+    for kill_at in range(1, steps + 1):  # a SIGKILL just before each file-system step of the finish
         out = tmp_path / f"killed-{kill_at}"
-        killed = subprocess.run(
-            [sys.executable, "-c", KILLER, *local(tiny_checkpoint, out, *args)],
-            capture_output=True, text=True, timeout=300, env={**os.environ, "KILL_AT": str(kill_at)},
-        )  # fmt: skip
-        assert killed.returncode == -signal.SIGKILL, (kill_at, killed.stderr)
-        resumed = bench(*local(tiny_checkpoint, out, *args, "resume=true"))
-        assert resumed.returncode == 0, (kill_at, resumed.stderr)
+        jobs += [{"args": local(tiny_checkpoint, out, *args), "kill_at": kill_at},
+                 {"args": local(tiny_checkpoint, out, *args, "resume=true")}]  # fmt: skip
+    results = run_forked(jobs, tmp_path / "logs")
+    whole = outputs(tmp_path / "whole")
+    for kill_at, (killed, resumed) in enumerate(zip(results[::2], results[1::2], strict=True), start=1):
+        out = tmp_path / f"killed-{kill_at}"
+        assert killed["signal"] == signal.SIGKILL, (kill_at, killed)
+        assert resumed["code"] == 0, (kill_at, resumed["output"])
         assert outputs(out) == whole, kill_at
         summary = json.loads((out / "summary.json").read_text())
-        assert summary["timed_utterances"] == 0 or "already complete" in resumed.stdout, kill_at
+        assert summary["timed_utterances"] == 0 or "already complete" in resumed["output"], kill_at
         assert not list(out.glob("transcripts.partial*")) and not list(out.glob(".*.tmp")), kill_at
 
 

@@ -11,10 +11,12 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, Strict, TypeAdapter, ValidationError
+from typing_extensions import TypedDict
 
+from .config import one_line
 from .files import read_text
 
 Count = Annotated[int, Strict(), Field(ge=0)]
@@ -62,11 +64,15 @@ def parse_row(row: Any) -> UtteranceResult:
     try:
         return _ROW.validate_python(row)
     except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "row"
-        value = first.get("input")
-        shown = "" if first["type"] == "missing" else f" (found {value!r})"[:80]
-        raise RowError(f"field {where}: {first['msg'].lower()}{shown}") from None
+        raise RowError(_first_problem(err)) from None
+
+
+def _first_problem(err: ValidationError) -> str:
+    """`field <dotted path>: <what is wrong> (found <value>)` for the first problem pydantic found."""
+    first = err.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "row"
+    shown = "" if first["type"] == "missing" else f" (found {first.get('input')!r})"[:80]
+    return f"field {where}: {first['msg'].lower()}{shown}"
 
 
 class ResultsFileError(ValueError):
@@ -108,3 +114,92 @@ def read_transcripts(path: str | os.PathLike) -> list[dict[str, Any]]:
             first_line[key] = number
         rows.append(row)
     return [r.to_json() for r in rows]
+
+
+# ---- summary.json -------------------------------------------------------------------------------------------
+
+SCHEMA_VERSION = 1
+Rate = Annotated[float, Strict(), Field(ge=0)]  # NaN allowed: no reference words means no rate
+
+
+class _ModelChoice(TypedDict):
+    name: Text
+    checkpoint: Text
+
+
+class _DataChoice(TypedDict):
+    name: Text
+    partition: Text
+
+
+class _Config(TypedDict):
+    model: _ModelChoice
+    data: _DataChoice
+    split: Text
+    batch_size: Annotated[int, Strict(), Field(ge=1)]
+
+
+class _WordErrors(TypedDict):
+    substitutions: Count
+    deletions: Count
+    insertions: Count
+
+
+class _Reference(TypedDict):
+    wer: Rate
+    tolerance: Rate
+    passed: Annotated[bool, Strict()]
+
+
+class _Started(TypedDict):
+    """What every summary.json holds from the run's start."""
+
+    schema_version: Literal[1]
+    status: Literal["running", "failed", "complete"]
+    config: _Config
+
+
+class _Complete(TypedDict):
+    """What a complete run's summary.json adds (the fields tools read back)."""
+
+    wer: Rate
+    cer: Rate
+    n_utterances: Count
+    n_failed: Count
+    ref_words: Count
+    word_errors: _WordErrors
+    audio_s: Seconds
+    rtfx: Rate
+    reference: _Reference | None
+    normalizer: Text
+
+
+_STARTED, _COMPLETE = TypeAdapter(_Started), TypeAdapter(_Complete)
+
+
+def read_summary(path: str | os.PathLike, complete: bool = False) -> dict[str, Any]:
+    """summary.json as a dict, validated (its start fields always; a complete run's figures when its status
+    says complete, or when `complete` asks for a complete run)."""
+    path = Path(path)
+    try:
+        summary = json.loads(read_text(path))
+    except (ValueError, RecursionError) as err:
+        raise ResultsFileError(f"{path}: not a JSON summary ({one_line(err)})") from None
+    if not isinstance(summary, dict):
+        raise ResultsFileError(f"{path}: expected a JSON object, found {type(summary).__name__}")
+    found = summary.get("schema_version")
+    if found != SCHEMA_VERSION:
+        raise ResultsFileError(f"{path}: field schema_version: {found!r}, expected {SCHEMA_VERSION}")
+    _validate(_STARTED, summary, path)
+    if complete and summary["status"] != "complete":
+        raise ResultsFileError(f"{path}: the run is not complete (status {summary['status']!r})")
+    if summary["status"] == "complete":
+        _validate(_COMPLETE, summary, path)
+    return summary
+
+
+def _validate(adapter: TypeAdapter, value: dict, path: Path) -> None:
+    try:
+        adapter.validate_python(value)
+    except ValidationError as err:
+        raise ResultsFileError(f"{path}: {_first_problem(err)}") from None
