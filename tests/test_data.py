@@ -148,14 +148,14 @@ def test_hub_rows_become_utterances_decoded_from_bytes(monkeypatch):
 
 def dirty_tree(root):
     """Real audio in an OpenSLR tree with every ambiguity a hand-made copy of LibriSpeech shows."""
-    source = LIBRISPEECH / "test-clean/1089/134686"
+    sources = sorted((LIBRISPEECH / "test-clean").glob("*/*/*.flac"))
     one, two = root / "test-clean/7/1", root / "test-clean/7/2"
     one.mkdir(parents=True)
     two.mkdir(parents=True)
-    for n in range(8):
-        shutil.copy(source / f"1089-134686-000{n}.flac", one / f"7-1-000{n}.flac")
-    shutil.copy(source / "1089-134686-0000.flac", one / "7-1-0001.wav")  # .flac beside .wav
-    shutil.copy(source / "1089-134686-0000.flac", two / "7-1-0002.flac")  # the same id in another chapter
+    for n, source in enumerate(sources[:8]):
+        shutil.copy(source, one / f"7-1-000{n}.flac")
+    shutil.copy(sources[0], one / "7-1-0001.wav")  # .flac beside .wav
+    shutil.copy(sources[0], two / "7-1-0002.flac")  # the same id in another chapter
     os.mkfifo(one / "7-1-0007.flac.tmp")
     (one / "7-1-0007.flac").unlink()
     os.rename(one / "7-1-0007.flac.tmp", one / "7-1-0007.flac")  # a FIFO where the audio should be
