@@ -32,7 +32,8 @@ from w2v2bench.compare import (
     write,
 )
 from w2v2bench.report import SCHEMA_VERSION
-from w2v2bench.score import char_counts, word_counts
+from w2v2bench.results import ResultsFileError, parse_row
+from w2v2bench.score import char_counts, totals, word_counts
 
 from .conftest import LIBRISPEECH
 
@@ -52,21 +53,35 @@ def row(uid: str, ref: str, hyp: str | None, error: str | None = None) -> dict:
 
 
 def write_run(folder: Path, rows: list[dict], name: str = "m", normalizer: str = "none") -> Path:
+    """A complete run folder as the harness writes it (rows get their corpus index; figures from the rows)."""
     folder.mkdir(parents=True)
+    rows = [{"index": i, **r} for i, r in enumerate(rows)]
     (folder / "transcripts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    t = totals(parse_row(r) for r in rows)
     summary = {
         "schema_version": SCHEMA_VERSION,
         "status": "complete",
+        "wer": t.wer,
+        "cer": t.cer,
+        "n_utterances": t.n_utterances,
+        "n_failed": t.n_failed,
+        "ref_words": t.words.ref_words,
+        "word_errors": {"substitutions": t.words.substitutions, "deletions": t.words.deletions,
+                        "insertions": t.words.insertions},
+        "audio_s": t.audio_s,
+        "rtfx": 100.0,
+        "reference": None,
         "normalizer": normalizer,
         "model": {"checkpoint": f"/models/{name}", "do_normalize": True},
         "config": {
             "model": {"name": name, "checkpoint": f"/models/{name}"},
             "data": {"name": "librispeech", "partition": "test"},
             "split": "clean",
+            "batch_size": 1,
             "limit": None,
             "output_dir": str(folder),
         },
-    }
+    }  # fmt: skip
     (folder / "summary.json").write_text(json.dumps(summary))
     return folder
 
@@ -255,7 +270,7 @@ def test_bad_targets_name_the_problem(runs, tiny_checkpoint, tmp_path, a, b, mes
         (
             [row("1-1", "A", "A"), row("1-1", "A", "A")],
             "complete",
-            r"transcripts.jsonl:2: utterance '1-1' appears twice",
+            r"transcripts.jsonl:2: field (id|index): .* is also on line 1",
         ),
         ([row("1-1", "A", "A")], "running", r"the run is not complete \(status 'running'\).*resume=true"),
     ],
@@ -264,7 +279,7 @@ def test_malformed_or_unfinished_run_fails_naming_why(tmp_path, rows, status, me
     folder = write_run(tmp_path / "a", rows)
     summary = json.loads((folder / "summary.json").read_text())
     (folder / "summary.json").write_text(json.dumps({**summary, "status": status}))
-    with pytest.raises(CompareError, match=message):
+    with pytest.raises((CompareError, ResultsFileError), match=message):
         load_run(folder)
 
 

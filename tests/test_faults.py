@@ -486,7 +486,11 @@ def test_a_failure_after_the_run_is_complete_does_not_undo_it(tiny_checkpoint, t
 
 @pytest.mark.parametrize(
     "content,message",
-    [("{not json", "not a JSON summary"), ("[1, 2]", "expected a JSON object, found list"), ("{}", "no run config")],
+    [
+        ("{not json", "not a JSON summary"),
+        ("[1, 2]", "expected a JSON object, found list"),
+        ("{}", "field schema_version"),
+    ],
 )
 def test_resume_with_a_summary_it_cannot_read_says_so_in_one_line(tiny_checkpoint, tmp_path, content, message):
     (tmp_path / "run").mkdir()

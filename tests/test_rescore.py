@@ -67,7 +67,7 @@ def test_the_reference_is_not_checked_under_another_normaliser(tmp_path):
 
 def test_a_rescore_is_not_taken_for_a_run(tmp_path):
     rescore(make_run(tmp_path / "results" / "run"), "basic")
-    table = gather(tmp_path / "results")
+    table, _ = gather(tmp_path / "results")
     assert len(table) == 1 and table["run"][0] == str(tmp_path / "results" / "run")
 
 

@@ -8,7 +8,6 @@ Usage for an old run: python -m w2v2bench.analysis run=<run folder>
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import sys
@@ -23,8 +22,9 @@ import jiwer
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
-from .config import quiet_defaults, quiet_hydra
+from .config import one_line, quiet_defaults, quiet_hydra
 from .report import write_json_atomic, write_text_atomic
+from .results import read_summary, read_transcripts
 from .score import Counts, normalizer
 
 __all__ = [
@@ -44,17 +44,17 @@ WORST = 10
 
 
 def load_rows(run_dir: Path) -> list[dict]:
-    """The run's per-utterance rows, in corpus order."""
+    """The run's per-utterance rows, in corpus order, validated (`results.read_transcripts`)."""
     path = Path(run_dir) / "transcripts.jsonl"
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"run={str(run_dir)!r}: no transcripts.jsonl in that folder")
-    with path.open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+    return read_transcripts(path)
 
 
 def load_summary(run_dir: Path) -> dict | None:
+    """The run's summary.json, validated (`results.read_summary`), or None when there is none."""
     path = Path(run_dir) / "summary.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    return read_summary(path) if path.exists() else None
 
 
 def resolve_normalizer(name: str | None) -> Callable[[str], str]:
@@ -403,7 +403,7 @@ def _app(cfg: Any) -> None:
     try:
         analysis = write_analysis(Path(cfg.run), cfg.normalizer)
     except (ValueError, OSError) as err:
-        print(f"w2v2bench.analysis: error: {err}", file=sys.stderr)
+        print(f"w2v2bench.analysis: error: {one_line(err)}", file=sys.stderr)
         sys.exit(1)
     print(
         f"WER {_pct(_wer(analysis.words))} % ({analysis.normalizer}); wrote analysis.md, analysis.json, "

@@ -30,8 +30,9 @@ from omegaconf import MISSING, OmegaConf
 from tabulate import tabulate
 
 from .align import aligned
-from .config import quiet_defaults, quiet_hydra
-from .report import SCHEMA_VERSION, git_hash, prepare_output_dir, versions, write_json_atomic
+from .config import one_line, quiet_defaults, quiet_hydra
+from .report import git_hash, prepare_output_dir, versions, write_json_atomic
+from .results import read_summary, read_transcripts
 from .score import Counts, normalizer, rate
 
 __all__ = [
@@ -60,7 +61,6 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_THRESHOLDS = 0, 1, 2, 4
 COMPARE_SCHEMA_VERSION = 1
 ABSENT = "<absent>"  # a setting one side does not have
 HARNESS_OK = (0, 3)  # exit 3 (reference check failed) still wrote a complete run
-ROW_KEYS = {"id", "text", "pred_text", "substitutions", "deletions", "insertions", "ref_words", "error"}
 # keys of a run's summary whose differences are worth showing; output_dir always differs
 SETTINGS = ("config", "model", "normalizer", "precision", "device", "git_hash", "versions")
 
@@ -168,38 +168,19 @@ def is_run(folder: str | Path) -> bool:
 
 
 def load_run(folder: str | Path) -> Run:
-    """A run folder's summary and per-utterance rows; malformed or foreign files fail with the reason."""
+    """A complete run folder's summary and per-utterance rows, validated (`results`); a malformed, foreign
+    or unfinished run fails with the file, line and field."""
     path = Path(folder)
     if not is_run(path):
         raise CompareError(f"{str(folder)!r}: not a run folder (expected summary.json and transcripts.jsonl)")
-    try:
-        summary = json.loads((path / "summary.json").read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise CompareError(f"{path / 'summary.json'}: not JSON ({err})") from None
-    if not isinstance(summary, dict) or summary.get("schema_version") != SCHEMA_VERSION:
-        found = summary.get("schema_version") if isinstance(summary, dict) else type(summary).__name__
-        raise CompareError(f"{path / 'summary.json'}: schema_version={found!r}, expected {SCHEMA_VERSION}")
+    summary = read_summary(path / "summary.json")
     transcripts = path / "transcripts.jsonl"
-    if summary.get("status") != "complete" or not transcripts.is_file():
+    if summary["status"] != "complete" or not transcripts.is_file():
         raise CompareError(
-            f"{str(folder)!r}: the run is not complete (status {summary.get('status')!r}"
+            f"{str(folder)!r}: the run is not complete (status {summary['status']!r}"
             f"{'' if transcripts.is_file() else ', no transcripts.jsonl'}); finish it with the harness's resume=true"
         )
-    rows: dict[str, dict[str, Any]] = {}
-    for number, line in enumerate(transcripts.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise CompareError(f"{transcripts}:{number}: not JSON ({err})") from None
-        missing = ROW_KEYS - row.keys() if isinstance(row, dict) else ROW_KEYS
-        if missing:
-            raise CompareError(f"{transcripts}:{number}: missing {sorted(missing)}")
-        if row["id"] in rows:
-            raise CompareError(f"{transcripts}:{number}: utterance {row['id']!r} appears twice")
-        rows[row["id"]] = row
-    return Run(str(path), summary, rows)
+    return Run(str(path), summary, {row["id"]: row for row in read_transcripts(transcripts)})
 
 
 def _word_errors(row: Mapping[str, Any]) -> int:
@@ -930,7 +911,7 @@ def _app(cfg: Any) -> None:
         )
         summary = write(comparison, config["out"], config)
     except (ValueError, OSError) as err:  # CompareError, ModelError, unreadable files
-        print(f"w2v2bench.compare: error: {err}", file=sys.stderr)
+        print(f"w2v2bench.compare: error: {one_line(err)}", file=sys.stderr)
         sys.exit(EXIT_ERROR)
     print(summary)
     print(f"report: {Path(config['out']) / 'compare.md'} (settings, every differing utterance); compare.json")

@@ -13,7 +13,6 @@ failed, a run did not complete, or the harness exited non-zero); 2 bad arguments
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from collections.abc import Sequence
@@ -28,9 +27,10 @@ from omegaconf import MISSING, OmegaConf
 
 from . import history
 from .analysis import alignment_text, load_rows, write_analysis
-from .config import quiet_defaults, quiet_hydra
+from .config import one_line, quiet_defaults, quiet_hydra
 from .history import SplitKey
 from .report import write_json_atomic
+from .results import ResultsFileError, read_summary
 
 __all__ = ["Judgement", "NightlyReport", "changed_utterances", "find_runs", "nightly", "plot_trend"]
 
@@ -54,7 +54,11 @@ def find_runs(root: Path) -> tuple[list[Path], list[str]]:
         if not summary_path.is_file():
             problems.append(f"incomplete run {folder}: transcripts but no summary.json")
             continue
-        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+        try:
+            summary = read_summary(summary_path)
+        except (ResultsFileError, OSError) as err:
+            problems.append(f"unreadable run {folder}: {one_line(err)}")
+            continue
         status = summary.get("status")
         if status == "complete":
             complete.append(folder)
@@ -451,13 +455,13 @@ def _app(cfg: Any) -> None:
             show_changed=cfg.show_changed,
         )
     except history.HistoryError as err:  # the history cannot be used: the night is not recorded
-        print(f"w2v2bench.nightly: error: {err}", file=sys.stderr)
+        print(f"w2v2bench.nightly: error: {one_line(err)}", file=sys.stderr)
         sys.exit(EXIT_FAIL)
     except (ValueError, FileNotFoundError) as err:  # a bad setting, a runs or baseline folder that is not there
-        print(f"w2v2bench.nightly: error: {err}", file=sys.stderr)
+        print(f"w2v2bench.nightly: error: {one_line(err)}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
     except OSError as err:
-        print(f"w2v2bench.nightly: error: {err}", file=sys.stderr)
+        print(f"w2v2bench.nightly: error: {one_line(err)}", file=sys.stderr)
         sys.exit(EXIT_FAIL)
     out = Path(cfg.out or cfg.runs)
     for j in report.judgements:

@@ -29,7 +29,7 @@ from filelock import FileLock, Timeout
 from .config import ConfigError, ReferenceConfig, one_line
 from .data import Utterance, audio_sha256
 from .files import open_regular
-from .results import RowError, UtteranceResult, parse_row
+from .results import ResultsFileError, RowError, UtteranceResult, parse_row, read_summary
 from .score import Counts, Totals, utterance_counts
 
 SCHEMA_VERSION = 1
@@ -368,18 +368,23 @@ def write_tables(output_dir: Path, summary: dict) -> pd.DataFrame:
     return frame
 
 
-def gather(root: str | os.PathLike) -> pd.DataFrame:
-    """Every completed run's summary.json under `root`, one row each, newest run of a model x split last."""
-    rows = []
+def gather(root: str | os.PathLike) -> tuple[pd.DataFrame, list[str]]:
+    """Every completed run's summary.json under `root`, one row each, newest run of a model x split last;
+    and one line for each summary.json that could not be read (skipped, the others still count)."""
+    rows, skipped = [], []
     for path in sorted(Path(root).rglob("summary.json")):
-        summary = json.loads(path.read_text(encoding="utf-8"))
-        if summary.get("schema_version") != SCHEMA_VERSION or summary.get("status") != "complete":
+        try:
+            summary = read_summary(path)
+        except (ResultsFileError, OSError) as err:
+            skipped.append(f"skipped {one_line(err)}")
+            continue
+        if summary["status"] != "complete":
             continue
         rows.append({**table_row(summary), "finished": summary.get("finished"), "run": str(path.parent)})
     frame = pd.DataFrame(rows)
     if not frame.empty:
         frame = frame.sort_values(["model", "data", "split", "finished"]).reset_index(drop=True)
-    return frame
+    return frame, skipped
 
 
 # settings a resumed run may change: they do not touch the transcripts
@@ -396,29 +401,17 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
     return flat
 
 
-def read_summary(path: Path) -> dict:
-    """A summary.json as a dict, or one line saying why it cannot be one."""
-    try:
-        with open_regular(path) as handle:
-            stored = json.loads(handle.read().decode("utf-8"))
-    except (ValueError, RecursionError) as err:
-        raise ConfigError(f"{path}: not a JSON summary ({one_line(err)})") from None
-    if not isinstance(stored, dict):
-        raise ConfigError(f"{path}: expected a JSON object, found {type(stored).__name__}")
-    return stored
-
-
 def check_resumable(output_dir: Path, config: dict) -> dict:
     """The interrupted run's summary, if it was started with the same config (keys that change nothing
     excepted); a complete run is returned as it is, for the caller to report."""
     path = output_dir / "summary.json"
     if not path.exists():
         raise ConfigError(f"resume=true: {path} does not exist: nothing to resume in output_dir={str(output_dir)!r}")
-    stored = read_summary(path)
-    stored_config = stored.get("config")
-    if not isinstance(stored_config, dict):
-        raise ConfigError(f"{path}: holds no run config, so nothing can be resumed from it")
-    old, new = flatten(stored_config), flatten(config)
+    try:
+        stored = read_summary(path)
+    except (ResultsFileError, OSError) as err:
+        raise ConfigError(f"resume=true: {one_line(err)}") from None
+    old, new = flatten(stored["config"]), flatten(config)
     differing = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k) and k not in RESUMABLE_KEYS)
     if differing:
         shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in differing)

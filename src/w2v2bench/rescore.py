@@ -22,7 +22,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
 from .analysis import is_scored, load_rows, load_summary, resolve_normalizer, write_analysis
-from .config import quiet_defaults, quiet_hydra
+from .config import one_line, quiet_defaults, quiet_hydra
 from .report import check_reference, git_hash, versions, write_json_atomic, write_jsonl_atomic, write_tables
 from .score import Counts, char_counts, rate, word_counts
 
@@ -159,7 +159,7 @@ def _app(cfg: Any) -> None:
     try:
         new, out = rescore(Path(cfg.run), cfg.normalizer, Path(cfg.out) if cfg.out else None)
     except (ValueError, OSError, KeyError) as err:
-        print(f"w2v2bench.score: error: {err}", file=sys.stderr)
+        print(f"w2v2bench.score: error: {one_line(err)}", file=sys.stderr)
         sys.exit(1)
     source = new["rescore"]
     errors = new["word_errors"]

@@ -155,7 +155,7 @@ class _Started(TypedDict):
     """What every summary.json holds from the run's start."""
 
     schema_version: Literal[1]
-    status: Literal["running", "failed", "complete"]
+    status: Literal["running", "failed", "complete", "rescored"]  # rescored: `w2v2bench.score`'s own summary
     config: _Config
 
 
@@ -193,7 +193,7 @@ def read_summary(path: str | os.PathLike, complete: bool = False) -> dict[str, A
     _validate(_STARTED, summary, path)
     if complete and summary["status"] != "complete":
         raise ResultsFileError(f"{path}: the run is not complete (status {summary['status']!r})")
-    if summary["status"] == "complete":
+    if summary["status"] in ("complete", "rescored"):
         _validate(_COMPLETE, summary, path)
     return summary
 

@@ -1,0 +1,121 @@
+"""Results files read back by every tool: a file that is not what the harness writes ends in one line naming
+the file, the line and the field, through each public command."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from w2v2bench import analysis, compare, nightly, rescore, table
+from w2v2bench.results import ResultsFileError, read_summary, read_transcripts
+
+from .fake_runs import make_run
+
+
+def _edit_row(number: int, change):
+    """transcripts.jsonl with row `number` (1-based) replaced by change(row)."""
+
+    def edit(run: Path) -> None:
+        path = run / "transcripts.jsonl"
+        lines = path.read_text().splitlines()
+        lines[number - 1] = json.dumps(change(json.loads(lines[number - 1])))
+        path.write_text("\n".join(lines) + "\n")
+
+    return edit
+
+
+def _append_first_row(run: Path) -> None:
+    path = run / "transcripts.jsonl"
+    path.write_text(path.read_text() + path.read_text().splitlines()[0] + "\n")
+
+
+def _summary(content: str):
+    return lambda run: (run / "summary.json").write_text(content)
+
+
+BROKEN = [
+    # what, edit of a good run folder, fragment of the one-line error
+    ("a row twice", _append_first_row, "transcripts.jsonl:7: field id: '1089-134686-0000' is also on line 1"),
+    ("text and error both null", _edit_row(2, lambda r: {**r, "text": None}),
+     "transcripts.jsonl:2: field text is null but error is null"),
+    ("a negative count", _edit_row(3, lambda r: {**r, "substitutions": -5}),
+     "transcripts.jsonl:3: field substitutions: input should be greater than or equal to 0"),
+    ("a count written as a string", _edit_row(3, lambda r: {**r, "substitutions": "3"}),
+     "transcripts.jsonl:3: field substitutions: input should be a valid integer"),
+    ("an index written as a string", _edit_row(4, lambda r: {**r, "index": "3"}), "transcripts.jsonl:4: field index"),
+    ("an index beyond the rows", _edit_row(4, lambda r: {**r, "index": 5000}), "5000 is beyond the file's 6 rows"),
+    ("a row that is a JSON list", _edit_row(5, lambda r: [1, 2]), "transcripts.jsonl:5: expected a JSON object"),
+    ("a row that is not JSON", lambda run: (run / "transcripts.jsonl").write_text("{oops\n"), "not a JSON line"),
+    ("a summary that is a JSON list", _summary("[1, 2]"), "summary.json: expected a JSON object, found list"),
+    ("a summary that is not JSON", _summary("{oops"), "summary.json: not a JSON summary"),
+    ("a summary of another schema", _summary('{"schema_version": 9}'), "field schema_version: 9, expected 1"),
+]  # fmt: skip
+
+
+def run_tool(module, argv, monkeypatch, capsys) -> tuple[int, str]:
+    monkeypatch.setattr(sys, "argv", [module.__name__, *argv])
+    try:
+        status = module.main() if module is not table else table.main(argv)
+    except SystemExit as exit_:
+        status = exit_.code
+    captured = capsys.readouterr()
+    return status or 0, captured.err
+
+
+@pytest.mark.parametrize("what,edit,message", BROKEN, ids=[b[0] for b in BROKEN])
+def test_every_tool_refuses_a_broken_results_file_in_one_line(tmp_path, monkeypatch, capsys, what, edit, message):
+    good, broken = make_run(tmp_path / "good"), make_run(tmp_path / "broken")
+    edit(broken)
+    tools = [
+        (rescore, ["run=" + str(broken)]),
+        (analysis, ["run=" + str(broken)]),
+        (compare, [f"a={good}", f"b={broken}", f"out={tmp_path / 'cmp'}"]),
+    ]
+    for module, argv in tools:
+        status, err = run_tool(module, argv, monkeypatch, capsys)
+        assert status == 1 and err.count("\n") == 1 and message in err, (module.__name__, err)
+        assert str(broken) in err
+
+
+def test_table_skips_an_unreadable_run_and_tabulates_the_others(tmp_path, monkeypatch, capsys):
+    make_run(tmp_path / "root" / "a")
+    make_run(tmp_path / "root" / "b", split="other")
+    (tmp_path / "root" / "b" / "summary.json").write_text("{oops")
+    status, err = run_tool(table, [f"root={tmp_path / 'root'}"], monkeypatch, capsys)
+    assert status == 0 and "skipped" in err and "b/summary.json: not a JSON summary" in err
+    assert (tmp_path / "root" / "table.md").read_text().count("| demo") == 1
+
+
+@pytest.mark.parametrize("argv,message", [(["foo"], "'foo': expected root=<folder>"), (["root=/nowhere"], "no such")])
+def test_table_says_what_is_wrong_with_its_arguments(monkeypatch, capsys, argv, message):
+    status, err = run_tool(table, argv, monkeypatch, capsys)
+    assert status == 1 and err.count("\n") == 1 and message in err
+
+
+def test_score_names_an_unknown_normalizer(tmp_path, monkeypatch, capsys):
+    status, err = run_tool(rescore, [f"run={make_run(tmp_path / 'run')}", "normalizer=foo"], monkeypatch, capsys)
+    assert status == 1 and err.count("\n") == 1 and "normalizer='foo': expected one of" in err
+
+
+def test_the_nightly_reports_an_unreadable_run_as_a_problem(tmp_path, monkeypatch, capsys):
+    make_run(tmp_path / "tonight" / "a")
+    make_run(tmp_path / "tonight" / "b", split="other")
+    (tmp_path / "tonight" / "b" / "transcripts.jsonl").write_text("[1]\n")
+    (tmp_path / "tonight" / "b" / "summary.json").write_text("[1]")
+    monkeypatch.chdir(tmp_path)
+    argv = [f"runs={tmp_path / 'tonight'}", f"history={tmp_path / 'h.sqlite'}"]
+    status, err = run_tool(nightly, argv, monkeypatch, capsys)
+    assert status == 1 and "Traceback" not in err
+    report = json.loads((tmp_path / "tonight" / "nightly.json").read_text())
+    assert any("unreadable run" in p and "expected a JSON object" in p for p in report["problems"])
+
+
+def test_a_real_run_reads_back(tmp_path):
+    run = make_run(tmp_path / "run")
+    assert len(read_transcripts(run / "transcripts.jsonl")) == 6
+    assert read_summary(run / "summary.json", complete=True)["n_utterances"] == 6
+    with pytest.raises(ResultsFileError, match="not complete"):
+        read_summary(make_run(tmp_path / "running", status="running") / "summary.json", complete=True)
