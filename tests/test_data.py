@@ -200,6 +200,31 @@ def test_a_dirty_corpus_gives_each_ambiguous_utterance_an_error_naming_both_plac
     assert summary["n_failed"] == sum(1 for f in DIRTY.values() if f)
 
 
+def test_byte_order_marks_sidecars_and_odd_line_breaks_are_read_as_people_mean_them(tmp_path):
+    chapter = tmp_path / "test-clean/7/1"
+    chapter.mkdir(parents=True)
+    source = LIBRISPEECH / "test-clean/1089/134686/1089-134686-0000.flac"
+    shutil.copy(source, chapter / "7-1-0000.flac")
+    shutil.copy(source, chapter / "7-1-0001.flac")
+    (chapter / "._7-1-0000.flac").write_bytes(b"\x00\x05\x16\x07 mac resource fork")
+    (chapter / "._7-1.trans.txt").write_bytes(b"\x00\x05\x16\x07\xff")
+    (chapter / "7-1.trans.txt").write_text("\ufeff7-1-0000 HE HOPED\u2028THERE\r\n7-1-0001 WOULD\x0cBE\r\n")
+    utts = local_utterances(tmp_path, "test", "clean")
+    assert [(u.id, u.text, u.error) for u in utts] == [
+        ("7-1-0000", "HE HOPED THERE", None),
+        ("7-1-0001", "WOULD BE", None),
+    ]
+
+
+def test_a_file_name_that_is_not_utf8_is_named(tmp_path):
+    chapter = tmp_path / "test-clean/7/1"
+    chapter.mkdir(parents=True)
+    name = os.fsdecode(b"7-1-000\xff.flac")
+    shutil.copy(LIBRISPEECH / "test-clean/1089/134686/1089-134686-0000.flac", chapter / name)
+    with pytest.raises(DataError, match="the file name is not UTF-8"):
+        local_utterances(tmp_path, "test", "clean")
+
+
 def _latin1(chapter):
     (chapter / "7-1.trans.txt").write_bytes("7-1-0000 HE HOPED\n7-1-0001 CAFÉ\n".encode("latin-1"))
 

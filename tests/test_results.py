@@ -4,6 +4,7 @@ the file, the line and the field, through each public command."""
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 from w2v2bench import analysis, compare, nightly, rescore, table
 from w2v2bench.results import ResultsFileError, read_summary, read_transcripts
 
-from .fake_runs import make_run
+from .fake_runs import UTTERANCES, make_run
 
 
 def _edit_row(number: int, change):
@@ -36,6 +37,14 @@ def _summary(content: str):
     return lambda run: (run / "summary.json").write_text(content)
 
 
+def _summary_edit(change):
+    def edit(run: Path) -> None:
+        path = run / "summary.json"
+        path.write_text(json.dumps(change(json.loads(path.read_text()))))
+
+    return edit
+
+
 BROKEN = [
     # what, edit of a good run folder, fragment of the one-line error
     ("a row twice", _append_first_row, "transcripts.jsonl:7: field id: '1089-134686-0000' is also on line 1"),
@@ -52,6 +61,18 @@ BROKEN = [
     ("a summary that is a JSON list", _summary("[1, 2]"), "summary.json: expected a JSON object, found list"),
     ("a summary that is not JSON", _summary("{oops"), "summary.json: not a JSON summary"),
     ("a summary of another schema", _summary('{"schema_version": 9}'), "field schema_version: 9, expected 1"),
+    ("JSON nested 50,000 deep", lambda run: (run / "transcripts.jsonl").write_text("[" * 50_000 + "\n"),
+     "transcripts.jsonl:1: not a JSON line"),
+    ("a count of 2**63", _edit_row(1, lambda r: {**r, "substitutions": 2**63}), "field substitutions"),
+]  # fmt: skip
+
+# what only a reader of the whole run sees (compare): the summary and the rows disagree
+INCONSISTENT = [
+    ("counts that are not those of the texts", _edit_row(1, lambda r: {**r, "substitutions": 30}),
+     "transcripts.jsonl:1: the edit counts"),
+    ("a summary that counts other rows", _summary_edit(lambda s: {**s, "n_utterances": 7}),
+     "says 7 utterances, 0 failed; transcripts.jsonl has 6"),
+    ("a wer of Infinity", _summary_edit(lambda s: {**s, "wer": math.inf}), "field wer"),
 ]  # fmt: skip
 
 
@@ -78,6 +99,22 @@ def test_every_tool_refuses_a_broken_results_file_in_one_line(tmp_path, monkeypa
         status, err = run_tool(module, argv, monkeypatch, capsys)
         assert status == 1 and err.count("\n") == 1 and message in err, (module.__name__, err)
         assert str(broken) in err
+
+
+@pytest.mark.parametrize("what,edit,message", INCONSISTENT, ids=[b[0] for b in INCONSISTENT])
+def test_compare_refuses_a_run_whose_summary_and_rows_disagree(tmp_path, monkeypatch, capsys, what, edit, message):
+    good, broken = make_run(tmp_path / "good"), make_run(tmp_path / "broken")
+    edit(broken)
+    status, err = run_tool(compare, [f"a={good}", f"b={broken}", f"out={tmp_path / 'cmp'}"], monkeypatch, capsys)
+    assert status == 1 and err.count("\n") == 1 and message in err, err
+
+
+def test_what_the_harness_writes_reads_back(tmp_path):
+    # a run that scored nothing has a NaN WER; texts may hold characters str.splitlines() breaks lines on
+    run = make_run(tmp_path / "run", failed={u[0]: "cannot decode audio" for u in UTTERANCES})
+    assert math.isnan(read_summary(run / "summary.json", complete=True)["wer"])
+    odd = make_run(tmp_path / "odd", hyps={"1089-134686-0000": "HE HOPED\u2028THERE\x85WOULD"})
+    assert "\u2028" in read_transcripts(odd / "transcripts.jsonl")[0]["pred_text"]
 
 
 def test_table_skips_an_unreadable_run_and_tabulates_the_others(tmp_path, monkeypatch, capsys):

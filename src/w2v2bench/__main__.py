@@ -40,6 +40,7 @@ from .report import (
     write_json_atomic,
     write_tables,
 )
+from .results import ResultsFileError
 from .run import run
 from .score import normalizer, totals
 
@@ -249,7 +250,7 @@ STATUSES: list[int] = []  # one per job: a multirun goes on after a failed job a
 def _app(cfg: DictConfig) -> None:
     try:
         STATUSES.append(evaluate(cfg))
-    except (ConfigError, DataError, ModelError, HubUnavailable, OSError) as err:
+    except (ConfigError, DataError, ModelError, HubUnavailable, ResultsFileError, OSError) as err:
         print(f"w2v2bench: error: {one_line(err)}", file=sys.stderr)
         STATUSES.append(EXIT_RUN_FAILED)
 

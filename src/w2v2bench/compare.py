@@ -32,7 +32,7 @@ from tabulate import tabulate
 from .align import aligned
 from .config import one_line, quiet_defaults, quiet_hydra
 from .report import git_hash, prepare_output_dir, versions, write_json_atomic
-from .results import read_summary, read_transcripts
+from .results import read_run, read_summary
 from .score import Counts, normalizer, rate
 
 __all__ = [
@@ -180,7 +180,8 @@ def load_run(folder: str | Path) -> Run:
             f"{str(folder)!r}: the run is not complete (status {summary['status']!r}"
             f"{'' if transcripts.is_file() else ', no transcripts.jsonl'}); finish it with the harness's resume=true"
         )
-    return Run(str(path), summary, {row["id"]: row for row in read_transcripts(transcripts)})
+    summary, rows = read_run(path)
+    return Run(str(path), summary, {row["id"]: row for row in rows})
 
 
 def _word_errors(row: Mapping[str, Any]) -> int:

@@ -129,15 +129,16 @@ MAX_TRANSCRIPT_BYTES = 64 * 2**20  # a chapter's trans.txt is a few KB
 def _transcript_lines(subset: Path) -> tuple[dict[str, list[tuple[str, str]]], int]:
     """utterance id -> [(text, "file:line"), ...] over every trans.txt, and how many files were read."""
     lines: dict[str, list[tuple[str, str]]] = {}
-    files = sorted(subset.glob("*/*/*.trans.txt"))
+    files = sorted(p for p in subset.glob("*/*/*.trans.txt") if not p.name.startswith("."))
     for trans in files:
         try:
             content = read_text(trans, max_bytes=MAX_TRANSCRIPT_BYTES)
         except ValueError as err:  # not UTF-8: the file, line and byte offset are in the message
             raise DataError(str(err)) from None
         except OSError as err:
-            raise DataError(one_line(err) if str(trans) in str(err) else f"{trans}: cannot be read ({err})") from None
-        for number, line in enumerate(content.splitlines(), start=1):
+            raise DataError(f"{trans}: cannot be read ({one_line(err.strerror or err)})") from None
+        # newlines only (and CRLF): other line breaks inside a line are whitespace of its text
+        for number, line in enumerate(content.split("\n"), start=1):
             if line.strip():
                 utt_id, _, text = line.strip().partition(" ")
                 lines.setdefault(utt_id, []).append((" ".join(text.split()), f"{trans}:{number}"))
@@ -158,6 +159,12 @@ def local_utterances(root: str | os.PathLike, partition: str, split: str) -> lis
     texts, n_files = _transcript_lines(subset)
     audio: dict[str, list[Path]] = {}
     for path in sorted(p for ext in AUDIO_EXTENSIONS for p in subset.glob(f"*/*/*{ext}")):
+        if path.name.startswith("."):  # macOS `._` sidecars and other hidden files are not utterances
+            continue
+        try:
+            path.stem.encode("utf-8")
+        except UnicodeEncodeError:
+            raise DataError(f"{str(path)!r}: the file name is not UTF-8; rename it") from None
         audio.setdefault(path.stem, []).append(path)
     if not texts and not audio:
         found = f"{n_files} .trans.txt file(s), every one empty" if n_files else "no .trans.txt files"

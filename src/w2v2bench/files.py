@@ -50,12 +50,13 @@ def read_regular(path: str | os.PathLike, max_bytes: int | None = None) -> bytes
 
 
 def read_text(path: str | os.PathLike, max_bytes: int | None = None) -> str:
-    """A regular UTF-8 text file; a file in another encoding is named with the first bad byte's position."""
+    """A regular UTF-8 text file (a leading byte-order mark dropped); a file in another encoding is named
+    with the first bad byte's line and offset."""
     data = read_regular(path, max_bytes)
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        line = data[: err.start].count(b"\n") + 1
+        line = data[: err.start].count(b"\n") + 1  # lines as every reader here counts them: by newline
         raise ValueError(
             f"{Path(path)}:{line}: not UTF-8 text (byte {data[err.start]:#04x} at offset {err.start}); "
             "re-encode the file as UTF-8"

@@ -8,18 +8,19 @@ harness wrote, or a one-line error.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, Strict, TypeAdapter, ValidationError
+from pydantic import AfterValidator, ConfigDict, Field, Strict, TypeAdapter, ValidationError
 from typing_extensions import TypedDict
 
 from .config import one_line
 from .files import read_text
 
-Count = Annotated[int, Strict(), Field(ge=0)]
+Count = Annotated[int, Strict(), Field(ge=0, le=2**53)]  # no real count comes near; larger ones overflow C longs
 Seconds = Annotated[float, Strict(), Field(ge=0, allow_inf_nan=False)]
 Text = Annotated[str, Strict()]
 
@@ -71,7 +72,7 @@ def _first_problem(err: ValidationError) -> str:
     """`field <dotted path>: <what is wrong> (found <value>)` for the first problem pydantic found."""
     first = err.errors()[0]
     where = ".".join(str(part) for part in first["loc"]) or "row"
-    shown = "" if first["type"] == "missing" else f" (found {first.get('input')!r})"[:80]
+    shown = "" if first["type"] == "missing" else f" (found {repr(first.get('input'))[:60]})"
     return f"field {where}: {first['msg'].lower()}{shown}"
 
 
@@ -84,7 +85,8 @@ def _json_lines(path: Path) -> list[tuple[int, str]]:
         text = read_text(path)
     except ValueError as err:
         raise ResultsFileError(str(err)) from None
-    return [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    # split on newlines only: a JSON string may hold U+2028 and other characters splitlines() breaks on
+    return [(n, line) for n, line in enumerate(text.split("\n"), start=1) if line.strip()]
 
 
 def read_transcripts(path: str | os.PathLike) -> list[dict[str, Any]]:
@@ -97,7 +99,7 @@ def read_transcripts(path: str | os.PathLike) -> list[dict[str, Any]]:
     for number, line in lines:
         try:
             row = parse_row(json.loads(line))
-        except ValueError as err:  # not JSON, or RowError
+        except (ValueError, RecursionError) as err:  # not JSON (or nested too deeply), or RowError
             raise ResultsFileError(
                 f"{path}:{number}: {err if isinstance(err, RowError) else 'not a JSON line'}"
             ) from None
@@ -119,7 +121,15 @@ def read_transcripts(path: str | os.PathLike) -> list[dict[str, Any]]:
 # ---- summary.json -------------------------------------------------------------------------------------------
 
 SCHEMA_VERSION = 1
-Rate = Annotated[float, Strict(), Field(ge=0)]  # NaN allowed: no reference words means no rate
+
+
+def _rate(value: float) -> float:
+    if not (math.isnan(value) or 0 <= value < math.inf):  # NaN: no reference words, so no rate
+        raise ValueError(f"expected a rate >= 0 (or NaN), found {value!r}")
+    return value
+
+
+Rate = Annotated[float, Strict(), AfterValidator(_rate)]
 
 
 class _ModelChoice(TypedDict):
@@ -162,8 +172,8 @@ class _Started(TypedDict):
 class _Complete(TypedDict):
     """What a complete run's summary.json adds (the fields tools read back)."""
 
-    wer: Rate
-    cer: Rate
+    wer: Rate | None  # null in summaries of runs that scored nothing, before NaN
+    cer: Rate | None
     n_utterances: Count
     n_failed: Count
     ref_words: Count
@@ -203,3 +213,44 @@ def _validate(adapter: TypeAdapter, value: dict, path: Path) -> None:
         adapter.validate_python(value)
     except ValidationError as err:
         raise ResultsFileError(f"{path}: {_first_problem(err)}") from None
+
+
+def read_run(folder: str | os.PathLike) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A complete run folder's summary and rows, each validated and the two consistent: the summary counts
+    its rows, and each scored row's edit counts are those of its own texts under the run's normaliser."""
+    from .score import normalizer, utterance_counts
+
+    folder = Path(folder)
+    summary = read_summary(folder / "summary.json", complete=True)
+    rows = read_transcripts(folder / "transcripts.jsonl")
+    n_failed = sum(1 for r in rows if r["error"] is not None)
+    if (summary["n_utterances"], summary["n_failed"]) != (len(rows), n_failed):
+        raise ResultsFileError(
+            f"{folder / 'summary.json'}: says {summary['n_utterances']} utterances, {summary['n_failed']} failed; "
+            f"transcripts.jsonl has {len(rows)}, {n_failed} failed"
+        )
+    try:
+        normalize = normalizer(summary["normalizer"] if summary["normalizer"] != "none" else None)
+    except ValueError as err:
+        raise ResultsFileError(f"{folder / 'summary.json'}: {err}") from None
+    for number, row in enumerate(rows, start=1):
+        if row["error"] is not None:
+            continue
+        words, chars = utterance_counts(row["text"], row["pred_text"], normalize)
+        counted = (
+            words.substitutions,
+            words.deletions,
+            words.insertions,
+            words.ref_words,
+            chars.errors,
+            chars.ref_words,
+        )
+        stored = tuple(
+            row[k] for k in ("substitutions", "deletions", "insertions", "ref_words", "char_errors", "ref_chars")
+        )
+        if counted != stored:
+            raise ResultsFileError(
+                f"{folder / 'transcripts.jsonl'}:{number}: the edit counts {stored} are not those of its own "
+                f"reference and transcript {counted}"
+            )
+    return summary, rows

@@ -1,19 +1,11 @@
 """Load a fairseq checkpoint with torch's weights-only unpickler: nothing in the file can run, write or hang.
 
-A fairseq checkpoint is a pickle, and a plain unpickler runs whatever callables the file names. Four layers:
-1. The file: a regular file, opened without blocking (a FIFO or device is refused before a byte is read).
-   The zip form's members must be stored uncompressed and fit in the file; the tar form of torch < 0.4
-   (2017, older than wav2vec 2.0) is refused, as torch's own weights-only loader refuses it.
-2. The globals: every GLOBAL of every pickle in the file is read by a scan (`pickletools`) before anything
-   is built. Only those on `ALLOWED` pass, and each `fairseq.*` one is mapped to an inert placeholder
-   class, so fairseq is never imported. Anything else is refused, naming the global.
-3. The unpickling: `torch.load(weights_only=True)` with exactly those globals. Its unpickler calls only
-   allow-listed callables, BUILDs only instances of allow-listed classes (never a class or a module),
-   and accepts only storage persistent ids, so torch's legacy `'module'` ids and `_check_container_source`
-   (which can write a `.patch` file) never run.
-4. The result: a budget (objects reached, nesting depth, no cycles) checked before anything else walks it,
-   and tensor bytes no larger than the file.
-Any failure is one `UnreadableCheckpoint` or `RefusedGlobal` line naming the file and the cause.
+Four layers (README, "Security"): only a regular file is opened, the zip form stored and within the file's
+size, the tar form refused; every global the pickles name is scanned (`pickletools`) against a short
+allow-list before anything is built, `fairseq.*` ones mapped to inert placeholders and numpy's to checked
+stand-ins; `torch.load(weights_only=True)` with exactly those globals does the unpickling (no BUILD on a
+class, storage persistent ids only); and the result is walked once within budgets (objects, depth, cycles,
+tensor bytes against the file's size). Every failure is one line naming the file and the cause.
 """
 
 from __future__ import annotations
