@@ -25,13 +25,28 @@ def test_default_is_the_model_card_setup():
     cfg = compose_with([])
     assert cfg.model.checkpoint == "facebook/wav2vec2-base-960h"
     assert cfg.data.source.value == "hub" and cfg.data.dataset == "openslr/librispeech_asr"
-    assert (cfg.split.value, cfg.data.partition.value, cfg.batch_size, cfg.precision.value) == (
-        "clean",
-        "test",
-        1,
-        "fp32",
-    )
+    assert (cfg.split.value, cfg.data.partition.value, cfg.precision.value) == ("clean", "test", "fp32")
+    assert (cfg.device, cfg.batch_size) == ("auto", None)
     assert cfg.reference.name == "auto" and cfg.model.reference == "wav2vec2-base-960h"
+
+
+@pytest.mark.parametrize(
+    "device,batch_size,cuda,expected",
+    [
+        ("auto", None, False, ("cpu", 1)),  # the card's protocol where batching costs time
+        ("auto", None, True, ("cuda", 256)),  # batched on a GPU (exact, bounded by max_batch_s)
+        ("auto", 1, True, ("cuda", 1)),  # an explicit batch size is kept
+        ("cpu", None, True, ("cpu", 1)),
+        ("cuda:1", 8, True, ("cuda:1", 8)),
+    ],
+)
+def test_device_and_batch_size_defaults_fit_the_machine(monkeypatch, device, batch_size, cuda, expected):
+    import torch
+
+    from w2v2bench.model import resolve_defaults
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    assert resolve_defaults(device, batch_size) == expected
 
 
 @pytest.mark.parametrize("group", ["model", "data", "reference"])

@@ -25,6 +25,7 @@ from .model import (
     load_model,
     parse_device,
     resolve_checkpoint,
+    resolve_defaults,
 )
 from .report import (
     SCHEMA_VERSION,
@@ -67,6 +68,8 @@ def utterance_source(cfg: DictConfig):
 
 
 def validate(cfg: DictConfig) -> None:
+    """Check every setting, and make `device=auto` and `batch_size=null` concrete (recorded as such)."""
+    cfg.device, cfg.batch_size = resolve_defaults(cfg.device, cfg.batch_size)
     for key in ("batch_size", "sort_window"):
         if cfg[key] < 1:
             raise ConfigError(f"{key}={cfg[key]}: expected a positive integer")

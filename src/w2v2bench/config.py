@@ -90,8 +90,8 @@ class BenchConfig:
     data: DataConfig = MISSING
     reference: ReferenceConfig = MISSING
     split: Split = Split.clean
-    device: str = "cpu"
-    batch_size: int = 1
+    device: str = "auto"
+    batch_size: int | None = None
     max_batch_s: float = 400.0
     sort_window: int = 1024
     batching: Batching = Batching.exact

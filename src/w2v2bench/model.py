@@ -320,12 +320,25 @@ def load_model(
     return transcriber
 
 
+AUTO_CUDA_BATCH_SIZE = 256  # max_batch_s (400 padded audio seconds by default) is the bound that matters there
+
+
+def resolve_defaults(device: str, batch_size: int | None) -> tuple[str, int]:
+    """`device=auto` and `batch_size=null` made concrete: the GPU when one is visible, batched there (exact
+    batching keeps transcripts equal to batch size 1), one utterance at a time on the CPU."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if batch_size is None:
+        batch_size = AUTO_CUDA_BATCH_SIZE if device.startswith("cuda") else 1
+    return device, batch_size
+
+
 def parse_device(device: str) -> torch.device:
     """`cpu`, `cuda` or `cuda:N`, checked against what this machine has."""
     import re
 
     if not re.fullmatch(r"cpu|cuda(:\d+)?", device):
-        raise ModelError(f"device={device!r}: expected one of ['cpu', 'cuda', 'cuda:N']")
+        raise ModelError(f"device={device!r}: expected one of ['auto', 'cpu', 'cuda', 'cuda:N']")
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
             raise ModelError(f"device={device!r}: CUDA is not available on this machine (torch {torch.__version__})")
