@@ -133,7 +133,7 @@ def test_hub_rows_become_utterances_decoded_from_bytes(monkeypatch):
 
     stream = FakeStream([row])
     monkeypatch.setattr(datasets, "load_dataset", load_dataset)
-    utts = list(hub_utterances("openslr/librispeech_asr", "abc123", "test", "clean"))
+    utts = list(hub_utterances("openslr/librispeech_asr", "abc123", "clean", "test"))
     assert calls == [(("openslr/librispeech_asr", "clean"), {"split": "test", "streaming": True, "revision": "abc123"})]
     assert stream.cast[0] == "audio" and stream.cast[1].decode is False
     (u,) = utts
@@ -141,6 +141,69 @@ def test_hub_rows_become_utterances_decoded_from_bytes(monkeypatch):
     decoded = decode(u, lambda w: w)
     assert decoded.error is None
     assert np.array_equal(decoded.input_values, load_audio(str(flac), "")[0])
+
+
+@pytest.mark.parametrize(
+    "overrides,called",
+    [
+        (["split=other"], (("openslr/librispeech_asr", "other"), "test")),
+        (["data.partition=dev"], (("openslr/librispeech_asr", "clean"), "validation")),  # the Hub's name for dev
+        (["data=esb", "split=other"], (("hf-audio/esb-datasets-test-only-sorted", "librispeech"), "test.other")),
+        (["data=esb", "data.dataset=hf-audio/open-asr-leaderboard"],
+         (("hf-audio/open-asr-leaderboard", "librispeech"), "test.clean")),
+    ],
+)  # fmt: skip
+def test_each_hub_dataset_names_its_config_and_split_in_its_conf_file(monkeypatch, overrides, called):
+    import datasets
+
+    from w2v2bench import __main__ as cli
+
+    from .test_config import compose_with
+
+    calls = []
+    row = {"audio": {"bytes": b"", "path": "x.flac"}, "text": "A", "id": "1-2-3"}
+
+    def load_dataset(*args, **kwargs):
+        calls.append((args, kwargs["split"]))
+        return FakeStream([row])
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    monkeypatch.setattr(cli, "hub_unreachable_reason", lambda: None)
+    utterances, _ = cli.utterance_source(compose_with(overrides))
+    assert calls == [called]  # opened (its first row read) before the model would load
+    assert [u.id for u in utterances] == ["1-2-3"]
+
+
+def test_a_split_a_hub_dataset_does_not_have_is_named(monkeypatch):
+    from w2v2bench import __main__ as cli
+    from w2v2bench.config import ConfigError
+
+    from .test_config import compose_with
+
+    monkeypatch.setattr(cli, "hub_unreachable_reason", lambda: None)
+    with pytest.raises(ConfigError, match=r"has no dev-clean: it has \['test-clean', 'test-other'\]"):
+        cli.utterance_source(compose_with(["data=esb", "data.partition=dev"]))
+
+
+def test_a_dataset_that_cannot_be_opened_fails_before_the_model_loads_in_one_line(monkeypatch):
+    import datasets
+
+    from w2v2bench import __main__ as cli
+
+    from .test_config import compose_with
+
+    def load_dataset(*args, **kwargs):
+        raise ValueError("BuilderConfig 'clean' not found.\nAvailable: ['all']")
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    monkeypatch.setattr(cli, "hub_unreachable_reason", lambda: None)
+    with pytest.raises(DataError) as err:
+        cli.utterance_source(compose_with(["data.revision=abc123"]))
+    message = str(err.value)
+    assert (
+        "\n" not in message and "openslr/librispeech_asr (config 'clean', split 'test', revision 'abc123')" in message
+    )
+    assert "BuilderConfig 'clean' not found" in message
 
 
 # ---- dirty corpora, through the public command ----------------------------------------------------------

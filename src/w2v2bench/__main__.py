@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from . import distributed
 from .analysis import write_analysis
 from .config import ConfigError, load_reference, one_line, register
-from .data import DataError, hub_utterances, local_utterances
+from .data import DataError, hub_utterances, local_utterances, open_stream
 from .model import (
     OFFLINE_HINT,
     HubUnavailable,
@@ -58,12 +58,19 @@ def utterance_source(cfg: DictConfig):
         if cfg.limit is not None:
             utterances = utterances[: cfg.limit]
         return utterances, len(utterances)
+    key = f"{partition}-{split}"
+    if key not in data.hub_names:
+        raise ConfigError(
+            f"data={data.name} ({data.dataset}) has no {key}: it has {sorted(data.hub_names)} "
+            "(data.hub_names in its conf/data file)"
+        )
+    hub_config, hub_split = data.hub_names[key]
     reason = hub_unreachable_reason()
     if reason is not None:
         raise HubUnavailable(
             f"cannot stream {data.dataset}: the Hugging Face Hub is unreachable ({reason}); {OFFLINE_HINT}"
         )
-    stream = hub_utterances(data.dataset, data.revision, partition, split)
+    stream = open_stream(hub_utterances(data.dataset, data.revision, hub_config, hub_split))
     return (itertools.islice(stream, cfg.limit) if cfg.limit is not None else stream), cfg.limit
 
 

@@ -68,6 +68,8 @@ class DataConfig:
     revision: str | None = None
     root: str | None = None
     partition: Partition = Partition.test
+    # hub: "<partition>-<split>" -> [the dataset's config name, its split name]; each dataset names them its way
+    hub_names: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass

@@ -192,13 +192,23 @@ def local_utterances(root: str | os.PathLike, partition: str, split: str) -> lis
     return utterances
 
 
-def hub_utterances(dataset: str, revision: str | None, partition: str, split: str) -> Iterator[Utterance]:
-    """Stream a LibriSpeech split from the Hub with `datasets`; audio stays encoded (no torchcodec)."""
+def hub_utterances(dataset: str, revision: str | None, config: str, split: str) -> Iterator[Utterance]:
+    """Stream a LibriSpeech split from the Hub with `datasets` (its own config and split names, see
+    `data.hub_names`); audio stays encoded (no torchcodec). Any error of `datasets` opening the stream is
+    one DataError naming the dataset, config, split and revision."""
     from datasets import Audio, load_dataset
 
-    stream = load_dataset(dataset, split, split=partition, streaming=True, revision=revision)
-    stream = stream.cast_column("audio", Audio(decode=False))
-    for index, row in enumerate(stream):
+    where = f"{dataset} (config {config!r}, split {split!r}, revision {revision or 'main'!r})"
+    try:
+        stream = load_dataset(dataset, config, split=split, streaming=True, revision=revision)
+        stream = stream.cast_column("audio", Audio(decode=False))
+        rows = iter(stream)
+        first = next(rows, None)
+    except (ValueError, RuntimeError, KeyError, OSError, ImportError) as err:  # datasets' and the Hub's errors
+        raise DataError(f"cannot open {where}: {type(err).__name__}: {one_line(err)}") from None
+    if first is None:
+        raise DataError(f"{where} has no rows")
+    for index, row in enumerate(itertools.chain([first], rows)):
         audio = row["audio"]
         utt_id = row.get("id") or Path(audio.get("path") or "").stem
         yield Utterance(
@@ -210,6 +220,13 @@ def hub_utterances(dataset: str, revision: str | None, partition: str, split: st
             path=audio.get("path"),
             data=audio.get("bytes"),
         )
+
+
+def open_stream(utterances: Iterator[Utterance]) -> Iterator[Utterance]:
+    """`utterances` with its first item already read: a source that cannot be opened fails now (before the
+    model loads, which may mean a download), not inside the run."""
+    first = next(utterances, None)
+    return iter(()) if first is None else itertools.chain([first], utterances)
 
 
 def decode(utterance: Utterance, prepare: Callable[[np.ndarray], np.ndarray]) -> Decoded:
