@@ -563,3 +563,21 @@ def test_a_hostile_model_folder_runs_nothing(tiny_checkpoint, tmp_path, make, st
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == status
     if status == "failed":
         assert done.returncode == 1 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+
+
+def test_transcripts_are_in_utterance_id_order_whatever_the_source_order(tmp_path):
+    from w2v2bench import report
+    from w2v2bench.results import UtteranceResult
+
+    def result(index: int, utt_id: str) -> UtteranceResult:
+        return UtteranceResult(index, utt_id, "1", "2", 1.0, "A", "A", 0, 0, 0, 1, 0, 1, None, [])
+
+    journal = report.Journal(tmp_path, "run-id", "config-hash")
+    journal.write([result(0, "1-2-0003"), result(1, "1-2-0001")])  # a Hub parquet's row order
+    rows = journal.finish({}, [result(2, "1-2-0002")])
+    assert [(r.id, r.index) for r in rows] == [("1-2-0001", 1), ("1-2-0002", 2), ("1-2-0003", 0)]
+    assert [json.loads(line)["id"] for line in (tmp_path / "transcripts.jsonl").read_text().splitlines()] == [
+        "1-2-0001",
+        "1-2-0002",
+        "1-2-0003",
+    ]

@@ -260,11 +260,13 @@ class Journal:
         self._handle.close()
 
     def finish(self, kept: dict[int, UtteranceResult], others: Iterable[UtteranceResult] = ()) -> list[UtteranceResult]:
-        """All results (kept from an interrupted run, this process's and `others`) in corpus order, written to
-        transcripts.jsonl atomically. The journals stay until the run is marked complete (`remove_journals`)."""
+        """All results (kept from an interrupted run, this process's and `others`) in utterance-id order,
+        written to transcripts.jsonl atomically. The journals stay until the run is marked complete (`remove_journals`)."""
         self.close()
         merged = {**kept, **{r.index: r for r in self.new}, **{r.index: r for r in others}}
-        results = [merged[i] for i in sorted(merged)]
+        # utterance-id order whatever the source's row order (a Hub parquet need not be sorted), so runs of one
+        # split from different sources compare line by line; `index` keeps each one's position in its source
+        results = sorted(merged.values(), key=lambda r: (r.id, r.index))
         write_jsonl_atomic(self.folder / "transcripts.jsonl", (r.to_json() for r in results))
         return results
 
