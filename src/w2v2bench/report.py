@@ -261,7 +261,7 @@ class Journal:
 
     def finish(self, kept: dict[int, UtteranceResult], others: Iterable[UtteranceResult] = ()) -> list[UtteranceResult]:
         """All results (kept from an interrupted run, this process's and `others`) in utterance-id order,
-        written to transcripts.jsonl atomically. The journals stay until the run is marked complete (`remove_journals`)."""
+        written to transcripts.jsonl atomically. The journals stay until the run is complete (`remove_journals`)."""
         self.close()
         merged = {**kept, **{r.index: r for r in self.new}, **{r.index: r for r in others}}
         # utterance-id order whatever the source's row order (a Hub parquet need not be sorted), so runs of one
