@@ -581,3 +581,32 @@ def test_transcripts_are_in_utterance_id_order_whatever_the_source_order(tmp_pat
         "1-2-0002",
         "1-2-0003",
     ]
+
+
+def _without(folder: Path, key: str) -> None:
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(folder / "model.safetensors")
+    state.pop(key)
+    save_file(state, folder / "model.safetensors", metadata={"format": "pt"})
+
+
+@pytest.mark.parametrize(
+    "key,status,message",
+    [
+        ("wav2vec2.masked_spec_embed", 0, "note: wav2vec2.masked_spec_embed not in the checkpoint: used in training"),
+        (
+            "lm_head.weight",
+            1,
+            "1 weight(s) missing or of another shape, which would be left random: ['lm_head.weight']",
+        ),
+    ],
+)
+def test_missing_weights_a_training_only_one_is_a_note_any_other_fails(tiny_checkpoint, tmp_path, key, status, message):
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_checkpoint, folder)
+    _without(folder, key)
+    done = bench(*local(folder, tmp_path / "run", "limit=1"))
+    assert done.returncode == status, done.stderr
+    assert message in done.stdout + done.stderr
+    assert "LOAD REPORT" not in done.stdout + done.stderr  # transformers' table only with verbose=true

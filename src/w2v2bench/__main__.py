@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import sys
 import time
 from datetime import UTC, datetime
@@ -170,8 +171,12 @@ def _evaluate(cfg, config, started, reference, rank, utterances, total, run_id, 
             precision=cfg.precision.value,
             check_precision=cfg.check_precision,
             compile=cfg.compile,
+            verbose=cfg.verbose,
         )
         load_s = time.perf_counter() - load_start
+        missing = transcriber.info.training_only_missing
+        if missing and main_rank:
+            print(f"note: {', '.join(missing)} not in the checkpoint: used in training only, harmless here")
         stats = run(
             utterances,
             transcriber,
@@ -258,6 +263,9 @@ STATUSES: list[int] = []  # one per job: a multirun goes on after a failed job a
 
 @hydra.main(version_base=None, config_path="pkg://w2v2bench.conf", config_name="config")
 def _app(cfg: DictConfig) -> None:
+    # Hydra's stdout logging at INFO would let every HTTP request of huggingface_hub and datasets through
+    for name in ("httpx", "httpcore", "urllib3", "huggingface_hub", "datasets", "fsspec"):
+        logging.getLogger(name).setLevel(logging.INFO if cfg.verbose else logging.WARNING)
     try:
         STATUSES.append(evaluate(cfg))
     except (ConfigError, DataError, ModelError, HubUnavailable, ResultsFileError, OSError) as err:

@@ -106,6 +106,7 @@ class BenchConfig:
     output_dir: str = MISSING
     resume: bool = False
     progress: bool | None = None
+    verbose: bool = False
 
 
 def quiet_defaults() -> Any:

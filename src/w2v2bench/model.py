@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import re
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -118,6 +119,8 @@ class ModelInfo:
     attn_implementation: str
     n_parameters: int
     vocab_size: int
+    commit: str | None = None  # the Hub commit the files came from (None for a local folder)
+    training_only_missing: tuple[str, ...] = ()  # weights absent from the checkpoint that inference never uses
 
 
 @dataclass
@@ -241,6 +244,11 @@ class Transcriber:
         return self.tokens.text(ids)
 
 
+# Parameters a CTC checkpoint may lack because only training uses them (the mask embedding of SpecAugment):
+# missing, they are harmless; any other missing weight would be random, so the load fails instead
+TRAINING_ONLY = re.compile(r"(wav2vec2|hubert|data2vec_audio)\.masked_spec_embed")
+
+
 def load_model(
     checkpoint: str,
     revision: str | None = None,
@@ -249,8 +257,11 @@ def load_model(
     precision: str = "fp32",
     check_precision: bool = False,
     compile: bool = False,
+    verbose: bool = False,
 ) -> Transcriber:
-    """Load model, feature extractor and tokenizer from a local folder or the Hub (failing fast offline)."""
+    """Load model, feature extractor and tokenizer from a local folder or the Hub (failing fast offline).
+
+    transformers' load report is shown only when `verbose`; what it would say that matters is checked here."""
     from safetensors import SafetensorError
     from transformers import AutoFeatureExtractor, AutoModelForCTC, AutoTokenizer
     from transformers.utils import logging as hf_logging
@@ -260,17 +271,22 @@ def load_model(
     torch_device = parse_device(device)
     source, local = resolve_checkpoint(checkpoint)
     kwargs: dict = {"revision": revision}
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity(hf_logging.INFO if verbose else hf_logging.ERROR)
     if not local:
         reason = hub_unreachable_reason()
         if reason is not None:
             kwargs["local_files_only"] = True  # a cached copy still works offline
     try:
         try:
-            model = AutoModelForCTC.from_pretrained(source, attn_implementation="sdpa", **kwargs)
+            model, loading = AutoModelForCTC.from_pretrained(
+                source, attn_implementation="sdpa", output_loading_info=True, **kwargs
+            )
         except ValueError as err:
             if "scaled_dot_product_attention" not in str(err):
                 raise
-            model = AutoModelForCTC.from_pretrained(source, **kwargs)  # no SDPA: its default attention
+            # no SDPA: its default attention
+            model, loading = AutoModelForCTC.from_pretrained(source, output_loading_info=True, **kwargs)
         feature_extractor = AutoFeatureExtractor.from_pretrained(source, **kwargs)
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
     except OSError as err:
@@ -292,6 +308,16 @@ def load_model(
         raise ModelError(
             f"model.checkpoint={checkpoint!r}: cannot be loaded as a CTC model ({type(err).__name__}: {one_line(err)})"
         ) from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    missing = sorted(loading.get("missing_keys") or ())
+    random = [k for k in missing if not TRAINING_ONLY.fullmatch(k)]
+    if random or loading.get("mismatched_keys"):
+        shown = random or sorted(map(str, loading["mismatched_keys"]))
+        raise ModelError(
+            f"model.checkpoint={checkpoint!r}: {len(shown)} weight(s) missing or of another shape, which would be "
+            f"left random: {shown[:5]}{' ...' if len(shown) > 5 else ''}"
+        )
     model.eval().to(torch_device)
     config = model.config
     info = ModelInfo(
@@ -304,6 +330,8 @@ def load_model(
         attn_implementation=str(getattr(config, "_attn_implementation", "eager")),
         n_parameters=sum(p.numel() for p in model.parameters()),
         vocab_size=int(config.vocab_size),
+        commit=None if local else getattr(config, "_commit_hash", None),
+        training_only_missing=tuple(missing),
     )
     transcriber = Transcriber(
         model,
@@ -335,8 +363,6 @@ def resolve_defaults(device: str, batch_size: int | None) -> tuple[str, int]:
 
 def parse_device(device: str) -> torch.device:
     """`cpu`, `cuda` or `cuda:N`, checked against what this machine has."""
-    import re
-
     if not re.fullmatch(r"cpu|cuda(:\d+)?", device):
         raise ModelError(f"device={device!r}: expected one of ['auto', 'cpu', 'cuda', 'cuda:N']")
     if device.startswith("cuda"):
