@@ -201,3 +201,14 @@ def test_an_empty_file_becomes_a_new_history(tmp_path):
     db.write_bytes(b"")
     history.record(db, make_run(tmp_path / "run"))
     assert history.history_size(db) == 1
+
+
+def test_the_hub_commit_a_run_loaded_is_its_weights_id(tmp_path):
+    import json
+
+    run = make_run(tmp_path / "run")
+    summary = json.loads((run / "summary.json").read_text())
+    summary["model"]["commit"] = "c" * 40
+    (run / "summary.json").write_text(json.dumps(summary))
+    row, _ = history.record(tmp_path / "h.sqlite", run)
+    assert row["weights"] == "git:" + "c" * 40

@@ -182,7 +182,8 @@ def row_from_summary(run_dir: Path, summary_bytes: bytes) -> dict[str, Any]:
         "model": cfg["model"]["name"],
         "checkpoint": checkpoint,
         "revision": revision,
-        "weights": model.get("weights") or weights_id(checkpoint, revision, local),
+        "weights": model.get("weights")
+        or (f"git:{model['commit']}" if model.get("commit") else weights_id(checkpoint, revision, local)),
         "data": cfg["data"]["name"],
         "partition": cfg["data"]["partition"],
         "split": cfg["split"],
