@@ -145,9 +145,43 @@ def test_bad_settings_fail_early_with_one_line(overrides, message, tmp_path):
     assert message in done.stderr
 
 
-def test_offline_hub_fails_fast_with_one_line(tmp_path):
+@pytest.fixture
+def hanging_hub():
+    """An endpoint on 127.0.0.1 that accepts connections and never answers (a hung proxy, a black-holed route)."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    held, stop = [], threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    for connection in held:
+        connection.close()
+    server.close()
+
+
+@pytest.mark.parametrize("endpoint", ["refused", "hanging"])
+@pytest.mark.parametrize("overrides", [["split=other"], ["data=local", f"data.root={LIBRISPEECH}", "limit=1"]])
+def test_an_unreachable_hub_fails_within_10_s_with_one_line(tmp_path, hanging_hub, endpoint, overrides):
+    # the default model id, with the Hub's data or with local data: one time budget for "unreachable"
+    url = hanging_hub if endpoint == "hanging" else "http://127.0.0.1:9"
+    env = {"HF_ENDPOINT": url, "HF_HUB_OFFLINE": "0", "HF_HOME": str(tmp_path / "hf")}
     start = time.monotonic()
-    done = bench("split=other", env={"HF_ENDPOINT": "http://127.0.0.1:9", "HF_HUB_OFFLINE": "0"}, cwd=tmp_path)
+    done = bench(*overrides, f"output_dir={tmp_path / 'run'}", env=env, cwd=tmp_path)
     assert time.monotonic() - start < 10
     assert done.returncode == 1
     lines = [line for line in done.stderr.splitlines() if line.strip()]

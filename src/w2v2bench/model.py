@@ -22,6 +22,7 @@ Which norm a checkpoint has is read from its own config, never from its name.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import pickle
 import re
@@ -56,8 +57,13 @@ OFFLINE_HINT = (
 )
 
 
-def hub_unreachable_reason(timeout_s: float = 5.0) -> str | None:
-    """Why the Hub cannot be reached (None if it can): one HEAD request, no retries."""
+HUB_PROBE_S = 4.0  # with interpreter start-up and a failed cache look-up, "unreachable" is said within 10 s
+
+
+@functools.cache
+def hub_unreachable_reason(timeout_s: float = HUB_PROBE_S) -> str | None:
+    """Why the Hub cannot be reached (None if it can): one HEAD request, no retries, once per process (the
+    data source and the model ask the same question; a hanging connection costs its time budget once)."""
     from huggingface_hub import constants
 
     if constants.HF_HUB_OFFLINE:
@@ -262,6 +268,7 @@ def load_model(
     """Load model, feature extractor and tokenizer from a local folder or the Hub (failing fast offline).
 
     transformers' load report is shown only when `verbose`; what it would say that matters is checked here."""
+    from huggingface_hub import try_to_load_from_cache
     from safetensors import SafetensorError
     from transformers import AutoFeatureExtractor, AutoModelForCTC, AutoTokenizer
     from transformers.utils import logging as hf_logging
@@ -276,6 +283,11 @@ def load_model(
     if not local:
         reason = hub_unreachable_reason()
         if reason is not None:
+            if not isinstance(try_to_load_from_cache(source, "config.json", revision=revision), str):
+                raise HubUnavailable(
+                    f"cannot load model.checkpoint={checkpoint!r}: the Hugging Face Hub is unreachable "
+                    f"({reason}) and it is not cached; {OFFLINE_HINT}"
+                )
             kwargs["local_files_only"] = True  # a cached copy still works offline
     try:
         try:
