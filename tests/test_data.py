@@ -1,6 +1,7 @@
 import os
 import shutil
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -321,3 +322,37 @@ def test_a_transcript_file_that_cannot_be_read_stops_the_run_in_one_line(tiny_ch
     done = bench(*local(tiny_checkpoint, tmp_path / "run"), f"data.root={tmp_path / 'tree'}")
     assert done.returncode == 1 and message in done.stderr and done.stderr.count("\n") == 1, done.stderr
     assert time.monotonic() - t0 < 60
+
+
+def mirror_repo(folder: Path) -> Path:
+    """The openslr/librispeech_asr repo's files as a cluster mirror holds them: <config>/<split>/*.parquet with
+    its columns (file, audio{bytes, path}, text, speaker_id, chapter_id, id), built from the shipped audio."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for subset, config, split in (("test-clean", "clean", "test"), ("test-other", "other", "test")):
+        rows = []
+        for u in local_utterances(LIBRISPEECH, *subset.split("-")):
+            flac = Path(u.path)
+            rows.append({"file": flac.name, "audio": {"bytes": flac.read_bytes(), "path": flac.name}, "text": u.text,
+                         "speaker_id": int(u.speaker), "chapter_id": int(u.chapter), "id": u.id})  # fmt: skip
+        (folder / config / split).mkdir(parents=True)
+        pq.write_table(pa.Table.from_pylist(rows), folder / config / split / "0000.parquet")
+    return folder
+
+
+def test_a_mirrored_hub_repo_is_read_offline_through_datasets(tiny_checkpoint, tmp_path):
+    from .test_cli import bench, local, read_run
+
+    mirror = mirror_repo(tmp_path / "librispeech_asr")
+    args = [f"model.checkpoint={tiny_checkpoint}", "model.name=tiny", "split=other", "limit=5"]
+    done = bench(*args, f"data.dataset={mirror}", f"output_dir={tmp_path / 'hub'}")  # HF_HUB_OFFLINE=1 here
+    assert done.returncode == 0, done.stderr
+    assert bench(*local(tiny_checkpoint, tmp_path / "local", "split=other", "limit=5")).returncode == 0
+    hub_rows, summary = read_run(tmp_path / "hub")
+    local_rows, _ = read_run(tmp_path / "local")
+    keys = ("id", "text", "pred_text", "audio_sha256", "substitutions", "deletions", "insertions")
+    assert [[r[k] for k in keys] for r in hub_rows] == [[r[k] for k in keys] for r in local_rows]
+    assert summary["config"]["data"]["dataset"] == str(mirror)
+    missing = bench(*args, f"data.dataset={mirror}", "data.partition=dev", f"output_dir={tmp_path / 'dev'}")
+    assert missing.returncode == 1 and "no other/validation/*.parquet" in missing.stderr

@@ -66,7 +66,8 @@ def utterance_source(cfg: DictConfig):
             "(data.hub_names in its conf/data file)"
         )
     hub_config, hub_split = data.hub_names[key]
-    reason = hub_unreachable_reason()
+    mirrored = Path(data.dataset).expanduser().is_dir()  # a local copy of the Hub repo: no network needed
+    reason = None if mirrored else hub_unreachable_reason()
     if reason is not None:
         raise HubUnavailable(
             f"cannot stream {data.dataset}: the Hugging Face Hub is unreachable ({reason}); {OFFLINE_HINT}"

@@ -199,8 +199,17 @@ def hub_utterances(dataset: str, revision: str | None, config: str, split: str) 
     from datasets import Audio, load_dataset
 
     where = f"{dataset} (config {config!r}, split {split!r}, revision {revision or 'main'!r})"
+    mirror = Path(dataset).expanduser()
+    if mirror.is_dir():  # a copy of the Hub repo's files: <config>/<split>/*.parquet, read offline
+        files = sorted(str(p) for p in (mirror / config / split).glob("*.parquet"))
+        if not files:
+            raise DataError(f"data.dataset={dataset!r}: no {config}/{split}/*.parquet (the Hub repo's layout) in it")
+        where = f"{dataset} ({len(files)} parquet file(s) in {config}/{split})"
     try:
-        stream = load_dataset(dataset, config, split=split, streaming=True, revision=revision)
+        if mirror.is_dir():
+            stream = load_dataset("parquet", data_files={split: files}, split=split, streaming=True)
+        else:
+            stream = load_dataset(dataset, config, split=split, streaming=True, revision=revision)
         stream = stream.cast_column("audio", Audio(decode=False))
         rows = iter(stream)
         first = next(rows, None)
