@@ -4,6 +4,7 @@ may have killed with SIGKILL at a chosen step), without paying torch's and trans
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -59,13 +60,17 @@ print(json.dumps(results))
 """
 
 
-def run_forked(jobs: list[dict], logs: Path, timeout: int = 600) -> list[dict]:
+def run_forked(jobs: list[dict], logs: Path, timeout: int = 600, env: dict[str, str] | None = None) -> list[dict]:
     """Run each job's `python -m w2v2bench <args>` in turn; per job: signal, code, output (stdout and stderr
     together) and finish_steps (how many finish steps it passed, when it was not killed)."""
     logs.mkdir(parents=True, exist_ok=True)
     jobs = [{"kill_at": 0, **job, "log": str(logs / f"job-{n}.log")} for n, job in enumerate(jobs)]
     done = subprocess.run(
-        [sys.executable, "-c", DRIVER, json.dumps(jobs)], capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-c", DRIVER, json.dumps(jobs)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
     )
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(done.stdout.splitlines()[-1])

@@ -324,13 +324,14 @@ def test_a_transcript_file_that_cannot_be_read_stops_the_run_in_one_line(tiny_ch
     assert time.monotonic() - t0 < 60
 
 
-def mirror_repo(folder: Path) -> Path:
+def mirror_repo(folder: Path, with_dev: bool = False) -> Path:
     """The openslr/librispeech_asr repo's files as a cluster mirror holds them: <config>/<split>/*.parquet with
     its columns (file, audio{bytes, path}, text, speaker_id, chapter_id, id), built from the shipped audio."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    for subset, config, split in (("test-clean", "clean", "test"), ("test-other", "other", "test")):
+    subsets = [("test-clean", "clean", "test"), ("test-other", "other", "test")]
+    for subset, config, split in subsets + ([("dev-clean", "clean", "validation")] if with_dev else []):
         rows = []
         for u in local_utterances(LIBRISPEECH, *subset.split("-")):
             flac = Path(u.path)

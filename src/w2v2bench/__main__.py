@@ -264,9 +264,9 @@ STATUSES: list[int] = []  # one per job: a multirun goes on after a failed job a
 
 @hydra.main(version_base=None, config_path="pkg://w2v2bench.conf", config_name="config")
 def _app(cfg: DictConfig) -> None:
-    # Hydra's stdout logging at INFO would let every HTTP request of huggingface_hub and datasets through
-    for name in ("httpx", "httpcore", "urllib3", "huggingface_hub", "datasets", "fsspec"):
-        logging.getLogger(name).setLevel(logging.INFO if cfg.verbose else logging.WARNING)
+    # Hydra's stdout logging at INFO would let every library's INFO through (an "HTTP Request:" line per request
+    # of huggingface_hub and datasets); the harness itself prints what it has to say
+    logging.getLogger().setLevel(logging.INFO if cfg.verbose else logging.WARNING)
     try:
         STATUSES.append(evaluate(cfg))
     except (ConfigError, DataError, ModelError, HubUnavailable, ResultsFileError, OSError) as err:

@@ -342,7 +342,8 @@ def load_model(
         attn_implementation=str(getattr(config, "_attn_implementation", "eager")),
         n_parameters=sum(p.numel() for p in model.parameters()),
         vocab_size=int(config.vocab_size),
-        commit=None if local else getattr(config, "_commit_hash", None),
+        # the snapshot folder the cached files are in is named by the commit they came from
+        commit=None if local else _cached_commit(try_to_load_from_cache(source, "config.json", revision=revision)),
         training_only_missing=tuple(missing),
     )
     transcriber = Transcriber(
@@ -371,6 +372,11 @@ def resolve_defaults(device: str, batch_size: int | None) -> tuple[str, int]:
     if batch_size is None:
         batch_size = AUTO_CUDA_BATCH_SIZE if device.startswith("cuda") else 1
     return device, batch_size
+
+
+def _cached_commit(cached: object) -> str | None:
+    path = Path(cached) if isinstance(cached, str) else None
+    return path.parent.name if path is not None and path.parent.parent.name == "snapshots" else None
 
 
 def parse_device(device: str) -> torch.device:
