@@ -80,7 +80,7 @@ def test_the_default_command_runs_through_the_hub_then_offline_from_the_cache(re
     for name in ("clean", "other"):
         rows, summary = read_run(tmp_path / name)
         assert [r["id"] for r in rows] == sorted(r["id"] for r in rows) and len(rows) == 3
-        assert summary["model"]["commit"] == model.sha
+        assert summary["model"]["commit"] == model.sha and summary["config"]["data"]["commit"] == dataset.sha
     hub_rows, _ = read_run(tmp_path / "other")
     local_rows, _ = read_run(tmp_path / "local-data-hub-model")
     keys = ("id", "text", "pred_text", "audio_sha256")

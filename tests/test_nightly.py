@@ -195,3 +195,17 @@ def test_cli_arguments(tmp_path):
         nightly(tmp_path / "nope", tmp_path / "history.sqlite")
     with pytest.raises(ValueError, match="max_wer_increase=-1"):
         nightly(tmp_path, tmp_path / "history.sqlite", max_wer_increase=-1)
+
+
+def test_the_report_says_when_the_data_changed(tmp_path):
+    import json
+
+    for n, commit in ((1, "a" * 40), (2, "b" * 40)):
+        runs = tmp_path / f"night{n}"
+        summary_path = make_run(runs / "clean", finished=NIGHT(n)) / "summary.json"
+        summary = json.loads(summary_path.read_text())
+        summary["config"]["data"]["commit"] = commit
+        summary_path.write_text(json.dumps(summary))
+        nightly(runs, tmp_path / "history.sqlite")
+    report = (tmp_path / "night2" / "nightly.md").read_text()
+    assert f"at commit {'b' * 40}; it was {'a' * 40} for the baseline: the data changed" in report

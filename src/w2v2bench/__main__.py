@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from . import distributed
 from .analysis import write_analysis
 from .config import ConfigError, load_reference, one_line, register
-from .data import DataError, hub_utterances, local_utterances, open_stream
+from .data import DataError, hub_dataset_commit, hub_utterances, local_utterances, open_stream
 from .model import (
     OFFLINE_HINT,
     HubUnavailable,
@@ -73,6 +73,8 @@ def utterance_source(cfg: DictConfig):
             f"cannot stream {data.dataset}: the Hugging Face Hub is unreachable ({reason}); {OFFLINE_HINT}"
         )
     stream = open_stream(hub_utterances(data.dataset, data.revision, hub_config, hub_split))
+    if not mirrored:  # what data.revision (null: main) resolved to, so a nightly can tell that the data changed
+        cfg.data.commit = hub_dataset_commit(data.dataset, data.revision)
     return (itertools.islice(stream, cfg.limit) if cfg.limit is not None else stream), cfg.limit
 
 

@@ -70,6 +70,8 @@ class DataConfig:
     partition: Partition = Partition.test
     # hub: "<partition>-<split>" -> [the dataset's config name, its split name]; each dataset names them its way
     hub_names: dict[str, list[str]] = field(default_factory=dict)
+    # set by the run, not by hand: the Hub commit `revision` resolved to (recorded in summary.json's config)
+    commit: str | None = None
 
 
 @dataclass

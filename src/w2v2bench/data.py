@@ -231,6 +231,16 @@ def hub_utterances(dataset: str, revision: str | None, config: str, split: str) 
         )
 
 
+def hub_dataset_commit(dataset: str, revision: str | None) -> str | None:
+    """The commit a Hub dataset's revision (None: main) points to now; None when the Hub does not say."""
+    from huggingface_hub import HfApi
+
+    try:
+        return HfApi().dataset_info(dataset, revision=revision, timeout=10).sha
+    except Exception:  # informational only: the stream itself is already open
+        return None
+
+
 def open_stream(utterances: Iterator[Utterance]) -> Iterator[Utterance]:
     """`utterances` with its first item already read: a source that cannot be opened fails now (before the
     model loads, which may mean a download), not inside the run."""

@@ -45,6 +45,10 @@ REPORTED = (
 BASELINE = "run_id run_dir finished checkpoint weights wer cer rtfx git_hash".split()
 
 
+def _data_commit(row: dict) -> str | None:
+    return ((row.get("config") or {}).get("data") or {}).get("commit")
+
+
 def find_runs(root: Path) -> tuple[list[Path], list[str]]:
     """(folders of completed runs under `root`, one line for each run folder that did not complete)."""
     complete, problems = [], []
@@ -261,6 +265,11 @@ def markdown(report: NightlyReport, show_changed: int) -> str:
         lines += [f"## {SplitKey(run)}: {j.verdict.upper()}", ""]
         lines.append(f"- run: `{_shown(run['run_dir'])}` (finished {run['finished']}; git {run['git_hash']})")
         lines.append(f"- checkpoint: `{run['checkpoint']}` ({run['weights'] or 'weights not identified'})")
+        data_commit = _data_commit(run)
+        if data_commit or (base is not None and _data_commit(base)):
+            changed = base is not None and _data_commit(base) != data_commit
+            was = f"; it was {_data_commit(base)} for the baseline: the data changed" if changed else ""
+            lines.append(f"- data: `{run['data']}` at commit {data_commit or 'unknown'}{was}")
         analysis = Path(run["run_dir"]) / "analysis.md"
         if analysis.is_file():
             lines.append(f"- error analysis: `{_shown(str(analysis))}`")
