@@ -99,4 +99,23 @@ def test_the_default_command_runs_through_the_hub_then_offline_from_the_cache(re
     assert read_run(tmp_path / "cached")[0] == local_rows
     assert after[1]["code"] == 1
     errors = [line for line in after[1]["output"].splitlines() if line.startswith("w2v2bench: error:")]
-    assert len(errors) == 1 and "Hugging Face Hub is unreachable" in errors[0]
+    assert len(errors) == 1 and "Hugging Face Hub is unreachable" in errors[0] and "not in the Hugging" in errors[0]
+
+
+@pytest.mark.slow
+def test_a_dataset_repo_downloaded_to_the_cache_is_streamed_offline(repos, tiny_checkpoint, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {"HF_HUB_OFFLINE": "0", "HF_HOME": str(tmp_path / "hf")}
+    with StandInHub(repos) as hub:  # what `hf download --repo-type dataset openslr/librispeech_asr` does
+        script = "import huggingface_hub as h; h.snapshot_download('openslr/librispeech_asr', repo_type='dataset')"
+        subprocess.run([sys.executable, "-c", script], env={**os.environ, **env, "HF_ENDPOINT": hub.url}, check=True)
+        env["HF_ENDPOINT"] = hub.url
+    args = [f"model.checkpoint={tiny_checkpoint}", "model.name=tiny", "split=other", "limit=3"]
+    (offline,) = run_forked([{"args": [*args, f"output_dir={tmp_path / 'run'}"]}], tmp_path / "logs", env=env)
+    assert offline["code"] == 0, offline["output"]
+    rows, _ = read_run(tmp_path / "run")
+    assert [r["id"] for r in rows] == sorted(r["id"] for r in rows) and len(rows) == 3
+    assert all(r["error"] is None for r in rows)

@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from . import distributed
 from .analysis import write_analysis
 from .config import ConfigError, load_reference, one_line, register
-from .data import DataError, hub_dataset_commit, hub_utterances, local_utterances, open_stream
+from .data import DataError, cached_dataset, hub_dataset_commit, hub_utterances, local_utterances, open_stream
 from .model import (
     OFFLINE_HINT,
     HubUnavailable,
@@ -66,13 +66,18 @@ def utterance_source(cfg: DictConfig):
             "(data.hub_names in its conf/data file)"
         )
     hub_config, hub_split = data.hub_names[key]
-    mirrored = Path(data.dataset).expanduser().is_dir()  # a local copy of the Hub repo: no network needed
+    dataset = data.dataset
+    mirrored = Path(dataset).expanduser().is_dir()  # a local copy of the Hub repo: no network needed
     reason = None if mirrored else hub_unreachable_reason()
     if reason is not None:
-        raise HubUnavailable(
-            f"cannot stream {data.dataset}: the Hugging Face Hub is unreachable ({reason}); {OFFLINE_HINT}"
-        )
-    stream = open_stream(hub_utterances(data.dataset, data.revision, hub_config, hub_split))
+        dataset = cached_dataset(dataset, data.revision)  # the repo's files downloaded before (hf download)
+        if dataset is None or not any(Path(dataset, hub_config, hub_split).glob("*.parquet")):
+            raise HubUnavailable(
+                f"cannot stream {data.dataset}: the Hugging Face Hub is unreachable ({reason}) and the dataset repo "
+                f"is not in the Hugging Face cache; {OFFLINE_HINT}"
+            )
+        mirrored = True
+    stream = open_stream(hub_utterances(dataset, data.revision, hub_config, hub_split))
     if not mirrored:  # what data.revision (null: main) resolved to, so a nightly can tell that the data changed
         cfg.data.commit = hub_dataset_commit(data.dataset, data.revision)
     return (itertools.islice(stream, cfg.limit) if cfg.limit is not None else stream), cfg.limit

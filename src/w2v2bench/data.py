@@ -231,6 +231,17 @@ def hub_utterances(dataset: str, revision: str | None, config: str, split: str) 
         )
 
 
+def cached_dataset(dataset: str, revision: str | None) -> str | None:
+    """The folder of a Hub dataset repo's files in the Hugging Face cache (downloaded before, e.g. with
+    `hf download --repo-type dataset`), or None: read offline like a mirror (`<config>/<split>/*.parquet`)."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return snapshot_download(dataset, repo_type="dataset", revision=revision, local_files_only=True)
+    except Exception:  # not cached (LocalEntryNotFoundError), or not a repo id at all
+        return None
+
+
 def hub_dataset_commit(dataset: str, revision: str | None) -> str | None:
     """The commit a Hub dataset's revision (None: main) points to now; None when the Hub does not say."""
     from huggingface_hub import HfApi
