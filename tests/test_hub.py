@@ -64,6 +64,7 @@ def test_the_default_command_runs_through_the_hub_then_offline_from_the_cache(re
         "other": ["split=other", "limit=3"],
         "dev": ["data.partition=dev"],
         "local-data-hub-model": [*local, "split=other", "limit=3"],
+        "no-such-dataset": ["data.dataset=nobody/nothing", "limit=3"],
     }
     with StandInHub(repos) as hub:
         env["HF_ENDPOINT"] = hub.url
@@ -72,7 +73,12 @@ def test_the_default_command_runs_through_the_hub_then_offline_from_the_cache(re
             tmp_path / "logs",
             env=env,
         )
-    for name, result in zip(jobs, results, strict=True):
+    *results, missing = results
+    errors = [line for line in missing["output"].splitlines() if line.startswith("w2v2bench: error:")]
+    assert missing["code"] == 1 and len(errors) == 1, missing["output"]
+    assert "cannot open nobody/nothing (config 'clean', split 'test', revision 'main')" in errors[0]
+    assert "LOAD REPORT" not in missing["output"] and "Loading weights" not in missing["output"]  # before the model
+    for name, result in zip(jobs, results, strict=False):
         assert result["code"] == 0, (name, result["output"])
         assert "HTTP Request" not in result["output"] and "LOAD REPORT" not in result["output"], name
         assert result["output"].count("note: wav2vec2.masked_spec_embed not in the checkpoint") == 1, name
