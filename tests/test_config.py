@@ -1,3 +1,4 @@
+import json
 import re
 from importlib import resources
 
@@ -82,3 +83,35 @@ def test_auto_reference_loads_the_named_figures():
     ref = load_reference("wav2vec2-base-960h")
     assert ref.wer == {"clean": 0.034, "other": 0.086} and ref.tolerance == 0.0005
     assert "huggingface.co/facebook/wav2vec2-base-960h" in ref.source
+
+
+@pytest.mark.parametrize(
+    "key,training_only",
+    [("wav2vec2.masked_spec_embed", True), ("wavlm.masked_spec_embed", True), ("lm_head.weight", False)],
+)
+def test_which_missing_weights_only_training_uses(key, training_only):
+    from w2v2bench.model import TRAINING_ONLY
+
+    assert bool(TRAINING_ONLY.fullmatch(key)) is training_only
+
+
+def test_a_resume_may_find_the_dataset_commit_unknown(tmp_path):
+    from w2v2bench.report import check_resumable, config_sha256
+
+    data = {"name": "librispeech", "partition": "test", "dataset": "openslr/librispeech_asr", "commit": "a" * 40}
+    config = {"data": data, "split": "clean", "resume": False}
+    (tmp_path / "summary.json").write_text(
+        json.dumps(
+            {
+                "schema_version": 1,
+                "status": "running",
+                "config": {**config, "model": {"name": "m", "checkpoint": "c"}, "batch_size": 1},
+            }
+        )
+    )
+    offline = {**config, "data": {**config["data"], "commit": None}, "resume": True}
+    offline |= {"model": {"name": "m", "checkpoint": "c"}, "batch_size": 1}
+    check_resumable(tmp_path, offline)  # no error: each journal row's audio and text are checked instead
+    assert config_sha256({**offline, "resume": False}) == config_sha256(
+        {**config, "model": {"name": "m", "checkpoint": "c"}, "batch_size": 1}
+    )

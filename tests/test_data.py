@@ -1,4 +1,5 @@
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -357,3 +358,66 @@ def test_a_mirrored_hub_repo_is_read_offline_through_datasets(tiny_checkpoint, t
     assert summary["config"]["data"]["dataset"] == str(mirror)
     missing = bench(*args, f"data.dataset={mirror}", "data.partition=dev", f"output_dir={tmp_path / 'dev'}")
     assert missing.returncode == 1 and "no other/validation/*.parquet" in missing.stderr
+
+
+GOOD_ROW = {"audio": {"bytes": b"", "path": "1-2-3.flac"}, "text": "A", "id": "1-2-3"}
+
+
+@pytest.mark.parametrize(
+    "rows,message",
+    [
+        ([{**GOOD_ROW, "text": None}], "row 0 has no audio {bytes, path} column or no text"),
+        ([{k: v for k, v in GOOD_ROW.items() if k != "audio"}], "row 0 has no audio"),
+        ([{**GOOD_ROW, "audio": "/etc/hostname"}], "row 0 has no audio"),
+        ([{**GOOD_ROW, "id": "", "audio": {"bytes": b"", "path": None}}], "neither an id nor an audio path"),
+    ],
+)
+def test_a_hub_row_without_what_the_harness_needs_is_one_line_before_the_model_loads(monkeypatch, rows, message):
+    import datasets
+
+    from w2v2bench import __main__ as cli
+
+    from .test_config import compose_with
+
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: FakeStream(rows))
+    monkeypatch.setattr(cli, "hub_unreachable_reason", lambda: None)
+    with pytest.raises(DataError, match=re.escape(message)):
+        cli.utterance_source(compose_with([]))
+
+
+def test_a_shard_that_fails_later_stops_the_run_in_one_line(monkeypatch):
+    import datasets
+
+    from w2v2bench import __main__ as cli
+
+    from .test_config import compose_with
+
+    class Failing(FakeStream):
+        def __iter__(self):
+            yield GOOD_ROW
+            raise ValueError("Parquet magic bytes not found in footer")
+
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: Failing([]))
+    monkeypatch.setattr(cli, "hub_unreachable_reason", lambda: None)
+    utterances, _ = cli.utterance_source(compose_with([]))
+    with pytest.raises(DataError, match="row 1 cannot be read: ValueError: Parquet magic bytes"):
+        list(utterances)
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["data.dataset=/no/such/mirror"], "data.dataset='/no/such/mirror': no such folder"),
+        (["data.dataset=null"], "data.dataset is not set"),
+        (["data.hub_names.test-clean=[a]"], "data.hub_names.test-clean=['a']: expected [config, split]"),
+    ],
+)
+def test_a_bad_hub_setting_is_one_line(monkeypatch, overrides, message):
+    from w2v2bench import __main__ as cli
+    from w2v2bench.config import ConfigError
+
+    from .test_config import compose_with
+
+    monkeypatch.setattr(cli, "hub_unreachable_reason", lambda: None)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        cli.utterance_source(compose_with(overrides))

@@ -209,3 +209,16 @@ def test_the_report_says_when_the_data_changed(tmp_path):
         nightly(runs, tmp_path / "history.sqlite")
     report = (tmp_path / "night2" / "nightly.md").read_text()
     assert f"at commit {'b' * 40}; it was {'a' * 40} for the baseline: the data changed" in report
+
+
+def test_an_unknown_data_commit_is_not_a_change(tmp_path):
+    import json
+
+    for n, commit in ((1, "a" * 40), (2, None)):
+        runs = tmp_path / f"night{n}"
+        summary_path = make_run(runs / "clean", finished=NIGHT(n)) / "summary.json"
+        summary = json.loads(summary_path.read_text())
+        summary["config"]["data"]["commit"] = commit
+        summary_path.write_text(json.dumps(summary))
+        nightly(runs, tmp_path / "history.sqlite")
+    assert "the data changed" not in (tmp_path / "night2" / "nightly.md").read_text()

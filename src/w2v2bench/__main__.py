@@ -59,16 +59,24 @@ def utterance_source(cfg: DictConfig):
         if cfg.limit is not None:
             utterances = utterances[: cfg.limit]
         return utterances, len(utterances)
+    if not data.dataset:
+        raise ConfigError("data.dataset is not set: data=hub needs a Hub dataset id or a folder of its files")
+    looks_like_path = str(data.dataset).startswith(("/", "./", "../", "~"))
+    if looks_like_path and not Path(data.dataset).expanduser().is_dir():
+        raise ConfigError(f"data.dataset={data.dataset!r}: no such folder (expected a copy of a Hub dataset repo)")
     key = f"{partition}-{split}"
     if key not in data.hub_names:
         raise ConfigError(
             f"data={data.name} ({data.dataset}) has no {key}: it has {sorted(data.hub_names)} "
             "(data.hub_names in its conf/data file)"
         )
+    if len(data.hub_names[key]) != 2:
+        raise ConfigError(f"data.hub_names.{key}={list(data.hub_names[key])}: expected [config, split]")
     hub_config, hub_split = data.hub_names[key]
     dataset = data.dataset
     mirrored = Path(dataset).expanduser().is_dir()  # a local copy of the Hub repo: no network needed
     reason = None if mirrored else hub_unreachable_reason()
+    commit = None
     if reason is not None:
         dataset = cached_dataset(dataset, data.revision)  # the repo's files downloaded before (hf download)
         if dataset is None or not any(Path(dataset, hub_config, hub_split).glob("*.parquet")):
@@ -76,10 +84,11 @@ def utterance_source(cfg: DictConfig):
                 f"cannot stream {data.dataset}: the Hugging Face Hub is unreachable ({reason}) and the dataset repo "
                 f"is not in the Hugging Face cache; {OFFLINE_HINT}"
             )
+        commit = Path(dataset).name  # the cache's snapshot folder is named by its commit
         mirrored = True
     stream = open_stream(hub_utterances(dataset, data.revision, hub_config, hub_split))
-    if not mirrored:  # what data.revision (null: main) resolved to, so a nightly can tell that the data changed
-        cfg.data.commit = hub_dataset_commit(data.dataset, data.revision)
+    # what data.revision (null: main) resolved to, so a nightly can tell that the data changed
+    cfg.data.commit = commit if mirrored else hub_dataset_commit(data.dataset, data.revision)
     return (itertools.islice(stream, cfg.limit) if cfg.limit is not None else stream), cfg.limit
 
 

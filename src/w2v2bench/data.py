@@ -213,22 +213,40 @@ def hub_utterances(dataset: str, revision: str | None, config: str, split: str) 
         stream = stream.cast_column("audio", Audio(decode=False))
         rows = iter(stream)
         first = next(rows, None)
-    except (ValueError, RuntimeError, KeyError, OSError, ImportError) as err:  # datasets' and the Hub's errors
+    except Exception as err:  # whatever datasets, pyarrow or the Hub raise while opening the stream
         raise DataError(f"cannot open {where}: {type(err).__name__}: {one_line(err)}") from None
     if first is None:
         raise DataError(f"{where} has no rows")
-    for index, row in enumerate(itertools.chain([first], rows)):
-        audio = row["audio"]
-        utt_id = row.get("id") or Path(audio.get("path") or "").stem
-        yield Utterance(
-            index=index,
-            id=utt_id,
-            speaker=str(row.get("speaker_id", "")),
-            chapter=str(row.get("chapter_id", "")),
-            text=" ".join(row["text"].split()),
-            path=audio.get("path"),
-            data=audio.get("bytes"),
+    index, row = 0, first
+    while row is not None:
+        yield _hub_row(index, row, where)
+        try:
+            row = next(rows, None)
+        except Exception as err:  # a later shard that cannot be read (pyarrow, the network): the run stops here
+            raise DataError(f"{where}: row {index + 1} cannot be read: {type(err).__name__}: {one_line(err)}") from None
+        index += 1
+
+
+def _hub_row(index: int, row: dict, where: str) -> Utterance:
+    """One row of a LibriSpeech dataset as an utterance; a row without what the harness needs is one DataError."""
+    audio, text = row.get("audio"), row.get("text")
+    if not isinstance(audio, dict) or not isinstance(audio.get("bytes"), bytes | None) or not isinstance(text, str):
+        raise DataError(
+            f"{where}: row {index} has no audio {{bytes, path}} column or no text "
+            f"(found audio: {type(audio).__name__}, text: {type(text).__name__})"
         )
+    utt_id = str(row.get("id") or Path(audio.get("path") or "").stem)
+    if not utt_id:
+        raise DataError(f"{where}: row {index} has neither an id nor an audio path to name it by")
+    return Utterance(
+        index=index,
+        id=utt_id,
+        speaker=str(row.get("speaker_id", "")),
+        chapter=str(row.get("chapter_id", "")),
+        text=" ".join(text.split()),
+        path=audio.get("path"),
+        data=audio.get("bytes"),
+    )
 
 
 def cached_dataset(dataset: str, revision: str | None) -> str | None:

@@ -162,7 +162,8 @@ class Transcriber:
         first_layer = model.base_model.feature_extractor.conv_layers[0]
         self._conv0 = first_layer.conv
         self._masked_norm: MaskedGroupNorm | None = None
-        if batching == "exact" and info.feat_extract_norm == "group":
+        # the module itself says whether it normalises over time (GroupNorm) whatever the config calls it
+        if batching == "exact" and isinstance(getattr(first_layer, "layer_norm", None), nn.GroupNorm):
             self._masked_norm = MaskedGroupNorm(first_layer.layer_norm)
             first_layer.layer_norm = self._masked_norm
 
@@ -252,7 +253,7 @@ class Transcriber:
 
 # Parameters a CTC checkpoint may lack because only training uses them (the mask embedding of SpecAugment):
 # missing, they are harmless; any other missing weight would be random, so the load fails instead
-TRAINING_ONLY = re.compile(r"(wav2vec2|hubert|data2vec_audio)\.masked_spec_embed")
+TRAINING_ONLY = re.compile(r"\w+\.masked_spec_embed")
 
 
 def load_model(

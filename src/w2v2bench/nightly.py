@@ -267,7 +267,9 @@ def markdown(report: NightlyReport, show_changed: int) -> str:
         lines.append(f"- checkpoint: `{run['checkpoint']}` ({run['weights'] or 'weights not identified'})")
         data_commit = _data_commit(run)
         if data_commit or (base is not None and _data_commit(base)):
-            changed = base is not None and _data_commit(base) != data_commit
+            changed = (
+                base is not None and None not in (_data_commit(base), data_commit) and _data_commit(base) != data_commit
+            )
             was = f"; it was {_data_commit(base)} for the baseline: the data changed" if changed else ""
             lines.append(f"- data: `{run['data']}` at commit {data_commit or 'unknown'}{was}")
         analysis = Path(run["run_dir"]) / "analysis.md"

@@ -390,7 +390,8 @@ def gather(root: str | os.PathLike) -> tuple[pd.DataFrame, list[str]]:
 
 
 # settings a resumed run may change: they do not touch the transcripts
-RESUMABLE_KEYS = {"resume", "progress", "num_workers", "output_dir"}
+# (data.commit may be unknown when resuming offline; each journal row's audio and text are checked instead)
+RESUMABLE_KEYS = {"resume", "progress", "num_workers", "output_dir", "verbose", "data.commit"}
 
 
 def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
