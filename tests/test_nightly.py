@@ -197,28 +197,24 @@ def test_cli_arguments(tmp_path):
         nightly(tmp_path, tmp_path / "history.sqlite", max_wer_increase=-1)
 
 
-def test_the_report_says_when_the_data_changed(tmp_path):
+def nights_with_data_commits(tmp_path, commits) -> str:
+    """One clean run a night, its summary naming the dataset commit it read; the last night's nightly.md."""
     import json
 
-    for n, commit in ((1, "a" * 40), (2, "b" * 40)):
+    for n, commit in enumerate(commits, start=1):
         runs = tmp_path / f"night{n}"
         summary_path = make_run(runs / "clean", finished=NIGHT(n)) / "summary.json"
         summary = json.loads(summary_path.read_text())
         summary["config"]["data"]["commit"] = commit
         summary_path.write_text(json.dumps(summary))
         nightly(runs, tmp_path / "history.sqlite")
-    report = (tmp_path / "night2" / "nightly.md").read_text()
+    return (tmp_path / f"night{len(commits)}" / "nightly.md").read_text()
+
+
+def test_the_report_says_when_the_data_changed(tmp_path):
+    report = nights_with_data_commits(tmp_path, ["a" * 40, "b" * 40])
     assert f"at commit {'b' * 40}; it was {'a' * 40} for the baseline: the data changed" in report
 
 
 def test_an_unknown_data_commit_is_not_a_change(tmp_path):
-    import json
-
-    for n, commit in ((1, "a" * 40), (2, None)):
-        runs = tmp_path / f"night{n}"
-        summary_path = make_run(runs / "clean", finished=NIGHT(n)) / "summary.json"
-        summary = json.loads(summary_path.read_text())
-        summary["config"]["data"]["commit"] = commit
-        summary_path.write_text(json.dumps(summary))
-        nightly(runs, tmp_path / "history.sqlite")
-    assert "the data changed" not in (tmp_path / "night2" / "nightly.md").read_text()
+    assert "the data changed" not in nights_with_data_commits(tmp_path, ["a" * 40, None])
