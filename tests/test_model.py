@@ -114,3 +114,43 @@ def test_onednn_primitive_cache_is_kept_small_unless_the_user_chose(preset, expe
     code = "import os, w2v2bench; print(os.environ['ONEDNN_PRIMITIVE_CACHE_CAPACITY'])"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == expected
+
+
+@pytest.fixture(scope="module")
+def data2vec_checkpoint(tmp_path_factory):
+    """A tiny random Data2VecAudioForCTC: a LayerNorm in every conv layer, no feat_extract_norm in its config."""
+    from transformers import Data2VecAudioConfig, Data2VecAudioForCTC
+
+    from w2v2bench import random_model
+
+    folder = tmp_path_factory.mktemp("d2v")
+    config = Data2VecAudioConfig(vocab_size=len(random_model.VOCAB), pad_token_id=0, **random_model.SIZES["tiny"])
+    torch.manual_seed(0)
+    Data2VecAudioForCTC(config).eval().save_pretrained(folder)
+    random_model.processor().save_pretrained(folder)
+    return folder
+
+
+def test_an_encoder_without_a_group_norm_runs_as_the_card_protocol(data2vec_checkpoint):
+    # the masked GroupNorm is chosen by the first conv layer's module, not by the config (this used to crash)
+    from transformers import Data2VecAudioForCTC
+
+    transcriber = load_model(str(data2vec_checkpoint))
+    processor = Wav2Vec2Processor.from_pretrained(data2vec_checkpoint)
+    model = Data2VecAudioForCTC.from_pretrained(data2vec_checkpoint).eval()
+    for wave in waves("clean", 3):
+        logits, _ = card_protocol(processor, model, wave)
+        assert torch.allclose(transcriber.logits([transcriber.prepare(wave)])[0], logits, atol=1e-5)
+
+
+@pytest.mark.xfail(
+    reason="Data2VecAudio's positional embedding is stacked convolutions (num_conv_pos_embeddings of them): after the first, padded frames are no "
+    "longer zero and leak into an utterance's last frames; exact batching for that family is still to build",
+    strict=True,
+)
+def test_data2vec_batches_equal_batch_size_one(data2vec_checkpoint):
+    transcriber = load_model(str(data2vec_checkpoint))
+    audio = [transcriber.prepare(w) for w in waves("clean", 4)]
+    alone = [transcriber.logits([x])[0] for x in audio]
+    for a, b in zip(alone, transcriber.logits(audio), strict=True):
+        assert torch.allclose(a, b, atol=1e-4)
