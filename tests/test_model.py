@@ -144,8 +144,9 @@ def test_an_encoder_without_a_group_norm_runs_as_the_card_protocol(data2vec_chec
 
 
 @pytest.mark.xfail(
-    reason="Data2VecAudio's positional embedding is stacked convolutions (num_conv_pos_embeddings of them): after the first, padded frames are no "
-    "longer zero and leak into an utterance's last frames; exact batching for that family is still to build",
+    reason="Data2VecAudio's positional embedding is a stack of convolutions (num_conv_pos_embeddings of them): "
+    "after the first, padded frames are no longer zero and leak into an utterance's last frames; exact batching "
+    "for that family is still to build",
     strict=True,
 )
 def test_data2vec_batches_equal_batch_size_one(data2vec_checkpoint):
