@@ -29,8 +29,8 @@ from filelock import FileLock, Timeout
 from .config import ConfigError, ReferenceConfig, one_line
 from .data import Utterance, audio_sha256
 from .files import open_regular
-from .results import ResultsFileError, RowError, UtteranceResult, parse_row, read_summary
-from .score import Counts, Totals, utterance_counts
+from .results import ResultsFileError, RowError, UtteranceResult, edit_counts, parse_row, read_summary
+from .score import Totals
 
 SCHEMA_VERSION = 1
 PACKAGES = ("w2v2bench", "torch", "transformers", "datasets", "jiwer", "soundfile", "hydra-core", "numpy")
@@ -191,12 +191,8 @@ def mismatch(result: UtteranceResult, utterance: Utterance, normalize: Callable[
         return f"{utterance.id}: the reference text differs from the corpus's"
     if result.audio_sha256 != audio_sha256(utterance):
         return f"{utterance.id}: the audio differs from the corpus's (SHA-256)"
-    words = chars = Counts()
-    if result.error is None and result.text is not None and result.pred_text is not None:
-        words, chars = utterance_counts(result.text, result.pred_text, normalize)
-    counted = (words.substitutions, words.deletions, words.insertions, words.ref_words, chars.errors, chars.ref_words)
-    stored = (result.substitutions, result.deletions, result.insertions, result.ref_words)
-    if counted != (*stored, result.char_errors, result.ref_chars):
+    stored, counted = edit_counts(result, normalize)
+    if counted != stored:
         return f"{utterance.id}: its edit counts are not those of its reference and transcript"
     return None
 

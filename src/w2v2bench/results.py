@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -215,10 +216,24 @@ def _validate(adapter: TypeAdapter, value: dict, path: Path) -> None:
         raise ResultsFileError(f"{path}: {_first_problem(err)}") from None
 
 
+COUNT_FIELDS = ("substitutions", "deletions", "insertions", "ref_words", "char_errors", "ref_chars")
+
+
+def edit_counts(result: UtteranceResult, normalize: Callable[[str], str]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(the row's stored edit counts, those of its own reference and transcript); a failed row counts nothing."""
+    from .score import Counts, utterance_counts
+
+    words = chars = Counts()
+    if result.error is None and result.text is not None and result.pred_text is not None:
+        words, chars = utterance_counts(result.text, result.pred_text, normalize)
+    counted = (words.substitutions, words.deletions, words.insertions, words.ref_words, chars.errors, chars.ref_words)
+    return tuple(getattr(result, k) for k in COUNT_FIELDS), counted
+
+
 def read_run(folder: str | os.PathLike) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """A complete run folder's summary and rows, each validated and the two consistent: the summary counts
     its rows, and each scored row's edit counts are those of its own texts under the run's normaliser."""
-    from .score import normalizer, utterance_counts
+    from .score import normalizer
 
     folder = Path(folder)
     summary = read_summary(folder / "summary.json", complete=True)
@@ -234,20 +249,7 @@ def read_run(folder: str | os.PathLike) -> tuple[dict[str, Any], list[dict[str, 
     except ValueError as err:
         raise ResultsFileError(f"{folder / 'summary.json'}: {err}") from None
     for number, row in enumerate(rows, start=1):
-        if row["error"] is not None:
-            continue
-        words, chars = utterance_counts(row["text"], row["pred_text"], normalize)
-        counted = (
-            words.substitutions,
-            words.deletions,
-            words.insertions,
-            words.ref_words,
-            chars.errors,
-            chars.ref_words,
-        )
-        stored = tuple(
-            row[k] for k in ("substitutions", "deletions", "insertions", "ref_words", "char_errors", "ref_chars")
-        )
+        stored, counted = edit_counts(parse_row(row), normalize)
         if counted != stored:
             raise ResultsFileError(
                 f"{folder / 'transcripts.jsonl'}:{number}: the edit counts {stored} are not those of its own "
