@@ -24,6 +24,28 @@ def tiny_checkpoints(tmp_path_factory) -> dict[str, Path]:
     return {norm: random_model.build(root / norm, "tiny", norm, seed=1) for norm in random_model.NORMS}
 
 
+# every architecture of the family this harness makes exact, as (model_type, feature encoder norm)
+ARCHITECTURES = [
+    ("wav2vec2", "group"),
+    ("wav2vec2", "layer"),
+    ("hubert", "group"),
+    ("hubert", "layer"),
+    ("data2vec-audio", "layer"),
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_architectures(tmp_path_factory, tiny_checkpoints) -> dict[tuple[str, str], Path]:
+    """One random tiny checkpoint per entry of ARCHITECTURES (wav2vec2's are `tiny_checkpoints`)."""
+    root = tmp_path_factory.mktemp("architectures")
+    return {
+        (family, norm): tiny_checkpoints[norm]
+        if family == "wav2vec2"
+        else random_model.build(root / f"{family}-{norm}", "tiny", norm, seed=1, family=family)
+        for family, norm in ARCHITECTURES
+    }
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tiny_checkpoints) -> Path:
     return tiny_checkpoints["group"]

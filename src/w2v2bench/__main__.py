@@ -194,6 +194,9 @@ def _evaluate(cfg, config, started, reference, rank, utterances, total, run_id, 
         missing = transcriber.info.training_only_missing
         if missing and main_rank:
             print(f"note: {', '.join(missing)} not in the checkpoint: used in training only, harmless here")
+        fallback = transcriber.info.batching_fallback
+        if fallback and cfg.batch_size > 1 and main_rank:
+            print(f"note: batch_size={cfg.batch_size} not used: {fallback} (summary.json: batching_fallback)")
         stats = run(
             utterances,
             transcriber,

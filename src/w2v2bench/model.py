@@ -1,22 +1,29 @@
-"""Load a wav2vec2 CTC checkpoint; batched forwards whose per-utterance output equals batch size 1.
+"""Load a CTC checkpoint of the wav2vec2 family; batched forwards whose per-utterance output equals batch size 1.
 
-Where zero padding leaks into an utterance's own frames, and how each leak is closed (`exact`):
+Where zero padding leaks into an utterance's own frames, and how each leak is closed (`exact`), for the
+classes whose leaks are all closed here (`PROVEN_EXACT`: Wav2Vec2ForCTC, HubertForCTC, Data2VecAudioForCTC):
 1. Input normalisation (`do_normalize`): the feature extractor normalises the padded batch, so the
    zeros enter the mean and variance. Here each utterance is normalised alone, before padding.
 2. The convolutional feature encoder: a valid output frame reads only valid samples (each layer's
    valid length is `floor((L - kernel) / stride) + 1`, the formula transformers uses), so the convs
    themselves do not leak. Except for
-3. the first conv layer's GroupNorm in group-norm checkpoints (`feat_extract_norm: group`, e.g.
-   wav2vec2-base): it normalises each channel over *time*, padded frames included. `MaskedGroupNorm`
-   takes the statistics over each row's valid frames only. Layer-norm checkpoints
-   (`feat_extract_norm: layer`, the lv60 family) normalise per frame and need nothing here.
-4. The convolutional positional embedding (kernel 128) reads up to 64 frames past an utterance's end:
-   transformers zeroes padded frames before it when it gets an attention mask, which is what
-   batch size 1 sees (the conv's own zero padding). So an attention mask is always passed.
-5. Self-attention: the same attention mask removes padded keys; padded queries only touch their own
+3. the first conv layer's GroupNorm in group-norm checkpoints (`feat_extract_norm: group`: wav2vec2-base,
+   -large-960h, hubert-base): it normalises each channel over *time*, padded frames included.
+   `MaskedGroupNorm` takes the statistics over each row's valid frames only. Per-frame norms (LayerNorm in
+   every conv layer: `feat_extract_norm: layer`, the lv60 and HuBERT-large families, and data2vec-audio)
+   need nothing here, nor do the feature projection's per-frame LayerNorms.
+4. The convolutional positional embedding reads up to half its kernel past an utterance's end: transformers
+   zeroes padded frames before it when it gets an attention mask, which is what batch size 1 sees (the
+   conv's own zero padding). So an attention mask is always passed. HuBERT's optional BatchNorm there
+   (`conv_pos_batch_norm`) uses running statistics in eval mode: per channel, no leak.
+5. A positional embedding made of several convs (data2vec-audio: `num_conv_pos_embeddings` layers, each
+   conv -> LayerNorm -> GELU): after the first, padded frames are no longer zero, so the next conv reads
+   them where batch size 1 reads zeros. A hook zeroes the padded frames again after every layer but the last.
+6. Self-attention: the same attention mask removes padded keys; padded queries only touch their own
    rows, which are cut off before decoding.
-6. Decoding: only each row's valid frames are decoded (`ctc.collapse` with per-row lengths).
-Which norm a checkpoint has is read from its own config, never from its name.
+7. Decoding: only each row's valid frames are decoded (`ctc.collapse` with per-row lengths).
+Which norm a checkpoint has is read from its modules, never from its name. A checkpoint of any other class
+(or with adapter layers, whose strided convs read padded frames) runs at batch size 1, said in summary.json.
 """
 
 from __future__ import annotations
@@ -114,6 +121,31 @@ class MaskedGroupNorm(nn.Module):
         return out.to(x.dtype)
 
 
+# transformers model types whose every padding leak is closed above, each proven by a test of batch 32 against
+# batch size 1 on real audio (tests/test_model.py); any other type runs at batch size 1
+PROVEN_EXACT = ("wav2vec2", "hubert", "data2vec-audio")
+
+
+def batching_fallback(config) -> str | None:
+    """Why batches of this model cannot be made exact (None when they can): then it runs at batch size 1."""
+    model_type = getattr(config, "model_type", None)
+    if model_type not in PROVEN_EXACT:
+        return (
+            f"model_type {model_type!r} is not one whose padding leaks are closed ({', '.join(PROVEN_EXACT)}): "
+            "ran at batch size 1"
+        )
+    if getattr(config, "add_adapter", False):
+        return "its adapter layers (add_adapter: true) convolve padded frames: ran at batch size 1"
+    return None
+
+
+def stacked_positional_convs(model: nn.Module) -> list[nn.Module]:
+    """The layers of a positional embedding made of several convs (data2vec-audio's), else []."""
+    pos = getattr(getattr(model.base_model, "encoder", None), "pos_conv_embed", None)
+    layers = getattr(pos, "layers", None)
+    return list(layers) if isinstance(layers, nn.ModuleList) and len(layers) > 1 else []
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     checkpoint: str
@@ -127,6 +159,9 @@ class ModelInfo:
     vocab_size: int
     commit: str | None = None  # the Hub commit the files came from (None for a local folder)
     training_only_missing: tuple[str, ...] = ()  # weights absent from the checkpoint that inference never uses
+    model_type: str = "wav2vec2"
+    architecture: str = "Wav2Vec2ForCTC"
+    batching_fallback: str | None = None  # why it ran at batch size 1 whatever batch_size said (None: batched)
 
 
 @dataclass
@@ -159,13 +194,36 @@ class Transcriber:
         self.device, self.batching, self.precision = device, batching, precision
         self.check_precision = check_precision and precision != "fp32"
         self.sample_rate = feature_extractor.sampling_rate
+        # at most this many utterances per batch: 1 for a model whose batches cannot be made exact
+        self.max_batch_size = 1 if batching == "exact" and info.batching_fallback else None
+        self._masked_norm: MaskedGroupNorm | None = None
+        self._frame_mask: torch.Tensor | None = None
+        self._stacked_pos_convs: list[nn.Module] = []
+        if batching != "exact" or info.batching_fallback:
+            return
         first_layer = model.base_model.feature_extractor.conv_layers[0]
         self._conv0 = first_layer.conv
-        self._masked_norm: MaskedGroupNorm | None = None
         # the module itself says whether it normalises over time (GroupNorm) whatever the config calls it
-        if batching == "exact" and isinstance(getattr(first_layer, "layer_norm", None), nn.GroupNorm):
+        if isinstance(getattr(first_layer, "layer_norm", None), nn.GroupNorm):
             self._masked_norm = MaskedGroupNorm(first_layer.layer_norm)
             first_layer.layer_norm = self._masked_norm
+        self._stacked_pos_convs = stacked_positional_convs(model)
+        for layer in self._stacked_pos_convs[:-1]:
+            layer.register_forward_hook(self._zero_padded_frames)
+
+    def _zero_padded_frames(self, module: nn.Module, args, output: torch.Tensor) -> torch.Tensor:
+        # between stacked positional convs: padded frames back to the zeros batch size 1 sees there
+        mask = self._frame_mask
+        if mask is None:
+            return output
+        if output.shape[0] != mask.shape[0] or output.shape[-1] != mask.shape[1]:
+            raise RuntimeError(f"{type(module).__name__} output {tuple(output.shape)} is not (batch, channels, frames)")
+        return output * mask[:, None, :].to(output.dtype)
+
+    def _masks_off(self) -> None:
+        self._frame_mask = None
+        if self._masked_norm is not None:
+            self._masked_norm.valid_frames = None
 
     def prepare(self, wave: np.ndarray) -> np.ndarray:
         """What the model sees for one utterance: exact mode normalises it alone, as batch size 1 does."""
@@ -189,10 +247,14 @@ class Transcriber:
         lengths = lengths.to(self.device)
         # equal lengths need no mask: exactly the batch-size-1 call of the model card
         mask = (torch.arange(batch.shape[1], device=self.device)[None, :] < lengths[:, None]) if ragged else None
+        frames = self.frames(lengths)
         if self._masked_norm is not None and ragged:
             conv = self._conv0
             self._masked_norm.valid_frames = (lengths - conv.kernel_size[0]) // conv.stride[0] + 1
-        return batch, mask, self.frames(lengths)
+        if self._stacked_pos_convs and ragged:
+            n = int(frames.max())
+            self._frame_mask = torch.arange(n, device=self.device)[None, :] < frames[:, None]
+        return batch, mask, frames
 
     @torch.inference_mode()
     def forward(self, inputs: list[np.ndarray]) -> Output:
@@ -207,8 +269,7 @@ class Transcriber:
                 fp32 = self._logits(batch, mask, "fp32").argmax(dim=-1)
                 out.fp32_ids = collapse(fp32, frames, self.tokens.blank_id)
         finally:
-            if self._masked_norm is not None:
-                self._masked_norm.valid_frames = None
+            self._masks_off()
         return out
 
     @torch.inference_mode()
@@ -223,8 +284,7 @@ class Transcriber:
             batch, mask, frames = self._pad(inputs)
             out = self._logits(batch, mask, self.precision).float().cpu()
         finally:
-            if self._masked_norm is not None:
-                self._masked_norm.valid_frames = None
+            self._masks_off()
         return [row[:n] for row, n in zip(out, frames.tolist(), strict=True)]
 
     def _logits(self, batch: torch.Tensor, mask: torch.Tensor | None, precision: str) -> torch.Tensor:
@@ -346,6 +406,9 @@ def load_model(
         # the snapshot folder the cached files are in is named by the commit they came from
         commit=None if local else _cached_commit(try_to_load_from_cache(source, "config.json", revision=revision)),
         training_only_missing=tuple(missing),
+        model_type=str(getattr(config, "model_type", "")),
+        architecture=type(model).__name__,
+        batching_fallback=batching_fallback(config) if batching == "exact" else None,
     )
     transcriber = Transcriber(
         model,

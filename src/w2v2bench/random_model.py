@@ -1,8 +1,10 @@
-"""Random-weight wav2vec2 CTC checkpoints built from a config, for tests and benchmarks (no downloads).
+"""Random-weight CTC checkpoints of the wav2vec2 family built from a config, for tests and benchmarks (no downloads).
 
 `base` has wav2vec2-base-960h's architecture (same compute as the real model); `tiny` is small enough for
-unit tests. Both use the base-960h 32-token letter vocabulary and processor settings.
-Usage: python -m w2v2bench.random_model out=<folder> [size=tiny|base] [norm=group|layer] [seed=0]
+unit tests. Every family (wav2vec2, hubert, data2vec-audio) uses the base-960h 32-token letter vocabulary and
+processor settings; `norm` picks the feature encoder's norm where the family has the choice.
+Usage: python -m w2v2bench.random_model out=<folder> [size=tiny|base] [family=wav2vec2|hubert|data2vec-audio]
+       [norm=group|layer] [seed=0]
 """
 
 from __future__ import annotations
@@ -38,6 +40,13 @@ NORMS = {
     "group": False,
     "layer": True,
 }  # feat_extract_norm -> do_stable_layer_norm, as the real families pair them
+# transformers model_type -> settings of its own; data2vec-audio has a LayerNorm in every conv layer (no `norm`
+# choice) and a positional embedding of `num_conv_pos_embeddings` stacked convs of `conv_pos_kernel_size`
+FAMILIES: dict[str, dict] = {
+    "wav2vec2": {},
+    "hubert": {},
+    "data2vec-audio": {"num_conv_pos_embeddings": 5, "conv_pos_kernel_size": 19},
+}
 
 
 def processor():
@@ -54,25 +63,24 @@ def processor():
     return Wav2Vec2Processor(feature_extractor=extractor, tokenizer=tokenizer)
 
 
-def build(out: str | Path, size: str = "tiny", norm: str = "group", seed: int = 0) -> Path:
-    """Write a random `Wav2Vec2ForCTC` + processor folder that `from_pretrained` loads."""
+def build(out: str | Path, size: str = "tiny", norm: str = "group", seed: int = 0, family: str = "wav2vec2") -> Path:
+    """Write a random CTC model + processor folder that `from_pretrained` loads (`norm` is ignored for
+    data2vec-audio, whose conv layers all have a LayerNorm)."""
     import torch
-    from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
+    from transformers import AutoConfig, AutoModelForCTC
 
     if size not in SIZES:
         raise ValueError(f"size={size!r}: expected one of {sorted(SIZES)}")
     if norm not in NORMS:
         raise ValueError(f"norm={norm!r}: expected one of {sorted(NORMS)}")
-    config = Wav2Vec2Config(
-        vocab_size=len(VOCAB),
-        pad_token_id=0,
-        feat_extract_norm=norm,
-        do_stable_layer_norm=NORMS[norm],
-        conv_bias=norm == "layer",
-        **SIZES[size],
-    )
+    if family not in FAMILIES:
+        raise ValueError(f"family={family!r}: expected one of {sorted(FAMILIES)}")
+    settings = {**SIZES[size], **FAMILIES[family]}
+    if family != "data2vec-audio":
+        settings.update(feat_extract_norm=norm, do_stable_layer_norm=NORMS[norm], conv_bias=norm == "layer")
+    config = AutoConfig.for_model(family, vocab_size=len(VOCAB), pad_token_id=0, **settings)
     torch.manual_seed(seed)
-    model = Wav2Vec2ForCTC(config).eval()
+    model = AutoModelForCTC.from_config(config).eval()
     out = Path(out)
     model.save_pretrained(out)
     processor().save_pretrained(out)
@@ -84,10 +92,18 @@ def main(argv: list[str]) -> None:
         print(__doc__)
         return
     args = dict(a.split("=", 1) for a in argv)
-    unknown = set(args) - {"out", "size", "norm", "seed"}
+    unknown = set(args) - {"out", "size", "norm", "seed", "family"}
     if unknown or "out" not in args:
-        sys.exit(f"expected out=<folder> [size=tiny|base] [norm=group|layer] [seed=N]; got {argv}")
-    print(build(args["out"], args.get("size", "tiny"), args.get("norm", "group"), int(args.get("seed", 0))))
+        sys.exit(f"expected out=<folder> [size=tiny|base] [family=...] [norm=group|layer] [seed=N]; got {argv}")
+    print(
+        build(
+            args["out"],
+            args.get("size", "tiny"),
+            args.get("norm", "group"),
+            int(args.get("seed", 0)),
+            args.get("family", "wav2vec2"),
+        )
+    )
 
 
 if __name__ == "__main__":

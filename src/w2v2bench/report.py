@@ -498,6 +498,8 @@ def build_summary(
         "oom_splits": sum(s.oom_splits for s in ranks),
         "padding_fraction": 1 - valid / padded if padded else 0.0,
         "precision": config["precision"],
+        # null: batches of batch_size ran; else why the model ran at batch size 1 (its batches cannot be made exact)
+        "batching_fallback": model.get("batching_fallback"),
         "precision_differs_from_fp32": sum(differs) if differs else None,
         "world_size": len(ranks),
         "ranks": [

@@ -141,6 +141,8 @@ def run(
 ) -> RunStats:
     """Transcribe and score every utterance; `write` gets results batch by batch, in batch order."""
     stats = RunStats()
+    if transcriber.max_batch_size is not None:  # a model whose batches cannot be made exact (summary.json says why)
+        batch_size = min(batch_size, transcriber.max_batch_size)
     if transcriber.check_precision:
         stats.precision_differs = 0
     words = Counts()
