@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import os
 import sys
 import time
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from . import distributed
 from .analysis import write_analysis
 from .config import ConfigError, load_reference, one_line, register
 from .data import DataError, cached_dataset, hub_dataset_commit, hub_utterances, local_utterances, open_stream
+from .decoders import DecoderError, make_decoder
 from .model import (
     OFFLINE_HINT,
     HubUnavailable,
@@ -104,6 +106,14 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"max_batch_s={cfg.max_batch_s}: expected a positive number of seconds")
     if cfg.limit is not None and cfg.limit < 1:
         raise ConfigError(f"limit={cfg.limit}: expected null or a positive integer")
+    if cfg.decoder.name.value != "greedy" and cfg.check_precision:
+        raise ConfigError(
+            f"check_precision=true compares greedy transcripts: it needs decoder=greedy, not {cfg.decoder.name}"
+        )
+    if cfg.decoder.workers is not None and cfg.decoder.workers < 0:
+        raise ConfigError(
+            f"decoder.workers={cfg.decoder.workers}: expected null (one per core), 0 or a positive integer"
+        )
     normalizer(cfg.normalizer)
     parse_device(cfg.device)
     resolve_checkpoint(cfg.model.checkpoint)
@@ -197,26 +207,35 @@ def _evaluate(cfg, config, started, reference, rank, utterances, total, run_id, 
         fallback = transcriber.info.batching_fallback
         if fallback and cfg.batch_size > 1 and main_rank:
             print(f"note: batch_size={cfg.batch_size} not used: {fallback} (summary.json: batching_fallback)")
-        stats = run(
-            utterances,
-            transcriber,
-            journal.write,
-            batch_size=cfg.batch_size,
-            max_batch_s=cfg.max_batch_s,
-            window=cfg.sort_window,
-            # automatic: decode beside the model on a GPU; on a CPU the model has every core already
-            workers=cfg.num_workers if cfg.num_workers is not None else (0 if transcriber.device.type == "cpu" else 4),
-            normalize=normalizer(cfg.normalizer),
-            total=total,
-            progress=cfg.progress if main_rank else False,
-        )
+        decoder = build_decoder(cfg, transcriber)
+        try:
+            stats = run(
+                utterances,
+                transcriber,
+                journal.write,
+                batch_size=cfg.batch_size,
+                max_batch_s=cfg.max_batch_s,
+                window=cfg.sort_window,
+                # automatic: decode beside the model on a GPU; on a CPU the model has every core already
+                workers=cfg.num_workers
+                if cfg.num_workers is not None
+                else (0 if transcriber.device.type == "cpu" else 4),
+                normalize=normalizer(cfg.normalizer),
+                total=total,
+                progress=cfg.progress if main_rank else False,
+                decoder=decoder,
+            )
+        finally:
+            decoder.close()
         per_rank = distributed.gather((journal.new if not main_rank else [], stats), rank)
         if not main_rank:
             journal.close()
             status = distributed.broadcast(None, rank)
             distributed.finish(rank)
             return status
-        status, lines = _finish(cfg, config, started, reference, journal, resume, per_rank, load_s, transcriber, run_id)
+        status, lines = _finish(
+            cfg, config, started, reference, journal, resume, per_rank, load_s, transcriber, run_id, decoder.settings()
+        )
     except BaseException as err:  # before the commit: after it, nothing can mark a complete run failed
         if main_rank:
             failed = {**header, "status": "failed", "error": f"{type(err).__name__}: {one_line(err)}"}
@@ -235,8 +254,28 @@ def _kept(resume: Resume | None) -> list:
     return [] if resume is None else sorted(resume.candidates.values(), key=lambda r: r.index)
 
 
+def build_decoder(cfg: DictConfig, transcriber):
+    """The configured logits -> text step (an LM decoder loads its LM here, before any audio is read)."""
+    d = cfg.decoder
+    overrides = {
+        k: d[k] for k in ("beam_width", "beam_size_token", "beam_threshold", "lm_weight", "word_score", "sil_score")
+    }
+    return make_decoder(
+        d.name.value,
+        transcriber.tokens,
+        checkpoint=cfg.model.checkpoint,
+        local=transcriber.info.local,
+        revision=cfg.model.revision,
+        lm=d.lm,
+        lexicon=d.lexicon,
+        overrides={k: v for k, v in overrides.items() if v is not None},
+        workers=d.workers if d.workers is not None else (os.cpu_count() or 1),
+        verbose=cfg.verbose,
+    )
+
+
 def _finish(
-    cfg, config, started, reference, journal, resume, per_rank, load_s, transcriber, run_id
+    cfg, config, started, reference, journal, resume, per_rank, load_s, transcriber, run_id, decoder
 ) -> tuple[int, list[str]]:
     """Every output, then `complete` as the last step; the caller then removes the journals and prints
     (status, lines). A kill anywhere in between is resumed."""
@@ -247,7 +286,7 @@ def _finish(
     results = journal.finish(resume.kept if resume is not None else {}, (r for new, _ in per_rank for r in new))
     t = totals(results)
     check, reference_note = reference_check(
-        reference, t, cfg.data.name, cfg.split.value, cfg.data.partition.value, cfg.limit
+        reference, t, cfg.data.name, cfg.split.value, cfg.data.partition.value, cfg.limit, cfg.decoder.name.value
     )
     summary = build_summary(
         config,
@@ -266,6 +305,10 @@ def _finish(
         else {"wer": check.wer, "tolerance": check.tolerance, "source": check.source, "passed": check.passed}
     )
     summary["reference_note"] = reference_note
+    # the card's figure for this split even where it was not checked (a leaderboard shows it beside ours)
+    figure = None if reference is None else reference.wer.get(cfg.split.value)
+    summary["reference_figure"] = None if figure is None else {"wer": figure, "decoder": reference.decoder.value}
+    summary["decoder"] = decoder
     table = write_tables(output_dir, summary)
     write_analysis(output_dir, summary=summary)
     status = EXIT_OK if check is None or check.passed else EXIT_REFERENCE_FAILED
@@ -288,7 +331,7 @@ def _app(cfg: DictConfig) -> None:
     logging.getLogger().setLevel(logging.INFO if cfg.verbose else logging.WARNING)
     try:
         STATUSES.append(evaluate(cfg))
-    except (ConfigError, DataError, ModelError, HubUnavailable, ResultsFileError, OSError) as err:
+    except (ConfigError, DataError, DecoderError, ModelError, HubUnavailable, ResultsFileError, OSError) as err:
         print(f"w2v2bench: error: {one_line(err)}", file=sys.stderr)
         STATUSES.append(EXIT_RUN_FAILED)
 

@@ -50,6 +50,11 @@ class Batching(Choice):
     naive = "naive"
 
 
+class DecoderName(Choice):
+    greedy = "greedy"
+    lm = "lm"
+
+
 @dataclass
 class ModelConfig:
     name: str = MISSING
@@ -75,6 +80,21 @@ class DataConfig:
 
 
 @dataclass
+class DecoderConfig:
+    name: DecoderName = DecoderName.greedy
+    # lm only; null: the checkpoint's language_model/ folder (attrs.json) where it has one, else the defaults
+    lm: str | None = None  # an ARPA or KenLM binary file
+    lexicon: str | None = None  # words (and spellings); null: language_model/unigrams.txt or the ARPA's 1-grams
+    beam_width: int | None = None  # null: 50
+    beam_size_token: int | None = None  # null: every token
+    beam_threshold: float | None = None  # null: 25
+    lm_weight: float | None = None  # null: attrs.json's alpha x ln(10), else 2
+    word_score: float | None = None  # null: attrs.json's beta, else 0
+    sil_score: float | None = None  # null: 0
+    workers: int | None = None  # processes decoding beside the model; null: one per core; 0: inline
+
+
+@dataclass
 class ReferenceConfig:
     # "auto" stands for the figures named by model.reference; "none" means no check
     name: str = "none"
@@ -86,6 +106,7 @@ class ReferenceConfig:
     utterances: dict[str, int] = field(default_factory=dict)
     data: str = "librispeech"  # the data.name the figures are for
     partition: Partition = Partition.test
+    decoder: DecoderName = DecoderName.greedy  # the decoder the figures were measured with
 
 
 @dataclass
@@ -93,6 +114,7 @@ class BenchConfig:
     model: ModelConfig = MISSING
     data: DataConfig = MISSING
     reference: ReferenceConfig = MISSING
+    decoder: DecoderConfig = MISSING
     split: Split = Split.clean
     device: str = "auto"
     batch_size: int | None = None
@@ -162,6 +184,7 @@ def register() -> None:
     cs.store(group="model", name="schema", node=ModelConfig)
     cs.store(group="data", name="schema", node=DataConfig)
     cs.store(group="reference", name="schema", node=ReferenceConfig)
+    cs.store(group="decoder", name="schema", node=DecoderConfig)
 
 
 class ConfigError(ValueError):

@@ -166,9 +166,10 @@ class ModelInfo:
 
 @dataclass
 class Output:
-    """One batch's collapsed CTC ids per utterance, and (with check_precision) the fp32 ids too."""
+    """One batch's collapsed CTC ids per utterance (or, when `emit == "log_probs"`, each utterance's
+    frames x vocabulary log-probs on the host), and (with check_precision) the fp32 ids too."""
 
-    ids: list[list[int]]
+    ids: list[list[int]] | list[np.ndarray]
     fp32_ids: list[list[int]] | None = None
 
 
@@ -193,6 +194,7 @@ class Transcriber:
         self.model, self.feature_extractor, self.tokens, self.info = model, feature_extractor, tokens, info
         self.device, self.batching, self.precision = device, batching, precision
         self.check_precision = check_precision and precision != "fp32"
+        self.emit = "ids"  # what forward hands the decoder: "ids" (greedy, collapsed here) or "log_probs"
         self.sample_rate = feature_extractor.sampling_rate
         # at most this many utterances per batch: 1 for a model whose batches cannot be made exact
         self.max_batch_size = 1 if batching == "exact" and info.batching_fallback else None
@@ -263,7 +265,11 @@ class Transcriber:
             return self._forward_naive(inputs)
         try:
             batch, mask, frames = self._pad(inputs)
-            ids = self._logits(batch, mask, self.precision).argmax(dim=-1)
+            logits = self._logits(batch, mask, self.precision)
+            if self.emit == "log_probs":
+                log_probs = torch.log_softmax(logits.float(), dim=-1).cpu().numpy()
+                return Output([row[:n] for row, n in zip(log_probs, frames.tolist(), strict=True)])
+            ids = logits.argmax(dim=-1)
             out = Output(collapse(ids, frames, self.tokens.blank_id))
             if self.check_precision:
                 fp32 = self._logits(batch, mask, "fp32").argmax(dim=-1)
@@ -298,6 +304,8 @@ class Transcriber:
         attention = features.get("attention_mask")
         with self._autocast(self.precision):
             logits = self.model(batch, attention_mask=None if attention is None else attention.to(self.device)).logits
+        if self.emit == "log_probs":
+            return Output(list(torch.log_softmax(logits.float(), dim=-1).cpu().numpy()))
         ids = logits.argmax(dim=-1)
         full = torch.full((len(inputs),), ids.shape[1], device=self.device)
         return Output(collapse(ids, full, self.tokens.blank_id))

@@ -387,7 +387,7 @@ def gather(root: str | os.PathLike) -> tuple[pd.DataFrame, list[str]]:
 
 # settings a resumed run may change: they do not touch the transcripts
 # (data.commit may be unknown when resuming offline; each journal row's audio and text are checked instead)
-RESUMABLE_KEYS = {"resume", "progress", "num_workers", "output_dir", "verbose", "data.commit"}
+RESUMABLE_KEYS = {"resume", "progress", "num_workers", "decoder.workers", "output_dir", "verbose", "data.commit"}
 
 
 def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
@@ -419,11 +419,19 @@ def check_resumable(output_dir: Path, config: dict) -> dict:
 
 
 def reference_check(
-    reference: ReferenceConfig | None, t: Totals, data: str, split: str, partition: str, limit: int | None
+    reference: ReferenceConfig | None,
+    t: Totals,
+    data: str,
+    split: str,
+    partition: str,
+    limit: int | None,
+    decoder: str = "greedy",
 ) -> tuple[ReferenceCheck | None, str]:
     """The check against published figures, or why there is none."""
     if reference is None or not reference.wer:
         return None, "no reference figures for this model"
+    if reference.decoder.value != decoder:
+        return None, f"reference {reference.name!r} is for decoder={reference.decoder.value}, this run used {decoder}"
     if reference.data != data:
         return None, f"reference {reference.name!r} is for data {reference.data!r}, not {data!r}"
     if split not in reference.wer:

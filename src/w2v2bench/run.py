@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -19,6 +20,8 @@ import torch
 from tqdm import tqdm
 
 from .data import SAMPLE_RATE, Decoded, Utterance, decoded_windows, plan_batches
+from .decoders import Decoder
+from .decoders.greedy import GreedyDecoder
 from .model import Output, Transcriber
 from .results import UtteranceResult
 from .score import Counts, rate, utterance_counts
@@ -77,8 +80,8 @@ def _sync(device: torch.device) -> None:
 
 def forward_with_backoff(
     transcriber: Transcriber, inputs: list[np.ndarray], stats: RunStats
-) -> list[tuple[list[int], list[int] | None] | str]:
-    """Per input: (ids, fp32 ids) or, if it failed alone on out-of-memory, the error message."""
+) -> list[tuple[list[int] | np.ndarray, list[int] | None] | str]:
+    """Per input: (ids or log-probs, fp32 ids) or, if it failed alone on out-of-memory, the error message."""
     try:
         out: Output = transcriber.forward(inputs)
     except Exception as err:
@@ -138,8 +141,16 @@ def run(
     total: int | None = None,
     progress: bool | None = None,
     warmup_batches: int = 1,
+    decoder: Decoder | None = None,
 ) -> RunStats:
-    """Transcribe and score every utterance; `write` gets results batch by batch, in batch order."""
+    """Transcribe and score every utterance; `write` gets results batch by batch, in batch order.
+
+    A decoder that works beside the model (the LM's process pool) gets each batch as soon as the model is done
+    with it; its texts are collected up to `lookahead` batches later, in order, while the model goes on."""
+    decoder = decoder or GreedyDecoder(transcriber.tokens)
+    transcriber.emit = decoder.wants
+    lookahead = 0 if decoder.wants == "ids" else 2
+    pending: deque[tuple[list[Decoded], list, Callable[[], list[str]]]] = deque()
     stats = RunStats()
     if transcriber.max_batch_size is not None:  # a model whose batches cannot be made exact (summary.json says why)
         batch_size = min(batch_size, transcriber.max_batch_size)
@@ -167,6 +178,19 @@ def run(
             refresh=False,
         )
 
+    def collect(decoded: list[Decoded], outputs: list, texts_of: Callable[[], list[str]]) -> list[UtteranceResult]:
+        texts = iter(texts_of())
+        results = []
+        for d, out in zip(decoded, outputs, strict=True):
+            if isinstance(out, str):
+                results.append(score(d, None, normalize, error=f"{d.utterance.origin}: {out}"))
+                continue
+            hyp = next(texts)
+            if out[1] is not None and transcriber.text(out[1]) != hyp:
+                stats.precision_differs += 1
+            results.append(score(d, hyp, normalize))
+        return results
+
     with bar:
         for items in decoded_windows(utterances, transcriber.prepare, window, workers):
             failed = [d for d in items if d.error is not None]
@@ -190,17 +214,13 @@ def run(
                     stats.warmup_batches += 1
                 stats.padded_samples += len(inputs) * max(map(len, inputs))
                 stats.valid_samples += sum(map(len, inputs))
-                results = []
-                for d, out in zip(decoded, outputs, strict=True):
-                    if isinstance(out, str):
-                        results.append(score(d, None, normalize, error=f"{d.utterance.origin}: {out}"))
-                        continue
-                    hyp = transcriber.text(out[0])
-                    if out[1] is not None and transcriber.text(out[1]) != hyp:
-                        stats.precision_differs += 1
-                    results.append(score(d, hyp, normalize))
-                emit(results)
-                del decoded, inputs, outputs
+                ok = [out[0] for out in outputs if not isinstance(out, str)]
+                pending.append((decoded, outputs, decoder.submit(ok)))
+                del decoded, inputs, outputs, ok
+                while len(pending) > lookahead:
+                    emit(collect(*pending.popleft()))
                 release_host_memory()
+        while pending:
+            emit(collect(*pending.popleft()))
     stats.wall_s = time.perf_counter() - start
     return stats

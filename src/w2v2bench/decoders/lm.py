@@ -1,0 +1,339 @@
+"""Beam search with an n-gram LM (flashlight-text's lexicon decoder and its KenLM), in a process pool.
+
+The decoder of torchaudio's and fairseq's published LM figures. Words come from a lexicon: `decoder.lexicon`
+(a word per line, optionally followed by its spelling in the model's tokens), else the LM folder's
+`unigrams.txt`, else the ARPA file's 1-grams; each is spelled in the model's own tokens (case folded where the
+vocabulary has one case) and ends with the word delimiter, as the model emits it. Scores are
+`log p_ctc + lm_weight * log10 p_lm + word_score` per word (KenLM scores are log10).
+
+A Hub repo laid out for `Wav2Vec2ProcessorWithLM` (pyctcdecode) has a `language_model/` folder: `attrs.json`
+(alpha, beta, ...), `unigrams.txt` and one KenLM file. Its alpha weighs natural-log LM scores, so it becomes
+`lm_weight = alpha * ln(10)` here; beta becomes `word_score`; `unk_score_offset` has no counterpart (a lexicon
+decoder emits only lexicon words). The transcripts are flashlight's, not pyctcdecode's: close, not identical.
+
+The decoder is built once, in this process (a bad LM file fails before any audio is read), and the pool's
+workers are forked from it, so a large LM's memory is shared, not loaded again per worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import multiprocessing
+import os
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..ctc import CTCTokens
+from ..files import open_regular, read_text
+from . import DecoderError
+
+LM_FOLDER = "language_model"
+LM_SUFFIXES = (".arpa", ".bin", ".binary", ".klm", ".kenlm")
+SPECIAL_WORDS = {"<s>", "</s>", "<unk>"}
+ATTRS = {"alpha": "lm_weight", "beta": "word_score"}  # pyctcdecode's attrs.json -> ours (alpha scaled, see above)
+
+
+@dataclass(frozen=True)
+class LMSettings:
+    """Everything that decides the transcripts, recorded in summary.json."""
+
+    lm: str
+    lexicon: str  # where the words came from: a file, `unigrams.txt`, or the ARPA file's 1-grams
+    beam_width: int = 50
+    beam_size_token: int | None = None  # null: every token
+    beam_threshold: float = 25.0
+    lm_weight: float = 2.0
+    word_score: float = 0.0
+    sil_score: float = 0.0
+    unk_score: float = -math.inf
+    lexicon_words: int = 0
+    lexicon_dropped: int = 0  # words the model's tokens cannot spell
+    settings_from: list[str] = field(default_factory=list)  # which values came from a language_model/attrs.json
+
+    def record(self) -> dict:
+        out = asdict(self)
+        out["unk_score"] = None if math.isinf(self.unk_score) else self.unk_score  # JSON has no -inf
+        return {"name": "lm", **out}
+
+
+def find_language_model(folder: Path) -> tuple[Path, Path | None, dict]:
+    """(LM file, unigrams.txt or None, attrs) of a `language_model/` folder laid out as pyctcdecode saves it."""
+    files = sorted(p for p in folder.iterdir() if p.name not in ("attrs.json", "unigrams.txt"))
+    models = [p for p in files if p.name.endswith(LM_SUFFIXES)]
+    if len(models) != 1:
+        raise DecoderError(
+            f"{folder}: expected one KenLM file ({', '.join(LM_SUFFIXES)}), found {[p.name for p in models] or 'none'}"
+        )
+    attrs: dict = {}
+    if (folder / "attrs.json").exists():
+        try:
+            attrs = json.loads(read_text(folder / "attrs.json"))
+        except (ValueError, OSError) as err:
+            raise DecoderError(f"{folder / 'attrs.json'}: not a JSON object ({err})") from None
+        if not isinstance(attrs, dict):
+            raise DecoderError(f"{folder / 'attrs.json'}: expected a JSON object, got {type(attrs).__name__}")
+        for key in ATTRS:
+            value = attrs.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+                raise DecoderError(f"{folder / 'attrs.json'}: {key}={value!r}: expected a number")
+            if value is not None and not math.isfinite(value):
+                raise DecoderError(f"{folder / 'attrs.json'}: {key}={value!r}: expected a finite number")
+    unigrams = folder / "unigrams.txt"
+    return models[0], unigrams if unigrams.exists() else None, attrs
+
+
+def language_model_folder(checkpoint: str, local: bool, revision: str | None) -> Path | None:
+    """The checkpoint's `language_model/` folder: in a local folder, or downloaded from its Hub repo."""
+    if local:
+        folder = Path(checkpoint) / LM_FOLDER
+        return folder if folder.is_dir() else None
+    from huggingface_hub import snapshot_download
+
+    snapshot = Path(snapshot_download(checkpoint, revision=revision, allow_patterns=[f"{LM_FOLDER}/*"]))
+    folder = snapshot / LM_FOLDER
+    return folder if folder.is_dir() else None
+
+
+def arpa_unigrams(path: Path) -> list[str]:
+    """The words of an ARPA file's `\\1-grams:` section (what pyctcdecode reads when given no unigrams)."""
+    words, inside = [], False
+    with open_regular(path) as raw:
+        for line in raw:
+            line = line.decode("utf-8", errors="replace").strip()
+            if line == "\\1-grams:":
+                inside = True
+            elif inside and (not line or line.startswith("\\")):
+                break
+            elif inside:
+                parts = line.split("\t")
+                if len(parts) >= 2:
+                    words.append(parts[1])
+    if not words:
+        raise DecoderError(f"{path}: no \\1-grams: section (a binary KenLM file needs decoder.lexicon=<file>)")
+    return words
+
+
+def read_lexicon(path: Path) -> list[tuple[str, list[str] | None]]:
+    """A lexicon file: `WORD` or `WORD t o k e n s |` per line (torchaudio's format); None: spell by letters."""
+    entries = []
+    for number, line in enumerate(read_text(path).splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        entries.append((parts[0], parts[1:] or None))
+        if len(entries) > 10_000_000:
+            raise DecoderError(f"{path}:{number}: more than 10,000,000 words")
+    if not entries:
+        raise DecoderError(f"{path}: no words")
+    return entries
+
+
+def spell(word: str, tokens: dict[str, int]) -> list[int] | None:
+    """The token ids of `word` letter by letter (case folded to the vocabulary's), or None if one is missing."""
+    ids = []
+    for char in word:
+        for candidate in (char, char.upper(), char.lower()):
+            if candidate in tokens:
+                ids.append(tokens[candidate])
+                break
+        else:
+            return None
+    return ids
+
+
+@dataclass
+class Lexicon:
+    words: list[str]  # as the LM spells them
+    spellings: list[list[int]]  # token ids, ending with the word delimiter
+    texts: list[str]  # as the model writes them (its tokens' case)
+    dropped: int
+
+
+def build_lexicon(entries: list[tuple[str, list[str] | None]], tokens: CTCTokens) -> Lexicon:
+    token_ids = {t: i for i, t in tokens.id_to_token.items()}
+    delimiter = token_ids[tokens.word_delimiter]
+    special = {tokens.blank_id, delimiter, token_ids.get(tokens.unk_token, -1)}
+    special |= {token_ids[t] for t in ("<s>", "</s>") if t in token_ids}
+    words, spellings, texts, seen, dropped = [], [], [], set(), 0
+    for word, given in entries:
+        if word in SPECIAL_WORDS or word in seen:
+            continue
+        if given is None:
+            ids = spell(word, token_ids)
+        else:
+            ids = [token_ids[t] for t in given if t in token_ids] if all(t in token_ids for t in given) else None
+            if ids and ids[-1] == delimiter:
+                ids = ids[:-1]
+        if not ids or any(i in special for i in ids):
+            dropped += 1
+            continue
+        seen.add(word)
+        words.append(word)
+        spellings.append([*ids, delimiter])
+        texts.append(tokens.text(ids))
+    if not words:
+        raise DecoderError(f"no word of the lexicon ({dropped} read) can be spelled with the model's tokens")
+    return Lexicon(words, spellings, texts, dropped)
+
+
+@contextlib.contextmanager
+def _quiet_stderr(quiet: bool):
+    """KenLM prints its progress bar to file descriptor 2; hidden unless verbose."""
+    if not quiet:
+        yield
+        return
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def build_flashlight(settings: LMSettings, lexicon: Lexicon, tokens: CTCTokens, verbose: bool = False):
+    from flashlight.lib.text.decoder import (
+        CriterionType,
+        KenLM,
+        LexiconDecoder,
+        LexiconDecoderOptions,
+        SmearingMode,
+        Trie,
+    )
+    from flashlight.lib.text.dictionary import Dictionary
+
+    vocab = [tokens.id_to_token[i] for i in range(len(tokens.id_to_token))]
+    word_dict = Dictionary([*lexicon.words, "<unk>"])
+    unk = word_dict.get_index("<unk>")
+    word_dict.set_default_index(unk)
+    with open_regular(Path(settings.lm)):  # a FIFO or a folder is refused before KenLM opens it
+        pass
+    try:
+        with _quiet_stderr(not verbose):
+            lm = KenLM(settings.lm, word_dict)
+    except RuntimeError as err:
+        reason = str(err).strip().splitlines()[-1]
+        raise DecoderError(f"decoder.lm={settings.lm!r}: KenLM cannot read it ({reason})") from None
+    delimiter = vocab.index(tokens.word_delimiter)
+    trie = Trie(len(vocab), delimiter)
+    start = lm.start(False)
+    for index, spelling in enumerate(lexicon.spellings):
+        _, score = lm.score(start, index)
+        trie.insert(spelling, index, score)
+    trie.smear(SmearingMode.MAX)
+    options = LexiconDecoderOptions(
+        beam_size=settings.beam_width,
+        beam_size_token=settings.beam_size_token or len(vocab),
+        beam_threshold=settings.beam_threshold,
+        lm_weight=settings.lm_weight,
+        word_score=settings.word_score,
+        unk_score=settings.unk_score,
+        sil_score=settings.sil_score,
+        log_add=False,
+        criterion_type=CriterionType.CTC,
+    )
+    return LexiconDecoder(options, trie, lm, delimiter, tokens.blank_id, unk, [], False)
+
+
+# the decoder a forked worker inherits (set in the parent before the pool starts)
+_DECODER: tuple | None = None
+
+
+def _decode(log_probs: np.ndarray) -> str:
+    decoder, texts = _DECODER
+    emissions = np.ascontiguousarray(log_probs, dtype=np.float32)
+    frames, vocab = emissions.shape
+    if frames == 0:
+        return ""
+    best = decoder.decode(emissions.ctypes.data, frames, vocab)[0]
+    return " ".join(texts[w] for w in best.words if 0 <= w < len(texts))
+
+
+class LMDecoder:
+    """`decoder=lm`: beam search over each utterance's log-probs, `workers` processes beside the model."""
+
+    name = "lm"
+    wants = "log_probs"
+
+    def __init__(self, settings: LMSettings, lexicon: Lexicon, tokens: CTCTokens, workers: int, verbose: bool = False):
+        global _DECODER
+        self._settings = settings
+        _DECODER = (build_flashlight(settings, lexicon, tokens, verbose), lexicon.texts)
+        self._pool = None
+        if workers > 0:
+            # fork: the workers share the decoder (and the LM's memory) built above
+            self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+
+    def submit(self, items: list[np.ndarray]) -> Callable[[], list[str]]:
+        if self._pool is None:
+            texts = [_decode(x) for x in items]
+            return lambda: texts
+        futures = [self._pool.submit(_decode, x) for x in items]
+        return lambda: [f.result() for f in futures]
+
+    def settings(self) -> dict:
+        return self._settings.record()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+
+
+def load_lm_decoder(
+    tokens: CTCTokens,
+    *,
+    checkpoint: str,
+    local: bool,
+    revision: str | None,
+    lm: str | None,
+    lexicon: str | None,
+    overrides: dict,
+    workers: int,
+    verbose: bool = False,
+) -> LMDecoder:
+    """The LM decoder as configured: `decoder.lm` (an ARPA or KenLM binary file), else the checkpoint's own
+    `language_model/` folder; `overrides` (decoder.* values that are not null) win over its attrs.json."""
+    unigrams, attrs, settings_from = None, {}, []
+    if lm is None:
+        folder = language_model_folder(checkpoint, local, revision)
+        if folder is None:
+            raise DecoderError(
+                f"decoder=lm: model.checkpoint={checkpoint!r} has no {LM_FOLDER}/ folder; "
+                "give an n-gram LM with decoder.lm=<ARPA or KenLM binary file>"
+            )
+        lm_path, unigrams, attrs = find_language_model(folder)
+    else:
+        lm_path = Path(lm).expanduser()
+        if not lm_path.is_file():
+            raise DecoderError(f"decoder.lm={lm!r}: no such file (expected an ARPA or KenLM binary file)")
+    values = {}
+    for key, ours in ATTRS.items():
+        if attrs.get(key) is not None and overrides.get(ours) is None:
+            values[ours] = attrs[key] * math.log(10) if key == "alpha" else attrs[key]
+            settings_from.append(ours)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    if lexicon is not None:
+        source, entries = lexicon, read_lexicon(Path(lexicon).expanduser())
+    elif unigrams is not None:
+        source, entries = str(unigrams), [(w, None) for w in read_text(unigrams).split()]
+    else:
+        source, entries = f"{lm_path} (1-grams)", [(w, None) for w in arpa_unigrams(lm_path)]
+    words = build_lexicon(entries, tokens)
+    settings = LMSettings(
+        lm=str(lm_path),
+        lexicon=source,
+        lexicon_words=len(words.words),
+        lexicon_dropped=words.dropped,
+        settings_from=settings_from,
+        **values,
+    )
+    if settings.beam_width < 1:
+        raise DecoderError(f"decoder.beam_width={settings.beam_width}: expected a positive integer")
+    return LMDecoder(settings, words, tokens, workers, verbose)
