@@ -50,7 +50,7 @@ def test_device_and_batch_size_defaults_fit_the_machine(monkeypatch, device, bat
     assert resolve_defaults(device, batch_size) == expected
 
 
-@pytest.mark.parametrize("group", ["model", "data", "reference"])
+@pytest.mark.parametrize("group", ["model", "data", "reference", "decoder"])
 def test_every_option_of_every_group_composes(group):
     for option in options(group):
         overrides = [f"{group}={option}"] + (["data.root=/somewhere"] if group == "data" else [])
@@ -66,6 +66,7 @@ def test_every_option_of_every_group_composes(group):
         ("precision=fp8", r"fp8.*fp32.*bf16.*fp16"),
         ("batching=fast", r"fast.*exact.*naive"),
         ("batch_size=many", r"many"),
+        ("decoder.name=beam", r"beam.*greedy.*lm"),
     ],
 )
 def test_bad_values_fail_at_composition_naming_the_allowed_ones(override, message):
@@ -77,6 +78,18 @@ def test_bad_values_fail_at_composition_naming_the_allowed_ones(override, messag
 def test_unknown_group_option_lists_the_available_ones():
     with pytest.raises(Exception, match=r"(?s)model/nope.*wav2vec2-base-960h"):
         compose_with(["model=nope"])
+
+
+@pytest.mark.parametrize("name", options("model"))
+def test_every_model_names_its_own_card_figures(name):
+    cfg = compose_with([f"model={name}"])
+    assert cfg.model.name == name
+    ref = load_reference(cfg.model.reference)
+    assert ref.wer and set(ref.wer) <= {"clean", "other"} and set(ref.utterances) == set(ref.wer)
+    assert all(0 < wer < 0.3 for wer in ref.wer.values()) and 0 < ref.tolerance <= 0.005
+    assert ref.source and (ref.source.startswith("https://huggingface.co/") or name == "demo")
+    if name != "demo" and not name.endswith("-converted"):
+        assert ref.source.startswith(f"https://huggingface.co/{cfg.model.checkpoint} ")
 
 
 def test_auto_reference_loads_the_named_figures():

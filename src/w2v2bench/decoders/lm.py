@@ -95,17 +95,33 @@ def language_model_folder(checkpoint: str, local: bool, revision: str | None) ->
         return folder if folder.is_dir() else None
     from huggingface_hub import snapshot_download
 
-    snapshot = Path(snapshot_download(checkpoint, revision=revision, allow_patterns=[f"{LM_FOLDER}/*"]))
-    folder = snapshot / LM_FOLDER
+    from ..model import OFFLINE_HINT, hub_unreachable_reason
+
+    reason = hub_unreachable_reason()
+    try:
+        snapshot = snapshot_download(
+            checkpoint, revision=revision, allow_patterns=[f"{LM_FOLDER}/*"], local_files_only=reason is not None
+        )
+    except Exception as err:  # huggingface_hub's errors for a missing repo, revision or cache entry
+        why = f"the Hugging Face Hub is unreachable ({reason}) and it is not cached" if reason else str(err)
+        raise DecoderError(
+            f"decoder=lm: cannot get {checkpoint}'s {LM_FOLDER}/ ({why}); give decoder.lm=<ARPA or KenLM file>, "
+            f"or {OFFLINE_HINT}"
+        ) from None
+    folder = Path(snapshot) / LM_FOLDER
     return folder if folder.is_dir() else None
 
 
 def arpa_unigrams(path: Path) -> list[str]:
     """The words of an ARPA file's `\\1-grams:` section (what pyctcdecode reads when given no unigrams)."""
-    words, inside = [], False
+    words, inside, first = [], False, None
     with open_regular(path) as raw:
         for line in raw:
             line = line.decode("utf-8", errors="replace").strip()
+            if first is None and line:
+                first = line
+                if first != "\\data\\":
+                    break
             if line == "\\1-grams:":
                 inside = True
             elif inside and (not line or line.startswith("\\")):
@@ -114,8 +130,13 @@ def arpa_unigrams(path: Path) -> list[str]:
                 parts = line.split("\t")
                 if len(parts) >= 2:
                     words.append(parts[1])
+    if first != "\\data\\":
+        raise DecoderError(
+            f"{path}: not an ARPA file (it does not start with \\data\\); for a KenLM binary file give its words "
+            "with decoder.lexicon=<file>"
+        )
     if not words:
-        raise DecoderError(f"{path}: no \\1-grams: section (a binary KenLM file needs decoder.lexicon=<file>)")
+        raise DecoderError(f"{path}: an ARPA file without words in its \\1-grams: section")
     return words
 
 
@@ -134,11 +155,12 @@ def read_lexicon(path: Path) -> list[tuple[str, list[str] | None]]:
     return entries
 
 
-def spell(word: str, tokens: dict[str, int]) -> list[int] | None:
-    """The token ids of `word` letter by letter (case folded to the vocabulary's), or None if one is missing."""
+def spell(pieces: list[str] | str, tokens: dict[str, int]) -> list[int] | None:
+    """The token ids of `pieces` (a word's letters, or its given tokens), each case folded to the vocabulary's
+    where it has one case; None if one is missing."""
     ids = []
-    for char in word:
-        for candidate in (char, char.upper(), char.lower()):
+    for piece in pieces:
+        for candidate in (piece, piece.upper(), piece.lower()):
             if candidate in tokens:
                 ids.append(tokens[candidate])
                 break
@@ -164,12 +186,9 @@ def build_lexicon(entries: list[tuple[str, list[str] | None]], tokens: CTCTokens
     for word, given in entries:
         if word in SPECIAL_WORDS or word in seen:
             continue
-        if given is None:
-            ids = spell(word, token_ids)
-        else:
-            ids = [token_ids[t] for t in given if t in token_ids] if all(t in token_ids for t in given) else None
-            if ids and ids[-1] == delimiter:
-                ids = ids[:-1]
+        ids = spell(word if given is None else given, token_ids)
+        if ids and given is not None and ids[-1] == delimiter:
+            ids = ids[:-1]
         if not ids or any(i in special for i in ids):
             dropped += 1
             continue
@@ -201,12 +220,12 @@ def _quiet_stderr(quiet: bool):
 def build_flashlight(settings: LMSettings, lexicon: Lexicon, tokens: CTCTokens, verbose: bool = False):
     from flashlight.lib.text.decoder import (
         CriterionType,
-        KenLM,
         LexiconDecoder,
         LexiconDecoderOptions,
         SmearingMode,
         Trie,
     )
+    from flashlight.lib.text.decoder.kenlm import KenLM
     from flashlight.lib.text.dictionary import Dictionary
 
     vocab = [tokens.id_to_token[i] for i in range(len(tokens.id_to_token))]
@@ -311,7 +330,7 @@ def load_lm_decoder(
         lm_path, unigrams, attrs = find_language_model(folder)
     else:
         lm_path = Path(lm).expanduser()
-        if not lm_path.is_file():
+        if not lm_path.exists():
             raise DecoderError(f"decoder.lm={lm!r}: no such file (expected an ARPA or KenLM binary file)")
     values = {}
     for key, ours in ATTRS.items():

@@ -1,0 +1,172 @@
+"""Logits -> text: greedy and the n-gram LM decoder, through the command and the decoder's own API."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from w2v2bench.config import asset_path
+from w2v2bench.data import load_audio, local_utterances
+from w2v2bench.decoders import make_decoder
+from w2v2bench.model import load_model
+
+from .forked import run_forked
+from .ngram import transcripts, write_arpa
+from .test_cli import read_run
+
+DEMO_MODEL, DEMO_CORPUS = Path(asset_path("demo-model")), Path(asset_path("demo-corpus"))
+
+
+def demo(out: Path, *extra: str) -> list[str]:
+    return ["model=demo", "data=demo", f"output_dir={out}", *extra]
+
+
+@pytest.fixture(scope="module")
+def clean_lm(tmp_path_factory) -> Path:
+    """A bigram LM counted from the demo corpus's test-clean text."""
+    return write_arpa(transcripts(DEMO_CORPUS / "test-clean"), tmp_path_factory.mktemp("lm") / "clean.arpa")
+
+
+@pytest.fixture(scope="module")
+def with_lm_folder(tmp_path_factory) -> Path:
+    """The demo model laid out as a Wav2Vec2ProcessorWithLM repo: language_model/ with attrs.json and unigrams,
+    its LM in lower case (the model's vocabulary is upper case)."""
+    folder = tmp_path_factory.mktemp("with-lm") / "demo-4-gram"
+    shutil.copytree(DEMO_MODEL, folder)
+    lm = folder / "language_model"
+    lm.mkdir()
+    sentences = [line.lower() for line in transcripts(DEMO_CORPUS / "test-clean")]
+    write_arpa(sentences, lm / "4gram.arpa")
+    (lm / "unigrams.txt").write_text("\n".join(sorted({w for line in sentences for w in line.split()})) + "\n")
+    (lm / "attrs.json").write_text(json.dumps({"alpha": 0.8, "beta": 0.5, "unk_score_offset": -10.0}))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def lm_runs(clean_lm, with_lm_folder, tmp_path_factory):
+    """The demo model on demo test-clean: greedy, LM batched in a pool, and from the with-LM folder."""
+    root = tmp_path_factory.mktemp("runs")
+    jobs = {
+        "greedy": demo(root / "greedy", "split=clean"),
+        "lm": demo(root / "lm", "split=clean", "decoder=lm", f"decoder.lm={clean_lm}", "batch_size=16",
+                   "decoder.workers=2"),
+        "folder": demo(root / "folder", "split=clean", "decoder=lm", f"model.checkpoint={with_lm_folder}", "limit=20"),
+    }  # fmt: skip
+    results = run_forked([{"args": args} for args in jobs.values()], root / "logs")
+    for name, result in zip(jobs, results, strict=True):
+        assert result["code"] == 0, (name, result["output"])
+    return {name: read_run(root / name) for name in jobs}
+
+
+def test_the_lm_lowers_the_demo_models_wer(lm_runs):
+    (greedy_rows, greedy), (lm_rows, lm) = lm_runs["greedy"], lm_runs["lm"]
+    assert greedy["decoder"] == {"name": "greedy"} and lm["decoder"]["name"] == "lm"
+    assert lm["wer"] < greedy["wer"] / 2 and lm["n_utterances"] == greedy["n_utterances"] == 100
+    changed = [a["id"] for a, b in zip(greedy_rows, lm_rows, strict=True) if a["pred_text"] != b["pred_text"]]
+    assert changed
+    # the card's figures are for greedy decoding: an LM run is reported, not checked against them
+    assert lm["reference"] is None and "decoder=greedy" in lm["reference_note"]
+    assert greedy["reference"]["passed"] is True
+
+
+def test_batched_lm_transcripts_equal_the_decoders_own_output_at_batch_size_one(lm_runs, clean_lm):
+    rows, summary = lm_runs["lm"]
+    assert summary["n_batches"] < 20  # batched
+    transcriber = load_model(str(DEMO_MODEL))
+    decoder = make_decoder(
+        "lm", transcriber.tokens, checkpoint=str(DEMO_MODEL), local=True, revision=None, lm=str(clean_lm),
+        lexicon=None, overrides={}, workers=0,
+    )  # fmt: skip
+    by_id = {r["id"]: r["pred_text"] for r in rows}
+    for u in local_utterances(DEMO_CORPUS, "test", "clean")[:12]:
+        logits = transcriber.logits([transcriber.prepare(load_audio(u.path, u.id)[0])])[0]
+        (text,) = decoder.submit([torch.log_softmax(logits, dim=-1).numpy()])()
+        assert text == by_id[u.id]
+    decoder.close()
+
+
+def test_a_with_lm_folder_loads_its_lm_and_settings(lm_runs, with_lm_folder):
+    rows, summary = lm_runs["folder"]
+    settings = summary["decoder"]
+    assert settings["lm"] == str(with_lm_folder / "language_model" / "4gram.arpa")
+    assert settings["lexicon"].endswith("unigrams.txt") and settings["lexicon_dropped"] == 0
+    assert settings["lm_weight"] == pytest.approx(0.8 * math.log(10)) and settings["word_score"] == 0.5
+    assert settings["settings_from"] == ["lm_weight", "word_score"]
+    # words are written in the model's tokens' case, whatever case the LM spells them in
+    assert all(r["pred_text"] == r["pred_text"].upper() for r in rows) and summary["wer"] < 0.05
+
+
+def test_lexicon_spells_words_in_the_models_tokens(tmp_path):
+    from w2v2bench.decoders.lm import build_lexicon, read_lexicon
+
+    transcriber = load_model(str(DEMO_MODEL))
+    lexicon = tmp_path / "lexicon.txt"
+    lexicon.write_text("HELLO\nworld w o r l d |\nNAÏVE\n<unk>\nDON'T\nBAD 1 2 |\n")
+    words = build_lexicon(read_lexicon(lexicon), transcriber.tokens)
+    assert words.words == ["HELLO", "world", "DON'T"] and words.texts == ["HELLO", "WORLD", "DON'T"]
+    assert words.dropped == 2  # NAÏVE and BAD's spelling have letters the vocabulary lacks
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_bad_lm_inputs_fail_with_one_line_before_any_audio(tmp_path, clean_lm):
+    no_lm = tmp_path / "no-lm"
+    shutil.copytree(DEMO_MODEL, no_lm)
+    two = tmp_path / "two"
+    shutil.copytree(DEMO_MODEL, two)
+    shutil.copy(clean_lm, write(two / "language_model" / "a.arpa", "").parent / "b.arpa")
+    bad_attrs = tmp_path / "bad-attrs"
+    shutil.copytree(DEMO_MODEL, bad_attrs)
+    shutil.copy(clean_lm, write(bad_attrs / "language_model" / "attrs.json", '{"alpha": "high"}').parent / "x.arpa")
+    fifo = tmp_path / "lm.fifo"
+    os.mkfifo(fifo)
+    cases = {
+        "missing": (["decoder.lm=/nowhere/lm.arpa"], "decoder.lm='/nowhere/lm.arpa': no such file"),
+        "folder": ([f"decoder.lm={tmp_path}"], "is a folder, expected a regular file"),
+        "fifo": ([f"decoder.lm={fifo}"], "expected a regular file"),
+        "garbage": ([f"decoder.lm={write(tmp_path / 'g.arpa', 'garbage')}"], "not an ARPA file"),
+        "garbage with lexicon": (
+            [f"decoder.lm={write(tmp_path / 'g.bin', 'garbage')}", f"decoder.lexicon={write(tmp_path / 'w', 'A')}"],
+            "KenLM cannot read it",
+        ),
+        "unigram only": ([f"decoder.lm={write(tmp_path / 'u.arpa', UNIGRAM_ONLY)}"], "at least a bigram"),
+        "no words": ([f"decoder.lm={clean_lm}", f"decoder.lexicon={write(tmp_path / 'l.txt', 'ÆØÅ')}"], "no word"),
+        "no folder": ([f"model.checkpoint={no_lm}"], "has no language_model/ folder; give an n-gram LM"),
+        "two lms": ([f"model.checkpoint={two}"], "expected one KenLM file"),
+        "attrs": ([f"model.checkpoint={bad_attrs}"], "alpha='high': expected a number"),
+        "beam": ([f"decoder.lm={clean_lm}", "decoder.beam_width=0"], "decoder.beam_width=0: expected a positive"),
+        "precision": (["precision=bf16", "check_precision=true"], "needs decoder=greedy"),
+    }
+    jobs = [{"args": demo(tmp_path / name, "decoder=lm", "limit=2", *args)} for name, (args, _) in cases.items()]
+    for (name, (_, message)), result in zip(
+        cases.items(), run_forked(jobs, tmp_path / "logs", timeout=120), strict=True
+    ):
+        errors = [line for line in result["output"].splitlines() if line.startswith("w2v2bench: error:")]
+        assert result["code"] == 1 and len(errors) == 1, (name, result["output"])
+        assert message in errors[0], (name, errors[0])
+        assert not (tmp_path / name / "transcripts.jsonl").exists(), name
+
+
+UNIGRAM_ONLY = "\\data\\\nngram 1=2\n\n\\1-grams:\n-1\t<s>\n-1\tA\n\n\\end\\\n"
+
+
+def test_log_probs_cover_each_rows_own_frames():
+    transcriber = load_model(str(DEMO_MODEL))
+    transcriber.emit = "log_probs"
+    waves = [load_audio(u.path, u.id)[0] for u in local_utterances(DEMO_CORPUS, "test", "other")[:3]]
+    inputs = [transcriber.prepare(w) for w in waves]
+    out = transcriber.forward(inputs).ids
+    frames = transcriber.frames(torch.tensor([len(x) for x in inputs])).tolist()
+    assert [x.shape[0] for x in out] == frames
+    assert all(np.allclose(np.exp(x).sum(axis=1), 1, atol=1e-4) for x in out)
