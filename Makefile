@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test bench nightly lint format clean
+.PHONY: help install demo test bench nightly leaderboard lint format clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -40,6 +40,20 @@ nightly: $(VENV)/.installed ## the nightly matrix, recorded in results/history.s
 	@night=results/nightly/$$(date -u +%Y-%m-%d_%H-%M-%S); status=0; \
 	$(PY) -m w2v2bench -m $(NIGHTLY_MATRIX) "output_dir=$$night/\$${model.name}/\$${data.partition}-\$${split}" || status=$$?; \
 	$(PY) -m w2v2bench.nightly runs=$$night history=results/history.sqlite harness_status=$$status $(NIGHTLY_ARGS)
+
+# every official LibriSpeech CTC checkpoint with a card (conf/model/), greedy; and those with an LM, decoder=lm
+LEADERBOARD_MODELS ?= wav2vec2-base-960h,wav2vec2-base-100h,wav2vec2-large-960h,wav2vec2-large-960h-lv60,wav2vec2-large-960h-lv60-self,hubert-large-ls960-ft,hubert-xlarge-ls960-ft,data2vec-audio-base-960h,data2vec-audio-large-960h
+LEADERBOARD_LM_MODELS ?= wav2vec2-base-960h-4-gram
+LEADERBOARD_ARGS ?= device=cuda
+LEADERBOARD_DIR ?= results/leaderboard/$(shell date -u +%Y-%m-%d_%H-%M-%S)
+
+leaderboard: $(VENV)/.installed ## the family on test-clean and test-other (greedy; LM rows with decoder=lm), then one table against each card (LEADERBOARD_ARGS="device=cpu ..." to change device or data)
+	@status=0; \
+	$(PY) -m w2v2bench -m model=$(LEADERBOARD_MODELS) split=clean,other $(LEADERBOARD_ARGS) "output_dir=$(LEADERBOARD_DIR)/\$${model.name}/greedy-\$${split}" || status=$$?; \
+	if [ -n "$(LEADERBOARD_LM_MODELS)" ]; then \
+	$(PY) -m w2v2bench -m model=$(LEADERBOARD_LM_MODELS) decoder=lm split=clean,other $(LEADERBOARD_ARGS) "output_dir=$(LEADERBOARD_DIR)/\$${model.name}/lm-\$${split}" || status=$$?; fi; \
+	$(PY) -m w2v2bench.table root=$(LEADERBOARD_DIR) view=leaderboard || status=$$?; \
+	exit $$status
 
 lint: $(VENV)/.installed ## ruff lint and format check
 	$(PY) -m ruff check src tests bench tools

@@ -146,6 +146,16 @@ def stacked_positional_convs(model: nn.Module) -> list[nn.Module]:
     return list(layers) if isinstance(layers, nn.ModuleList) and len(layers) > 1 else []
 
 
+def feature_encoder_norm(model: nn.Module) -> str:
+    """ "group" (over time, in the first conv layer), "layer" (per frame) or "none": read from the modules, so
+    a class whose config has no `feat_extract_norm` (data2vec-audio) is described as it is."""
+    layers = getattr(getattr(model.base_model, "feature_extractor", None), "conv_layers", None)
+    norm = getattr(layers[0], "layer_norm", None) if layers else None
+    if isinstance(norm, nn.GroupNorm):
+        return "group"
+    return "layer" if isinstance(norm, nn.LayerNorm) else "none"
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     checkpoint: str
@@ -405,7 +415,7 @@ def load_model(
         checkpoint=checkpoint,
         revision=revision,
         local=local,
-        feat_extract_norm=getattr(config, "feat_extract_norm", "group"),
+        feat_extract_norm=feature_encoder_norm(model),
         do_stable_layer_norm=bool(getattr(config, "do_stable_layer_norm", False)),
         do_normalize=bool(getattr(feature_extractor, "do_normalize", False)),
         attn_implementation=str(getattr(config, "_attn_implementation", "eager")),

@@ -359,6 +359,35 @@ def table_row(summary: dict) -> dict:
     }
 
 
+def leaderboard_row(summary: dict) -> dict:
+    """One model x split of `make leaderboard`: what ran, our WER beside the card's, and the check's verdict."""
+    cfg, info = summary["config"], summary.get("model") or {}
+    figure = summary.get("reference_figure") or {}
+    ref = summary.get("reference")
+    wer = round(summary["wer"] * 100, 2)
+    card = None if not figure else round(figure["wer"] * 100, 2)
+    if ref is not None:
+        check = "pass" if ref["passed"] else "FAIL"
+    else:
+        check = f"not checked: {summary.get('reference_note') or 'no reference'}"
+    return {
+        "model": cfg["model"]["name"],
+        "split": f"{cfg['data']['partition']}-{cfg['split']}",
+        "class": info.get("architecture"),
+        "norm": info.get("feat_extract_norm"),
+        "decoder": (summary.get("decoder") or {}).get("name", "greedy"),
+        "utterances": summary["n_utterances"],
+        "wer_%": wer,
+        "card_%": card,
+        "diff_pts": None if card is None else round(wer - card, 2),
+        "check": check,
+        "rtfx": round(summary["rtfx"], 1),
+        "batch_size": 1 if summary.get("batching_fallback") else cfg["batch_size"],
+        "precision": cfg["precision"],
+        "device": summary.get("device"),
+    }
+
+
 def write_tables(output_dir: Path, summary: dict) -> pd.DataFrame:
     frame = pd.DataFrame([table_row(summary)])
     write_text_atomic(output_dir / "wer.csv", frame.to_csv(index=False))
@@ -366,9 +395,11 @@ def write_tables(output_dir: Path, summary: dict) -> pd.DataFrame:
     return frame
 
 
-def gather(root: str | os.PathLike) -> tuple[pd.DataFrame, list[str]]:
-    """Every completed run's summary.json under `root`, one row each, newest run of a model x split last;
-    and one line for each summary.json that could not be read (skipped, the others still count)."""
+def gather(root: str | os.PathLike, row=None) -> tuple[pd.DataFrame, list[str]]:
+    """Every completed run's summary.json under `root`, one row each (`row(summary)`: table_row by default),
+    newest run of a model x split last; and one line for each summary.json that could not be read (skipped,
+    the others still count)."""
+    row = row or table_row
     rows, skipped = [], []
     for path in sorted(Path(root).rglob("summary.json")):
         try:
@@ -378,10 +409,11 @@ def gather(root: str | os.PathLike) -> tuple[pd.DataFrame, list[str]]:
             continue
         if summary["status"] != "complete":
             continue
-        rows.append({**table_row(summary), "finished": summary.get("finished"), "run": str(path.parent)})
+        rows.append({**row(summary), "finished": summary.get("finished"), "run": str(path.parent)})
     frame = pd.DataFrame(rows)
     if not frame.empty:
-        frame = frame.sort_values(["model", "data", "split", "finished"]).reset_index(drop=True)
+        keys = [k for k in ("model", "data", "split", "decoder") if k in frame.columns]
+        frame = frame.sort_values([*keys, "finished"]).reset_index(drop=True)
     return frame, skipped
 
 
