@@ -154,7 +154,7 @@ CORRUPT = [
     ("truncated", _truncated, "history="),
     ("another program's database", _foreign, "holds another program's tables (invoices)"),
     ("a runs table of other columns", _other_columns, "other columns"),
-    ("a newer schema", _newer_schema, "schema version 7, expected 1"),
+    ("a newer schema", _newer_schema, f"schema version 7, expected {history.HISTORY_SCHEMA_VERSION}"),
     ("a folder", _folder, "is not a regular file"),
     ("a row whose JSON column is damaged", _damaged_row, "has a damaged versions column"),
 ]
@@ -212,3 +212,42 @@ def test_the_hub_commit_a_run_loaded_is_its_weights_id(tmp_path):
     (run / "summary.json").write_text(json.dumps(summary))
     row, _ = history.record(tmp_path / "h.sqlite", run)
     assert row["weights"] == "git:" + "c" * 40
+
+
+def _with_decoder(run, settings: dict):
+    import json
+
+    summary = json.loads((run / "summary.json").read_text())
+    summary["decoder"] = settings
+    (run / "summary.json").write_text(json.dumps(summary))
+    return run
+
+
+def test_runs_with_another_decoder_are_not_compared(tmp_path):
+    db = tmp_path / "h.sqlite"
+    greedy = history.record(db, make_run(tmp_path / "greedy", finished="2026-01-01T03:00:00+00:00"))[0]
+    lm_run = _with_decoder(
+        make_run(tmp_path / "lm", finished="2026-01-02T03:00:00+00:00"), {"name": "lm", "beam_width": 50}
+    )
+    lm = history.record(db, lm_run)[0]
+    assert (greedy["decoder"], lm["decoder"]) == ("greedy", "lm") and lm["decoder_settings"]["beam_width"] == 50
+    assert history.previous_good(db, lm) is None  # the greedy run is not its baseline
+    assert [r["run_id"] for r in history.rows(db, SplitKey(lm))] == [lm["run_id"]]
+    assert str(SplitKey(lm)) == "demo on librispeech test-clean (decoder lm)"
+
+
+def test_a_version_1_history_is_migrated_and_keeps_its_runs(tmp_path):
+    db = tmp_path / "h.sqlite"
+    row = history.record(db, make_run(tmp_path / "old"))[0]
+    # rebuild the file as schema 1 wrote it: no decoder columns, user_version 1
+    with sqlite3.connect(db) as con:
+        old = [c for c in history.COLUMNS if c not in history.ADDED_IN_2]
+        con.execute(f"CREATE TABLE v1 AS SELECT {', '.join(old)} FROM runs")
+        con.execute("DROP TABLE runs")
+        con.execute("ALTER TABLE v1 RENAME TO runs")
+        con.execute("PRAGMA user_version = 1")
+    (kept,) = history.rows(db)
+    assert kept["run_id"] == row["run_id"] and kept["decoder"] == "greedy"
+    with sqlite3.connect(db) as con:
+        assert con.execute("PRAGMA user_version").fetchone()[0] == history.HISTORY_SCHEMA_VERSION
+    assert history.record(db, make_run(tmp_path / "new", finished="2026-01-03T03:00:00+00:00"))[1]

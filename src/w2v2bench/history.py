@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 DEFAULT_PATH = Path("results/history.sqlite")
-HISTORY_SCHEMA_VERSION = 1
+HISTORY_SCHEMA_VERSION = 2  # 2 added decoder, decoder_settings (a version-1 file is migrated in place)
 LOCK_TIMEOUT_S = 300.0
 WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.pth")
 
@@ -87,13 +87,17 @@ COLUMNS: dict[str, str] = {
     "verdict": "TEXT",  # the nightly's: pass | fail; NULL when recorded outside a nightly
     "verdict_reasons": "TEXT",  # JSON list of strings
     "baseline_run_id": "TEXT",
+    # schema 2: runs decoded otherwise are not compared with one another
+    "decoder": "TEXT NOT NULL DEFAULT 'greedy'",  # greedy | lm
+    "decoder_settings": "TEXT",  # JSON: summary.json's decoder (LM file, weights, beam ...)
 }
-JSON_COLUMNS = ("versions", "config", "verdict_reasons")
-KEY_COLUMNS = ("model", "data", "partition", "split", "normalizer")
+ADDED_IN_2 = ("decoder", "decoder_settings")
+JSON_COLUMNS = ("versions", "config", "verdict_reasons", "decoder_settings")
+KEY_COLUMNS = ("model", "data", "partition", "split", "normalizer", "decoder")
 
 
 class SplitKey(tuple):
-    """(model, data, partition, split, normalizer): the runs that are compared with one another."""
+    """(model, data, partition, split, normalizer, decoder): the runs that are compared with one another."""
 
     __slots__ = ()
 
@@ -101,8 +105,9 @@ class SplitKey(tuple):
         return super().__new__(cls, tuple(row[c] for c in KEY_COLUMNS))
 
     def __str__(self) -> str:
-        model, data, partition, split, normalizer = self
+        model, data, partition, split, normalizer, decoder = self
         suffix = "" if normalizer == "none" else f" (normalizer {normalizer})"
+        suffix += "" if decoder == "greedy" else f" (decoder {decoder})"
         return f"{model} on {data} {partition}-{split}{suffix}"
 
 
@@ -217,6 +222,8 @@ def row_from_summary(run_dir: Path, summary_bytes: bytes) -> dict[str, Any]:
         "verdict": None,
         "verdict_reasons": None,
         "baseline_run_id": None,
+        "decoder": (summary.get("decoder") or {}).get("name", "greedy"),
+        "decoder_settings": summary.get("decoder") or {"name": "greedy"},
     }
 
 
@@ -279,8 +286,11 @@ def _connect(path: Path) -> sqlite3.Connection:
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if version == 0 and tables:
             raise _refuse(path, f"holds another program's tables ({', '.join(sorted(tables))}), not a run history")
-        if version not in (0, HISTORY_SCHEMA_VERSION):
+        if version not in (0, 1, HISTORY_SCHEMA_VERSION):
             raise _refuse(path, f"has history schema version {version}, expected {HISTORY_SCHEMA_VERSION}")
+        if version == 1:
+            _migrate_from_1(db, path)
+            version = HISTORY_SCHEMA_VERSION
         if version:
             columns = [r[1] for r in db.execute("PRAGMA table_info(runs)")]
             if columns != list(COLUMNS):
@@ -295,6 +305,25 @@ def _connect(path: Path) -> sqlite3.Connection:
         db.close()
         raise
     return db
+
+
+def _migrate_from_1(db: sqlite3.Connection, path: Path) -> None:
+    """Schema 1 -> 2: the decoder columns (every run before them was greedy), and the key index with it."""
+    columns = [r[1] for r in db.execute("PRAGMA table_info(runs)")]
+    if columns != [c for c in COLUMNS if c not in ADDED_IN_2]:
+        raise _refuse(path, "its runs table has other columns than history schema version 1")
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if db.execute("PRAGMA user_version").fetchone()[0] == 1:  # not migrated by another process meanwhile
+            for name in ADDED_IN_2:
+                db.execute(f"ALTER TABLE runs ADD COLUMN {name} {COLUMNS[name]}")
+            db.execute("DROP INDEX IF EXISTS runs_by_key")
+            db.execute(f"CREATE INDEX runs_by_key ON runs ({', '.join(KEY_COLUMNS)}, finished)")
+            db.execute(f"PRAGMA user_version = {HISTORY_SCHEMA_VERSION}")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
 
 
 @contextmanager
