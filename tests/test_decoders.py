@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -131,6 +132,22 @@ def test_bad_lm_inputs_fail_with_one_line_before_any_audio(tmp_path, clean_lm):
     shutil.copy(clean_lm, write(bad_attrs / "language_model" / "attrs.json", '{"alpha": "high"}').parent / "x.arpa")
     fifo = tmp_path / "lm.fifo"
     os.mkfifo(fifo)
+    huge_alpha, deep_attrs = tmp_path / "huge-alpha", tmp_path / "deep-attrs"
+    for folder, attrs in ((huge_alpha, '{"alpha": 1e308}'), (deep_attrs, "[" * 100_000 + "]" * 100_000)):
+        shutil.copytree(DEMO_MODEL, folder)
+        shutil.copy(clean_lm, write(folder / "language_model" / "attrs.json", attrs).parent / "lm.arpa")
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("NAÏVE\nA\n".encode("latin-1"))
+    random_bin = tmp_path / "random.bin"
+    random_bin.write_bytes(bytes(range(256)) * 64)
+    lexicon = write(tmp_path / "lexicon.txt", "A\nTHE\n")
+    arpa = clean_lm.read_text()
+    lying = write(tmp_path / "lying.arpa", re.sub(r"ngram 1=\d+", "ngram 1=100000000", arpa, count=1))
+    lower = write(
+        tmp_path / "lower.txt",
+        "\n".join(w.lower() for w in sorted({w for t in transcripts(DEMO_CORPUS) for w in t.split()})),
+    )
+    never = write(tmp_path / "never.arpa", re.sub(r"^-?[0-9.]+\t", "-inf\t", arpa, flags=re.M))
     cases = {
         "missing": (["decoder.lm=/nowhere/lm.arpa"], "decoder.lm='/nowhere/lm.arpa': no such file"),
         "folder": ([f"decoder.lm={tmp_path}"], "is a folder, expected a regular file"),
@@ -145,8 +162,22 @@ def test_bad_lm_inputs_fail_with_one_line_before_any_audio(tmp_path, clean_lm):
         "no folder": ([f"model.checkpoint={no_lm}"], "has no language_model/ folder; give an n-gram LM"),
         "two lms": ([f"model.checkpoint={two}"], "expected one KenLM file"),
         "attrs": ([f"model.checkpoint={bad_attrs}"], "alpha='high': expected a number"),
-        "beam": ([f"decoder.lm={clean_lm}", "decoder.beam_width=0"], "decoder.beam_width=0: expected a positive"),
+        "beam": ([f"decoder.lm={clean_lm}", "decoder.beam_width=0"], "decoder.beam_width=0: expected an integer"),
         "precision": (["precision=bf16", "check_precision=true"], "needs decoder=greedy"),
+        # found by attacking the change: each used to crash the interpreter, hang, or pass silently
+        "token beam": ([f"decoder.lm={clean_lm}", "decoder.beam_size_token=-1"], "beam_size_token=-1: expected null"),
+        "threshold": ([f"decoder.lm={clean_lm}", "decoder.beam_threshold=-5"], "beam_threshold=-5.0: expected a fin"),
+        "nan weight": ([f"decoder.lm={clean_lm}", "decoder.lm_weight=nan"], "lm_weight=nan: expected a finite"),
+        "inf score": ([f"decoder.lm={clean_lm}", "decoder.word_score=-inf"], "word_score=-inf: expected a finite"),
+        "huge alpha": ([f"model.checkpoint={huge_alpha}"], "lm_weight=inf (from attrs.json): expected a finite"),
+        "deep attrs": ([f"model.checkpoint={deep_attrs}"], "attrs.json: not a JSON object (RecursionError)"),
+        "latin-1 lexicon": ([f"decoder.lm={clean_lm}", f"decoder.lexicon={latin1}"], "not UTF-8 text"),
+        "random bytes": ([f"decoder.lm={random_bin}", f"decoder.lexicon={lexicon}"], "KenLM cannot read it"),
+        "lying header": ([f"decoder.lm={lying}"], "n-grams, more than its"),
+        "other case": ([f"decoder.lm={clean_lm}", f"decoder.lexicon={lower}"], "(is the lexicon in the LM's case?"),
+        "no probability": ([f"decoder.lm={never}"], "has a probability in the LM"),
+        "greedy with lm": (["decoder=greedy", f"decoder.lm={clean_lm}"], "decoder.lm is set but decoder=greedy"),
+        "many workers": ([f"decoder.lm={clean_lm}", "decoder.workers=100000"], "decoder.workers=100000: expected"),
     }
     jobs = [{"args": demo(tmp_path / name, "decoder=lm", "limit=2", *args)} for name, (args, _) in cases.items()]
     for (name, (_, message)), result in zip(
@@ -170,3 +201,75 @@ def test_log_probs_cover_each_rows_own_frames():
     frames = transcriber.frames(torch.tensor([len(x) for x in inputs])).tolist()
     assert [x.shape[0] for x in out] == frames
     assert all(np.allclose(np.exp(x).sum(axis=1), 1, atol=1e-4) for x in out)
+
+
+def lm_decoder(lm: Path, workers: int = 0):
+    transcriber = load_model(str(DEMO_MODEL))
+    decoder = make_decoder(
+        "lm", transcriber.tokens, checkpoint=str(DEMO_MODEL), local=True, revision=None, lm=str(lm), lexicon=None,
+        overrides={}, workers=workers,
+    )  # fmt: skip
+    return transcriber, decoder
+
+
+def test_non_finite_log_probs_are_one_utterances_failure(clean_lm):
+    from w2v2bench.decoders import DecodeFailure
+
+    _, decoder = lm_decoder(clean_lm)
+    good = np.log(np.full((20, 32), 1 / 32, dtype=np.float32))
+    texts = decoder.submit([good, np.full((20, 32), np.nan, dtype=np.float32), good[:0]])()
+    assert isinstance(texts[0], str) and texts[2] == ""
+    assert isinstance(texts[1], DecodeFailure) and "not finite" in texts[1].message
+
+
+def _dies_on_marked_input(log_probs):
+    if log_probs.shape[0] == 13:  # the marked utterance kills its worker, as a crash in the decoder would
+        os._exit(1)
+    return "ALIVE"
+
+
+def test_a_decoding_process_that_dies_fails_only_its_utterance(clean_lm, monkeypatch):
+    from w2v2bench.decoders import DecodeFailure, lm
+
+    _, decoder = lm_decoder(clean_lm, workers=2)
+    monkeypatch.setattr(lm, "_decode", _dies_on_marked_input)
+    items = [np.zeros((n, 32), dtype=np.float32) for n in (5, 13, 7, 9)]
+    texts = decoder.submit(items)()
+    assert texts[0] == texts[2] == texts[3] == "ALIVE"  # retried in a new pool where the old one broke
+    assert isinstance(texts[1], DecodeFailure) and "died" in texts[1].message
+    assert decoder.submit(items[:1])() == ["ALIVE"]  # and the decoder goes on
+    decoder.close()
+
+
+def test_overlong_words_are_dropped_not_inserted(clean_lm, tmp_path):
+    # flashlight's trie recursed once per letter: a 200,000-letter word overflowed the stack (a segfault)
+    from w2v2bench.decoders.lm import MAX_WORD_TOKENS, build_lexicon
+
+    transcriber = load_model(str(DEMO_MODEL))
+    words = build_lexicon([("A", None), ("B" * (MAX_WORD_TOKENS + 1), None), ("X" * 200_000, None)], transcriber.tokens)
+    assert words.words == ["A"] and words.dropped == 2
+    arpa = clean_lm.read_text().replace("\t</s>\n", "\t</s>\n-3.0\t" + "X" * 200_000 + "\t-0.3\n", 1)
+    long_lm = tmp_path / "long.arpa"
+    long_lm.write_text(re.sub(r"ngram 1=(\d+)", lambda m: f"ngram 1={int(m[1]) + 1}", arpa, count=1))
+    (result,) = run_forked(
+        [{"args": demo(tmp_path / "run", "decoder=lm", f"decoder.lm={long_lm}", "limit=2")}], tmp_path / "logs"
+    )
+    assert result["code"] == 0, result["output"]
+    assert read_run(tmp_path / "run")[1]["decoder"]["lexicon_dropped"] == 1
+
+
+def test_resume_refuses_an_lm_that_changed_since_the_interrupted_run(clean_lm, tmp_path):
+    lm = tmp_path / "lm.arpa"
+    shutil.copy(clean_lm, lm)
+    args = demo(tmp_path / "run", "decoder=lm", f"decoder.lm={lm}", "limit=6", "decoder.workers=0")
+    (killed,) = run_forked([{"args": args, "kill_at": 1}], tmp_path / "logs-1")  # killed as it finishes
+    assert killed["signal"] == 9
+    lm.write_text(write_arpa(["A B C"], tmp_path / "other.arpa").read_text())
+    (changed,) = run_forked([{"args": [*args, "resume=true"]}], tmp_path / "logs-2")
+    errors = [line for line in changed["output"].splitlines() if line.startswith("w2v2bench: error:")]
+    assert changed["code"] == 1 and len(errors) == 1 and "lm_sha256" in errors[0], changed["output"]
+    shutil.copy(clean_lm, lm)  # the interrupted run's LM back: the resume takes every journal row
+    (resumed,) = run_forked([{"args": [*args, "resume=true"]}], tmp_path / "logs-3")
+    assert resumed["code"] == 0, resumed["output"]
+    rows, summary = read_run(tmp_path / "run")
+    assert summary["resumed_from"] == 6 and summary["timed_utterances"] == 0 and len(rows) == 6

@@ -61,7 +61,7 @@ def test_make_leaderboard_runs_every_row_from_the_hub_and_prints_the_table(tmp_p
     venv.mkdir()
     (venv / ".installed").touch()
     board = tmp_path / "board"
-    args = f"device=cpu data=local data.root={LIBRISPEECH} limit=2 batch_size=2 decoder.workers=0"
+    args = f"device=cpu data=local data.root={LIBRISPEECH} limit=2 batch_size=2"
     env = {**os.environ, "HF_HUB_OFFLINE": "0", "HF_HOME": str(tmp_path / "hf")}
     with StandInHub(repos) as hub:
         done = subprocess.run(
@@ -74,7 +74,7 @@ def test_make_leaderboard_runs_every_row_from_the_hub_and_prints_the_table(tmp_p
     assert len(table) == 2 * len(ROWS) and "| model" in done.stdout
     for row in table.itertuples():
         family, norm = ROWS[row.model]
-        assert (row._3, row.norm) == (CLASSES[family], norm), row  # _3: the `class` column
+        assert (row._4, row.norm) == (CLASSES[family], norm), row  # _4: the `class` column
         assert row.decoder == ("lm" if row.model.endswith("4-gram") else "greedy")
         hubert_other = row.model.startswith("hubert") and row.split == "test-other"
         no_figure = "has no figure for split='other'" if hubert_other else "skipped: limit=2"
@@ -84,3 +84,27 @@ def test_make_leaderboard_runs_every_row_from_the_hub_and_prints_the_table(tmp_p
         figures["wav2vec2-base-960h", "test-clean"] == 3.4 and figures["data2vec-audio-base-960h", "test-other"] == 7.08
     )
     assert pd.isna(figures["hubert-large-ls960-ft", "test-other"])  # the card has no figure: reported, not checked
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [("reference_figure", {"wer": "abc", "decoder": "greedy"}), ("decoder", "lm"), ("model", "x"), ("device", 3)],
+)
+def test_a_damaged_summary_is_skipped_with_one_line_and_the_others_count(tmp_path, field, value):
+    import json
+
+    from .fake_runs import make_run
+
+    make_run(tmp_path / "good")
+    bad = make_run(tmp_path / "bad", split="other")
+    summary = json.loads((bad / "summary.json").read_text())
+    summary[field] = value
+    (bad / "summary.json").write_text(json.dumps(summary))
+    done = subprocess.run(
+        [sys.executable, "-m", "w2v2bench.table", f"root={tmp_path}", "view=leaderboard"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("\n") == 1 and "skipped" in done.stderr and field in done.stderr, done.stderr
+    assert len(pd.read_csv(tmp_path / "leaderboard.csv")) == 1

@@ -110,9 +110,14 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(
             f"check_precision=true compares greedy transcripts: it needs decoder=greedy, not {cfg.decoder.name}"
         )
-    if cfg.decoder.workers is not None and cfg.decoder.workers < 0:
+    lm_keys = [k for k, v in cfg.decoder.items() if k != "name" and v is not None]
+    if cfg.decoder.name.value == "greedy" and lm_keys:
+        raise ConfigError(f"decoder.{lm_keys[0]} is set but decoder=greedy ignores it: add decoder=lm")
+    cores = len(os.sched_getaffinity(0))
+    if cfg.decoder.workers is not None and not 0 <= cfg.decoder.workers <= 4 * cores:
         raise ConfigError(
-            f"decoder.workers={cfg.decoder.workers}: expected null (one per core), 0 or a positive integer"
+            f"decoder.workers={cfg.decoder.workers}: expected null (one per core), 0 (inline) or up to 4 x the "
+            f"{cores} cores this process may use"
         )
     normalizer(cfg.normalizer)
     parse_device(cfg.device)
@@ -161,6 +166,8 @@ def _evaluate(cfg, config, started, reference, rank, utterances, total, run_id, 
         "started": started,
         "config": config,
     }
+    if cfg.resume and claim is not None and claim.stored is not None and claim.stored.get("decoder"):
+        header["decoder"] = claim.stored["decoder"]  # the interrupted run's LM, checked once the decoder is built
     resume: Resume | None = None
     try:
         if main_rank:
@@ -208,6 +215,10 @@ def _evaluate(cfg, config, started, reference, rank, utterances, total, run_id, 
         if fallback and cfg.batch_size > 1 and main_rank:
             print(f"note: batch_size={cfg.batch_size} not used: {fallback} (summary.json: batching_fallback)")
         decoder = build_decoder(cfg, transcriber)
+        if main_rank:
+            check_same_decoder(header.get("decoder"), decoder.settings())
+            header["decoder"] = decoder.settings()
+            write_json_atomic(output_dir / "summary.json", header)
         try:
             stats = run(
                 utterances,
@@ -254,6 +265,17 @@ def _kept(resume: Resume | None) -> list:
     return [] if resume is None else sorted(resume.candidates.values(), key=lambda r: r.index)
 
 
+def check_same_decoder(before: dict | None, now: dict) -> None:
+    """A resumed run decodes with the interrupted run's decoder: same settings, same LM and lexicon contents."""
+    if before is None or before == now:
+        return
+    changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+    raise ConfigError(
+        f"resume: the decoder differs from the interrupted run's ({', '.join(changed)} changed): its journal rows "
+        "were decoded otherwise; put the old files back, or start a new run in another output_dir"
+    )
+
+
 def build_decoder(cfg: DictConfig, transcriber):
     """The configured logits -> text step (an LM decoder loads its LM here, before any audio is read)."""
     d = cfg.decoder
@@ -269,7 +291,7 @@ def build_decoder(cfg: DictConfig, transcriber):
         lm=d.lm,
         lexicon=d.lexicon,
         overrides={k: v for k, v in overrides.items() if v is not None},
-        workers=d.workers if d.workers is not None else (os.cpu_count() or 1),
+        workers=d.workers if d.workers is not None else len(os.sched_getaffinity(0)),
         verbose=cfg.verbose,
     )
 

@@ -372,6 +372,7 @@ def leaderboard_row(summary: dict) -> dict:
         check = f"not checked: {summary.get('reference_note') or 'no reference'}"
     return {
         "model": cfg["model"]["name"],
+        "data": cfg["data"]["name"],
         "split": f"{cfg['data']['partition']}-{cfg['split']}",
         "class": info.get("architecture"),
         "norm": info.get("feat_extract_norm"),

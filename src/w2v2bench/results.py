@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import AfterValidator, ConfigDict, Field, Strict, TypeAdapter, ValidationError
 from typing_extensions import TypedDict
@@ -162,6 +162,20 @@ class _Reference(TypedDict):
     passed: Annotated[bool, Strict()]
 
 
+class _Figure(TypedDict):
+    wer: Rate
+    decoder: Literal["greedy", "lm"]
+
+
+class _DecoderUsed(TypedDict):
+    name: Literal["greedy", "lm"]
+
+
+class _ModelInfo(TypedDict):
+    architecture: NotRequired[Text]
+    feat_extract_norm: NotRequired[Text]
+
+
 class _Started(TypedDict):
     """What every summary.json holds from the run's start."""
 
@@ -183,6 +197,13 @@ class _Complete(TypedDict):
     rtfx: Rate
     reference: _Reference | None
     normalizer: Text
+    # written since the family and the LM decoder arrived; older summaries lack them
+    reference_note: NotRequired[Text | None]
+    reference_figure: NotRequired[_Figure | None]
+    decoder: NotRequired[_DecoderUsed]
+    batching_fallback: NotRequired[Text | None]
+    model: NotRequired[_ModelInfo]
+    device: NotRequired[Text]
 
 
 _STARTED, _COMPLETE = TypeAdapter(_Started), TypeAdapter(_Complete)

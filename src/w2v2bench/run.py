@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from .data import SAMPLE_RATE, Decoded, Utterance, decoded_windows, plan_batches
-from .decoders import Decoder
+from .decoders import DecodeFailure, Decoder
 from .decoders.greedy import GreedyDecoder
 from .model import Output, Transcriber
 from .results import UtteranceResult
@@ -143,7 +143,8 @@ def run(
     warmup_batches: int = 1,
     decoder: Decoder | None = None,
 ) -> RunStats:
-    """Transcribe and score every utterance; `write` gets results batch by batch, in batch order.
+    """Transcribe and score every utterance; `write` gets results batch by batch (utterances whose audio failed
+    as soon as they are read; the journal's order is not the corpus's, which the finish restores).
 
     A decoder that works beside the model (the LM's process pool) gets each batch as soon as the model is done
     with it; its texts are collected up to `lookahead` batches later, in order, while the model goes on."""
@@ -186,6 +187,9 @@ def run(
                 results.append(score(d, None, normalize, error=f"{d.utterance.origin}: {out}"))
                 continue
             hyp = next(texts)
+            if isinstance(hyp, DecodeFailure):
+                results.append(score(d, None, normalize, error=f"{d.utterance.origin}: {hyp.message}"))
+                continue
             if out[1] is not None and transcriber.text(out[1]) != hyp:
                 stats.precision_differs += 1
             results.append(score(d, hyp, normalize))

@@ -1,9 +1,9 @@
 """`python -m w2v2bench.table [root=results] [view=runs|leaderboard]`: completed runs under a folder as one table.
 
 `view=runs` (default): one row per model x data x split with WER, CER, error counts, RTFx and the reference check.
-`view=leaderboard`: one row per model x split x decoder, our WER beside the card's figure, the difference in
-percentage points, the check's verdict (or why there was none), RTFx, and the class and feature-encoder norm each
-checkpoint was found to have.
+`view=leaderboard`: one row per model x data x split x decoder (the latest run of each), our WER beside the
+card's figure, the difference in percentage points, the check's verdict (or why there was none), RTFx, and the
+class and feature-encoder norm each checkpoint was found to have.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from .report import gather, leaderboard_row, table_row, write_text_atomic
 
 VIEWS = {
     "runs": (table_row, ["model", "data", "split"]),
-    "leaderboard": (leaderboard_row, ["model", "split", "decoder"]),
+    "leaderboard": (leaderboard_row, ["model", "data", "split", "decoder"]),
 }
 
 

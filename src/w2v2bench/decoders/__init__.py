@@ -8,11 +8,19 @@ the host and decodes them in a process pool beside the model.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import numpy as np
 
 Wants = Literal["ids", "log_probs"]
+
+
+@dataclass(frozen=True)
+class DecodeFailure:
+    """An utterance the decoder could not decode (recorded as that utterance's failure; the run goes on)."""
+
+    message: str
 
 
 class Decoder(Protocol):
@@ -21,7 +29,7 @@ class Decoder(Protocol):
     name: str
     wants: Wants  # what the model hands over per utterance: collapsed ids, or (frames x vocab) log-probs
 
-    def submit(self, items: list[list[int] | np.ndarray]) -> Callable[[], list[str]]:
+    def submit(self, items: list[list[int] | np.ndarray]) -> Callable[[], list[str | DecodeFailure]]:
         """Start decoding one batch; the returned call blocks until its texts are ready, in input order."""
         ...
 

@@ -18,25 +18,36 @@ workers are forked from it, so a large LM's memory is shared, not loaded again p
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import hashlib
 import json
 import math
 import multiprocessing
 import os
+import signal
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from ..ctc import CTCTokens
 from ..files import open_regular, read_text
-from . import DecoderError
+from . import DecodeFailure, DecoderError
 
 LM_FOLDER = "language_model"
 LM_SUFFIXES = (".arpa", ".bin", ".binary", ".klm", ".kenlm")
 SPECIAL_WORDS = {"<s>", "</s>", "<unk>"}
 ATTRS = {"alpha": "lm_weight", "beta": "word_score"}  # pyctcdecode's attrs.json -> ours (alpha scaled, see above)
+MAX_WORD_TOKENS = 100  # longer "words" are dropped (flashlight's trie recurses once per token: a stack overflow)
+MAX_WORDS_BYTES = 512 * 2**20  # a lexicon or unigrams.txt (LibriSpeech's lexicon is about 6 MB)
+MAX_ATTRS_BYTES = 2**20
+ARPA_LINE_BYTES = 2**16  # read at most this much of a line at a time
+MIN_ARPA_LINE_BYTES = 4  # "p\tw\n" at least: an ARPA header that claims more n-grams than that lies
+DECODE_TIMEOUT_S = 600.0  # one utterance's beam search; beyond it the utterance is recorded as failed
 
 
 @dataclass(frozen=True)
@@ -53,8 +64,27 @@ class LMSettings:
     sil_score: float = 0.0
     unk_score: float = -math.inf
     lexicon_words: int = 0
-    lexicon_dropped: int = 0  # words the model's tokens cannot spell
+    lexicon_dropped: int = 0  # words the model's tokens cannot spell (or longer than MAX_WORD_TOKENS)
+    lexicon_oov: int = 0  # lexicon words the LM does not know (scored as its <unk>)
     settings_from: list[str] = field(default_factory=list)  # which values came from a language_model/attrs.json
+    lm_sha256: str = ""  # the files' contents: a resumed run refuses another LM or lexicon under the same name
+    lexicon_sha256: str | None = None
+
+    def check(self) -> None:
+        """Each value in its range, after scaling (attrs.json's alpha x ln 10 can overflow)."""
+        if not 1 <= self.beam_width <= 1_000_000:
+            raise DecoderError(f"decoder.beam_width={self.beam_width}: expected an integer from 1 to 1000000")
+        if self.beam_size_token is not None and not 1 <= self.beam_size_token <= 1_000_000:
+            raise DecoderError(
+                f"decoder.beam_size_token={self.beam_size_token}: expected null (every token) or an integer >= 1"
+            )
+        if not (math.isfinite(self.beam_threshold) and self.beam_threshold >= 0):
+            raise DecoderError(f"decoder.beam_threshold={self.beam_threshold}: expected a finite number >= 0")
+        for key in ("lm_weight", "word_score", "sil_score"):
+            value = getattr(self, key)
+            if not math.isfinite(value):
+                source = " (from attrs.json)" if key in self.settings_from else ""
+                raise DecoderError(f"decoder.{key}={value}{source}: expected a finite number")
 
     def record(self) -> dict:
         out = asdict(self)
@@ -73,9 +103,9 @@ def find_language_model(folder: Path) -> tuple[Path, Path | None, dict]:
     attrs: dict = {}
     if (folder / "attrs.json").exists():
         try:
-            attrs = json.loads(read_text(folder / "attrs.json"))
-        except (ValueError, OSError) as err:
-            raise DecoderError(f"{folder / 'attrs.json'}: not a JSON object ({err})") from None
+            attrs = json.loads(read_text(folder / "attrs.json", MAX_ATTRS_BYTES))
+        except (ValueError, RecursionError) as err:
+            raise DecoderError(f"{folder / 'attrs.json'}: not a JSON object ({type(err).__name__})") from None
         if not isinstance(attrs, dict):
             raise DecoderError(f"{folder / 'attrs.json'}: expected a JSON object, got {type(attrs).__name__}")
         for key in ATTRS:
@@ -112,38 +142,76 @@ def language_model_folder(checkpoint: str, local: bool, revision: str | None) ->
     return folder if folder.is_dir() else None
 
 
-def arpa_unigrams(path: Path) -> list[str]:
-    """The words of an ARPA file's `\\1-grams:` section (what pyctcdecode reads when given no unigrams)."""
-    words, inside, first = [], False, None
+def read_arpa(path: Path, words: bool = True) -> list[str]:
+    """Check an ARPA file's `\\data\\` header against its size (KenLM allocates what the header claims before
+    it reads a line) and return the words of its `\\1-grams:` section (what pyctcdecode reads when given no
+    unigrams); a file that is not ARPA (a KenLM binary) returns [] unless `words` are needed."""
+    counts, found, section, first = {}, [], None, None
     with open_regular(path) as raw:
-        for line in raw:
-            line = line.decode("utf-8", errors="replace").strip()
+        size = os.fstat(raw.fileno()).st_size
+        while raw_line := raw.readline(ARPA_LINE_BYTES):  # bounded: a binary file may have no newline at all
+            if len(raw_line) == ARPA_LINE_BYTES and not raw_line.endswith(b"\n"):
+                # an overlong line: its start is kept (a word that long is dropped by the lexicon), the rest skipped
+                while (rest := raw.readline(ARPA_LINE_BYTES)) and not rest.endswith(b"\n"):
+                    pass
+            line = raw_line.decode("utf-8", errors="replace").strip()
             if first is None and line:
                 first = line
                 if first != "\\data\\":
                     break
-            if line == "\\1-grams:":
-                inside = True
-            elif inside and (not line or line.startswith("\\")):
-                break
-            elif inside:
-                parts = line.split("\t")
+                continue
+            if line.startswith("\\"):
+                if section is not None or line != "\\1-grams:" or not words:
+                    break  # the header is read (and the 1-grams, when they are wanted)
+                section = line
+                continue
+            if section is None and line.startswith("ngram ") and "=" in line:
+                order, _, count = line[6:].partition("=")
+                if not (order.strip().isdigit() and count.strip().isdigit()):
+                    raise DecoderError(f"{path}: bad ARPA header line {line[:80]!r}")
+                counts[int(order)] = int(count)
+                if sum(counts.values()) * MIN_ARPA_LINE_BYTES > size:
+                    raise DecoderError(
+                        f"{path}: its header claims {sum(counts.values())} n-grams, more than its {size} bytes can "
+                        "hold (a damaged or hostile ARPA file)"
+                    )
+            elif section is not None and line:
+                parts = line.split("\t") if "\t" in line else line.split()
                 if len(parts) >= 2:
-                    words.append(parts[1])
+                    found.append(parts[1])
     if first != "\\data\\":
-        raise DecoderError(
-            f"{path}: not an ARPA file (it does not start with \\data\\); for a KenLM binary file give its words "
-            "with decoder.lexicon=<file>"
-        )
-    if not words:
+        if words:
+            raise DecoderError(
+                f"{path}: not an ARPA file (it does not start with \\data\\); for a KenLM binary file give its "
+                "words with decoder.lexicon=<file>"
+            )
+        return []
+    if max(counts, default=0) < 2:
+        raise DecoderError(f"{path}: an ARPA file of order {max(counts, default=0)}; KenLM needs at least a bigram")
+    if words and not found:
         raise DecoderError(f"{path}: an ARPA file without words in its \\1-grams: section")
-    return words
+    return found
+
+
+def _words_text(path: Path) -> str:
+    try:
+        return read_text(path, MAX_WORDS_BYTES)
+    except ValueError as err:  # read_text's "not UTF-8 text" line, naming the line and byte
+        raise DecoderError(str(err)) from None
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open_regular(path) as handle:
+        for block in iter(lambda: handle.read(2**22), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def read_lexicon(path: Path) -> list[tuple[str, list[str] | None]]:
     """A lexicon file: `WORD` or `WORD t o k e n s |` per line (torchaudio's format); None: spell by letters."""
     entries = []
-    for number, line in enumerate(read_text(path).splitlines(), 1):
+    for number, line in enumerate(_words_text(path).splitlines(), 1):
         parts = line.split()
         if not parts:
             continue
@@ -161,7 +229,8 @@ def spell(pieces: list[str] | str, tokens: dict[str, int]) -> list[int] | None:
     ids = []
     for piece in pieces:
         for candidate in (piece, piece.upper(), piece.lower()):
-            if candidate in tokens:
+            # a case fold, not a spelling change: "ſ".upper() is "S", but "S" is not the same letter
+            if candidate in tokens and candidate.lower() == piece.lower():
                 ids.append(tokens[candidate])
                 break
         else:
@@ -189,7 +258,7 @@ def build_lexicon(entries: list[tuple[str, list[str] | None]], tokens: CTCTokens
         ids = spell(word if given is None else given, token_ids)
         if ids and given is not None and ids[-1] == delimiter:
             ids = ids[:-1]
-        if not ids or any(i in special for i in ids):
+        if not ids or len(ids) > MAX_WORD_TOKENS or any(i in special for i in ids):
             dropped += 1
             continue
         seen.add(word)
@@ -232,20 +301,29 @@ def build_flashlight(settings: LMSettings, lexicon: Lexicon, tokens: CTCTokens, 
     word_dict = Dictionary([*lexicon.words, "<unk>"])
     unk = word_dict.get_index("<unk>")
     word_dict.set_default_index(unk)
-    with open_regular(Path(settings.lm)):  # a FIFO or a folder is refused before KenLM opens it
-        pass
+    lm_path = Path(settings.lm)
+    read_arpa(lm_path, words=False)  # an ARPA header that claims more than the file holds is refused first
     try:
         with _quiet_stderr(not verbose):
             lm = KenLM(settings.lm, word_dict)
-    except RuntimeError as err:
-        reason = str(err).strip().splitlines()[-1]
-        raise DecoderError(f"decoder.lm={settings.lm!r}: KenLM cannot read it ({reason})") from None
+    except (RuntimeError, UnicodeDecodeError) as err:
+        reason = str(err).strip().splitlines()[-1] if isinstance(err, RuntimeError) else "an unreadable error message"
+        raise DecoderError(f"decoder.lm={settings.lm!r}: KenLM cannot read it ({reason[:300]})") from None
     delimiter = vocab.index(tokens.word_delimiter)
     trie = Trie(len(vocab), delimiter)
     start = lm.start(False)
+    _, unk_score = lm.score(start, unk)
+    oov = finite = 0
     for index, spelling in enumerate(lexicon.spellings):
         _, score = lm.score(start, index)
+        oov += score == unk_score
+        finite += math.isfinite(score) and score > -99  # KenLM scores a word it lacks -100 when the LM has no <unk>
         trie.insert(spelling, index, score)
+    if oov == len(lexicon.words) or not finite:
+        raise DecoderError(
+            f"decoder.lm={settings.lm!r}: none of the {len(lexicon.words)} lexicon words has a probability in the LM "
+            f"(is the lexicon in the LM's case? first words: {lexicon.words[:3]})"
+        )
     trie.smear(SmearingMode.MAX)
     options = LexiconDecoderOptions(
         beam_size=settings.beam_width,
@@ -258,21 +336,31 @@ def build_flashlight(settings: LMSettings, lexicon: Lexicon, tokens: CTCTokens, 
         log_add=False,
         criterion_type=CriterionType.CTC,
     )
-    return LexiconDecoder(options, trie, lm, delimiter, tokens.blank_id, unk, [], False)
+    return LexiconDecoder(options, trie, lm, delimiter, tokens.blank_id, unk, [], False), oov
 
 
 # the decoder a forked worker inherits (set in the parent before the pool starts)
 _DECODER: tuple | None = None
 
 
-def _decode(log_probs: np.ndarray) -> str:
+def _decode(log_probs: np.ndarray) -> str | DecodeFailure:
     decoder, texts = _DECODER
     emissions = np.ascontiguousarray(log_probs, dtype=np.float32)
     frames, vocab = emissions.shape
     if frames == 0:
         return ""
-    best = decoder.decode(emissions.ctypes.data, frames, vocab)[0]
-    return " ".join(texts[w] for w in best.words if 0 <= w < len(texts))
+    if not np.isfinite(emissions).all():
+        return DecodeFailure("the model's log-probs are not finite (NaN or infinite): nothing to decode")
+    results = decoder.decode(emissions.ctypes.data, frames, vocab)
+    if not results:
+        return DecodeFailure("the beam search kept no hypothesis (decoder.beam_threshold or the LM's scores)")
+    return " ".join(texts[w] for w in results[0].words if 0 <= w < len(texts))
+
+
+def _die_with_the_run() -> None:
+    """A pool worker ends when the run's process does, even on SIGKILL (Linux: PR_SET_PDEATHSIG)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
 
 
 class LMDecoder:
@@ -283,22 +371,51 @@ class LMDecoder:
 
     def __init__(self, settings: LMSettings, lexicon: Lexicon, tokens: CTCTokens, workers: int, verbose: bool = False):
         global _DECODER
-        self._settings = settings
-        _DECODER = (build_flashlight(settings, lexicon, tokens, verbose), lexicon.texts)
-        self._pool = None
-        if workers > 0:
-            # fork: the workers share the decoder (and the LM's memory) built above
-            self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+        decoder, oov = build_flashlight(settings, lexicon, tokens, verbose)
+        self._settings = {**settings.record(), "lexicon_oov": oov}
+        _DECODER = (decoder, lexicon.texts)
+        self._workers = workers
+        self._pool = self._start_pool() if workers > 0 else None
 
-    def submit(self, items: list[np.ndarray]) -> Callable[[], list[str]]:
+    def _start_pool(self) -> ProcessPoolExecutor:
+        # fork: the workers share the decoder (and the LM's memory) built above. All of them start now, before
+        # the run starts its audio threads, not at the first batch
+        pool = ProcessPoolExecutor(
+            self._workers, mp_context=multiprocessing.get_context("fork"), initializer=_die_with_the_run
+        )
+        pool.submit(os.getpid).result()
+        return pool
+
+    def submit(self, items: list[np.ndarray]) -> Callable[[], list[str | DecodeFailure]]:
         if self._pool is None:
             texts = [_decode(x) for x in items]
             return lambda: texts
         futures = [self._pool.submit(_decode, x) for x in items]
-        return lambda: [f.result() for f in futures]
+        return lambda: [self._result(f, x) for f, x in zip(futures, items, strict=True)]
+
+    def _result(self, future, item: np.ndarray) -> str | DecodeFailure:
+        """A worker that died takes the pool with it: a new pool tries the utterance once more; if a worker
+        dies on it again, that utterance is the failure and the run goes on."""
+        for attempt in range(2):
+            try:
+                return future.result(timeout=DECODE_TIMEOUT_S)
+            except FutureTimeout:
+                return DecodeFailure(f"the beam search took more than {DECODE_TIMEOUT_S:.0f} s")
+            except BrokenProcessPool:
+                self._restart_pool()
+                if attempt == 0:
+                    future = self._pool.submit(_decode, item)
+        return DecodeFailure("the LM decoding process died on this utterance (twice)")
+
+    def _restart_pool(self) -> None:
+        with contextlib.suppress(Exception):
+            if self._pool is not None and not getattr(self._pool, "_broken", False):
+                return  # another utterance of the same broken pool already started a new one
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = self._start_pool()
 
     def settings(self) -> dict:
-        return self._settings.record()
+        return self._settings
 
     def close(self) -> None:
         if self._pool is not None:
@@ -341,10 +458,11 @@ def load_lm_decoder(
     if lexicon is not None:
         source, entries = lexicon, read_lexicon(Path(lexicon).expanduser())
     elif unigrams is not None:
-        source, entries = str(unigrams), [(w, None) for w in read_text(unigrams).split()]
+        source, entries = str(unigrams), [(w, None) for w in _words_text(unigrams).split()]
     else:
-        source, entries = f"{lm_path} (1-grams)", [(w, None) for w in arpa_unigrams(lm_path)]
+        source, entries = f"{lm_path} (1-grams)", [(w, None) for w in read_arpa(lm_path)]
     words = build_lexicon(entries, tokens)
+    words_file = Path(lexicon).expanduser() if lexicon is not None else unigrams
     settings = LMSettings(
         lm=str(lm_path),
         lexicon=source,
@@ -353,6 +471,10 @@ def load_lm_decoder(
         settings_from=settings_from,
         **values,
     )
-    if settings.beam_width < 1:
-        raise DecoderError(f"decoder.beam_width={settings.beam_width}: expected a positive integer")
+    settings.check()
+    settings = replace(
+        settings,
+        lm_sha256=sha256_file(lm_path),
+        lexicon_sha256=None if words_file is None else sha256_file(words_file),
+    )
     return LMDecoder(settings, words, tokens, workers, verbose)
