@@ -55,9 +55,9 @@ def lm_runs(clean_lm, with_lm_folder, tmp_path_factory):
     """The demo model on demo test-clean: greedy, LM batched in a pool, and from the with-LM folder."""
     root = tmp_path_factory.mktemp("runs")
     jobs = {
-        "greedy": demo(root / "greedy", "split=clean"),
+        "greedy": demo(root / "greedy", "split=clean", "limit=40"),
         "lm": demo(root / "lm", "split=clean", "decoder=lm", f"decoder.lm={clean_lm}", "batch_size=16",
-                   "decoder.workers=2"),
+                   "decoder.workers=2", "limit=40"),
         "folder": demo(root / "folder", "split=clean", "decoder=lm", f"model.checkpoint={with_lm_folder}", "limit=20"),
     }  # fmt: skip
     results = run_forked([{"args": args} for args in jobs.values()], root / "logs")
@@ -69,17 +69,16 @@ def lm_runs(clean_lm, with_lm_folder, tmp_path_factory):
 def test_the_lm_lowers_the_demo_models_wer(lm_runs):
     (greedy_rows, greedy), (lm_rows, lm) = lm_runs["greedy"], lm_runs["lm"]
     assert greedy["decoder"] == {"name": "greedy"} and lm["decoder"]["name"] == "lm"
-    assert lm["wer"] < greedy["wer"] / 2 and lm["n_utterances"] == greedy["n_utterances"] == 100
+    assert lm["wer"] < greedy["wer"] / 2 and lm["n_utterances"] == greedy["n_utterances"] == 40
     changed = [a["id"] for a, b in zip(greedy_rows, lm_rows, strict=True) if a["pred_text"] != b["pred_text"]]
     assert changed
     # the card's figures are for greedy decoding: an LM run is reported, not checked against them
     assert lm["reference"] is None and "decoder=greedy" in lm["reference_note"]
-    assert greedy["reference"]["passed"] is True
 
 
 def test_batched_lm_transcripts_equal_the_decoders_own_output_at_batch_size_one(lm_runs, clean_lm):
     rows, summary = lm_runs["lm"]
-    assert summary["n_batches"] < 20  # batched
+    assert summary["n_batches"] < 10  # batched
     transcriber = load_model(str(DEMO_MODEL))
     decoder = make_decoder(
         "lm", transcriber.tokens, checkpoint=str(DEMO_MODEL), local=True, revision=None, lm=str(clean_lm),

@@ -91,7 +91,7 @@ class DecoderConfig:
     lm_weight: float | None = None  # null: attrs.json's alpha x ln(10), else 2
     word_score: float | None = None  # null: attrs.json's beta, else 0
     sil_score: float | None = None  # null: 0
-    workers: int | None = None  # processes decoding beside the model; null: one per core; 0: inline
+    workers: int | None = None  # processes decoding beside the model; null: one per usable core; 0: inline
 
 
 @dataclass
