@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import os
 import re
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -137,6 +139,8 @@ def test_bad_lm_inputs_fail_with_one_line_before_any_audio(tmp_path, clean_lm):
         shutil.copy(clean_lm, write(folder / "language_model" / "attrs.json", attrs).parent / "lm.arpa")
     latin1 = tmp_path / "latin1.txt"
     latin1.write_bytes("NAÏVE\nA\n".encode("latin-1"))
+    fake_binary = tmp_path / "fake.bin"
+    fake_binary.write_bytes(b"mmap lm http://kheafield.com/code format version 5\n\0" + bytes(range(256)) * 8)
     random_bin = tmp_path / "random.bin"
     random_bin.write_bytes(bytes(range(256)) * 64)
     lexicon = write(tmp_path / "lexicon.txt", "A\nTHE\n")
@@ -146,15 +150,22 @@ def test_bad_lm_inputs_fail_with_one_line_before_any_audio(tmp_path, clean_lm):
         tmp_path / "lower.txt",
         "\n".join(w.lower() for w in sorted({w for t in transcripts(DEMO_CORPUS) for w in t.split()})),
     )
+
+    def header(line: str) -> Path:
+        return write(tmp_path / f"h{abs(hash(line))}.arpa", re.sub(r"ngram 1=\d+", line, arpa, count=1))
+
+    commented = write(tmp_path / "commented.arpa", "# made by hand\n" + arpa)
+    gzipped = tmp_path / "lm.arpa.gz"
+    gzipped.write_bytes(gzip.compress(arpa.encode()))
     never = write(tmp_path / "never.arpa", re.sub(r"^-?[0-9.]+\t", "-inf\t", arpa, flags=re.M))
     cases = {
         "missing": (["decoder.lm=/nowhere/lm.arpa"], "decoder.lm='/nowhere/lm.arpa': no such file"),
         "folder": ([f"decoder.lm={tmp_path}"], "is a folder, expected a regular file"),
         "fifo": ([f"decoder.lm={fifo}"], "expected a regular file"),
-        "garbage": ([f"decoder.lm={write(tmp_path / 'g.arpa', 'garbage')}"], "not an ARPA file"),
+        "garbage": ([f"decoder.lm={write(tmp_path / 'g.arpa', 'garbage')}"], "neither an ARPA file"),
         "garbage with lexicon": (
             [f"decoder.lm={write(tmp_path / 'g.bin', 'garbage')}", f"decoder.lexicon={write(tmp_path / 'w', 'A')}"],
-            "KenLM cannot read it",
+            "neither an ARPA file (its first line is not \\data\\) nor a KenLM binary",
         ),
         "unigram only": ([f"decoder.lm={write(tmp_path / 'u.arpa', UNIGRAM_ONLY)}"], "at least a bigram"),
         "no words": ([f"decoder.lm={clean_lm}", f"decoder.lexicon={write(tmp_path / 'l.txt', 'ÆØÅ')}"], "no word"),
@@ -171,12 +182,20 @@ def test_bad_lm_inputs_fail_with_one_line_before_any_audio(tmp_path, clean_lm):
         "huge alpha": ([f"model.checkpoint={huge_alpha}"], "lm_weight=inf (from attrs.json): expected a finite"),
         "deep attrs": ([f"model.checkpoint={deep_attrs}"], "attrs.json: not a JSON object (RecursionError)"),
         "latin-1 lexicon": ([f"decoder.lm={clean_lm}", f"decoder.lexicon={latin1}"], "not UTF-8 text"),
-        "random bytes": ([f"decoder.lm={random_bin}", f"decoder.lexicon={lexicon}"], "KenLM cannot read it"),
+        "random bytes": ([f"decoder.lm={random_bin}", f"decoder.lexicon={lexicon}"], "neither an ARPA file"),
+        "fake binary": ([f"decoder.lm={fake_binary}", f"decoder.lexicon={lexicon}"], "KenLM cannot read it"),
         "lying header": ([f"decoder.lm={lying}"], "n-grams, more than its"),
         "other case": ([f"decoder.lm={clean_lm}", f"decoder.lexicon={lower}"], "(is the lexicon in the LM's case?"),
         "no probability": ([f"decoder.lm={never}"], "has a probability in the LM"),
         "greedy with lm": (["decoder=greedy", f"decoder.lm={clean_lm}"], "decoder.lm is set but decoder=greedy"),
         "many workers": ([f"decoder.lm={clean_lm}", "decoder.workers=100000"], "decoder.workers=100000: expected"),
+        # the second attack: headers KenLM would read otherwise than the size check did, and overflowing weights
+        "odd digit": ([f"decoder.lm={header('ngram 1=30²')}"], "bad ARPA header line 'ngram 1=30²'"),
+        "long count": ([f"decoder.lm={header('ngram 1=' + '9' * 5000)}"], "bad ARPA header line"),
+        "long line": ([f"decoder.lm={header('ngram 2=' + ' ' * 70_000 + '8')}"], "bad ARPA header line"),
+        "comment first": ([f"decoder.lm={commented}", f"decoder.lexicon={lexicon}"], "neither an ARPA file"),
+        "gzip": ([f"decoder.lm={gzipped}", f"decoder.lexicon={lexicon}"], "a compressed file"),
+        "overflow": ([f"decoder.lm={clean_lm}", "decoder.word_score=1e308", "decoder.lm_weight=-1e308"], "from -1e4"),
     }
     jobs = [{"args": demo(tmp_path / name, "decoder=lm", "limit=2", *args)} for name, (args, _) in cases.items()]
     for (name, (_, message)), result in zip(
@@ -232,12 +251,34 @@ def test_a_decoding_process_that_dies_fails_only_its_utterance(clean_lm, monkeyp
 
     _, decoder = lm_decoder(clean_lm, workers=2)
     monkeypatch.setattr(lm, "_decode", _dies_on_marked_input)
-    items = [np.zeros((n, 32), dtype=np.float32) for n in (5, 13, 7, 9)]
-    texts = decoder.submit(items)()
-    assert texts[0] == texts[2] == texts[3] == "ALIVE"  # retried in a new pool where the old one broke
-    assert isinstance(texts[1], DecodeFailure) and "died" in texts[1].message
-    assert decoder.submit(items[:1])() == ["ALIVE"]  # and the decoder goes on
+    batches = [[np.zeros((n, 32), dtype=np.float32) for n in lengths] for lengths in ((13, 5, 5), (13, 5, 5))]
+    pending = [decoder.submit(batch) for batch in batches]  # two batches in flight, as the run loop has them
+    texts = [text for collect in pending for text in collect()]
+    failed = [i for i, t in enumerate(texts) if isinstance(t, DecodeFailure)]
+    assert failed == [0, 3] and all(t == "ALIVE" for i, t in enumerate(texts) if i not in failed), texts
+    assert "died" in texts[0].message
+    assert decoder.submit(batches[0][1:])() == ["ALIVE", "ALIVE"]  # a new pool for the next batch
     decoder.close()
+
+
+def _hangs_on_marked_input(log_probs):
+    if log_probs.shape[0] == 13:
+        time.sleep(60)
+    return "ALIVE"
+
+
+def test_a_decoding_that_hangs_fails_its_utterance_in_bounded_time(clean_lm, monkeypatch):
+    from w2v2bench.decoders import DecodeFailure, lm
+
+    _, decoder = lm_decoder(clean_lm, workers=1)
+    monkeypatch.setattr(lm, "_decode", _hangs_on_marked_input)
+    monkeypatch.setattr(lm, "DECODE_TIMEOUT_S", 2.0)
+    start = time.monotonic()
+    texts = decoder.submit([np.zeros((n, 32), dtype=np.float32) for n in (13, 5, 7)])()
+    decoder.close()
+    assert time.monotonic() - start < 20
+    assert isinstance(texts[0], DecodeFailure) and "took more than 2 s" in texts[0].message
+    assert texts[1:] == ["ALIVE", "ALIVE"]  # queued behind it, retried alone once the stuck worker was killed
 
 
 def test_overlong_words_are_dropped_not_inserted(clean_lm, tmp_path):
@@ -267,6 +308,13 @@ def test_resume_refuses_an_lm_that_changed_since_the_interrupted_run(clean_lm, t
     (changed,) = run_forked([{"args": [*args, "resume=true"]}], tmp_path / "logs-2")
     errors = [line for line in changed["output"].splitlines() if line.startswith("w2v2bench: error:")]
     assert changed["code"] == 1 and len(errors) == 1 and "lm_sha256" in errors[0], changed["output"]
+    summary_path = tmp_path / "run" / "summary.json"
+    stored = summary_path.read_text()
+    summary_path.write_text(json.dumps({**json.loads(stored), "decoder": "abc"}))
+    (tampered,) = run_forked([{"args": [*args, "resume=true"]}], tmp_path / "logs-tampered")
+    errors = [line for line in tampered["output"].splitlines() if line.startswith("w2v2bench: error:")]
+    assert tampered["code"] == 1 and len(errors) == 1 and "not as an object" in errors[0], tampered["output"]
+    summary_path.write_text(stored)
     shutil.copy(clean_lm, lm)  # the interrupted run's LM back: the resume takes every journal row
     (resumed,) = run_forked([{"args": [*args, "resume=true"]}], tmp_path / "logs-3")
     assert resumed["code"] == 0, resumed["output"]

@@ -236,18 +236,62 @@ def test_runs_with_another_decoder_are_not_compared(tmp_path):
     assert str(SplitKey(lm)) == "demo on librispeech test-clean (decoder lm)"
 
 
-def test_a_version_1_history_is_migrated_and_keeps_its_runs(tmp_path):
-    db = tmp_path / "h.sqlite"
-    row = history.record(db, make_run(tmp_path / "old"))[0]
-    # rebuild the file as schema 1 wrote it: no decoder columns, user_version 1
+def version_1_history(db, run):
+    """A history file as schema 1 wrote it (no decoder columns, user_version 1), holding `run`; its row."""
+    row = history.record(db, run)[0]
     with sqlite3.connect(db) as con:
         old = [c for c in history.COLUMNS if c not in history.ADDED_IN_2]
         con.execute(f"CREATE TABLE v1 AS SELECT {', '.join(old)} FROM runs")
         con.execute("DROP TABLE runs")
         con.execute("ALTER TABLE v1 RENAME TO runs")
         con.execute("PRAGMA user_version = 1")
+    return row
+
+
+def _read_rows(db, barrier, out):
+    barrier.wait()
+    out.put(len(history.rows(db)))
+
+
+def test_a_version_1_history_opened_by_several_processes_at_once_is_migrated_once(tmp_path):
+    run = make_run(tmp_path / "old")
+    ctx = multiprocessing.get_context("fork")
+    for attempt in range(8):  # the race (a reader seeing the columns half way) was rare: several tries
+        db = tmp_path / f"h{attempt}.sqlite"
+        version_1_history(db, run)
+        barrier, out = ctx.Barrier(4), ctx.Queue()
+        procs = [ctx.Process(target=_read_rows, args=(db, barrier, out)) for _ in range(4)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(timeout=60)
+        assert [p.exitcode for p in procs] == [0] * 4 and [out.get(timeout=5) for _ in procs] == [1] * 4
+
+
+def test_a_version_1_history_is_migrated_and_keeps_its_runs(tmp_path):
+    db = tmp_path / "h.sqlite"
+    row = version_1_history(db, make_run(tmp_path / "old"))
     (kept,) = history.rows(db)
     assert kept["run_id"] == row["run_id"] and kept["decoder"] == "greedy"
     with sqlite3.connect(db) as con:
         assert con.execute("PRAGMA user_version").fetchone()[0] == history.HISTORY_SCHEMA_VERSION
     assert history.record(db, make_run(tmp_path / "new", finished="2026-01-03T03:00:00+00:00"))[1]
+
+
+def test_a_baseline_whose_summary_is_damaged_is_one_line(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    make_run(tmp_path / "tonight" / "run", finished="2026-02-01T03:00:00+00:00")
+    baseline = make_run(tmp_path / "baseline")
+    summary = json.loads((baseline / "summary.json").read_text())
+    (baseline / "summary.json").write_text(json.dumps({**summary, "decoder": "lm"}))
+    done = subprocess.run(
+        [sys.executable, "-m", "w2v2bench.nightly", f"runs={tmp_path / 'tonight'}", f"history={tmp_path / 'h.sqlite'}",
+         f"baseline={baseline}"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "field decoder" in done.stderr, (
+        done.stderr
+    )  # as a bad argument

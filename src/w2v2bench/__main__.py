@@ -166,7 +166,7 @@ def _evaluate(cfg, config, started, reference, rank, utterances, total, run_id, 
         "started": started,
         "config": config,
     }
-    if cfg.resume and claim is not None and claim.stored is not None and claim.stored.get("decoder"):
+    if cfg.resume and claim is not None and claim.stored is not None and "decoder" in claim.stored:
         header["decoder"] = claim.stored["decoder"]  # the interrupted run's LM, checked once the decoder is built
     resume: Resume | None = None
     try:
@@ -216,7 +216,7 @@ def _evaluate(cfg, config, started, reference, rank, utterances, total, run_id, 
             print(f"note: batch_size={cfg.batch_size} not used: {fallback} (summary.json: batching_fallback)")
         decoder = build_decoder(cfg, transcriber)
         if main_rank:
-            check_same_decoder(header.get("decoder"), decoder.settings())
+            check_same_decoder(header.get("decoder"), decoder.settings(), bool(resume and resume.candidates))
             header["decoder"] = decoder.settings()
             write_json_atomic(output_dir / "summary.json", header)
         try:
@@ -265,14 +265,23 @@ def _kept(resume: Resume | None) -> list:
     return [] if resume is None else sorted(resume.candidates.values(), key=lambda r: r.index)
 
 
-def check_same_decoder(before: dict | None, now: dict) -> None:
-    """A resumed run decodes with the interrupted run's decoder: same settings, same LM and lexicon contents."""
-    if before is None or before == now:
+def check_same_decoder(before: object, now: dict, has_rows: bool) -> None:
+    """A resumed run decodes with the interrupted run's decoder: same settings, same LM and lexicon contents.
+    `before` is what the interrupted run's summary.json recorded (absent when it died before its decoder was
+    built, or was written before decoders were recorded: then only greedy rows can be taken on)."""
+    if before is None and (not has_rows or now.get("name") == "greedy"):
+        return
+    if not isinstance(before, dict):
+        raise ConfigError(
+            f"resume: the interrupted run's summary.json records its decoder as {str(before)[:60]!r}, not as an "
+            "object: its journal rows cannot be checked against this decoder; start a new run in another output_dir"
+        )
+    if before == now:
         return
     changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
     raise ConfigError(
-        f"resume: the decoder differs from the interrupted run's ({', '.join(changed)} changed): its journal rows "
-        "were decoded otherwise; put the old files back, or start a new run in another output_dir"
+        f"resume: the decoder differs from the interrupted run's ({', '.join(changed)[:200]} changed): its journal "
+        "rows were decoded otherwise; put the old files back, or start a new run in another output_dir"
     )
 
 

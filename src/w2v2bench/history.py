@@ -22,7 +22,7 @@ from typing import Any
 from filelock import FileLock
 
 from .files import open_regular
-from .report import SCHEMA_VERSION
+from .results import ResultsFileError, validate_summary
 
 __all__ = [
     "DEFAULT_PATH",
@@ -165,11 +165,11 @@ def weights_id(checkpoint: str, revision: str | None, local: bool) -> str | None
 
 def row_from_summary(run_dir: Path, summary_bytes: bytes) -> dict[str, Any]:
     """The history row of one run folder, from its summary.json."""
-    summary = json.loads(summary_bytes)
-    if summary.get("schema_version") != SCHEMA_VERSION:
-        raise ValueError(
-            f"{run_dir}/summary.json: schema_version={summary.get('schema_version')!r}, expected {SCHEMA_VERSION}"
-        )
+    try:
+        summary = json.loads(summary_bytes)
+    except (ValueError, RecursionError) as err:
+        raise ResultsFileError(f"{run_dir}/summary.json: not a JSON summary ({type(err).__name__})") from None
+    validate_summary(summary, Path(run_dir) / "summary.json")
     cfg, model, ref = summary["config"], summary.get("model") or {}, summary.get("reference") or {}
     errors = summary["word_errors"]
     checkpoint = model.get("checkpoint", cfg["model"]["checkpoint"])
@@ -308,19 +308,30 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 
 def _migrate_from_1(db: sqlite3.Connection, path: Path) -> None:
-    """Schema 1 -> 2: the decoder columns (every run before them was greedy), and the key index with it."""
-    columns = [r[1] for r in db.execute("PRAGMA table_info(runs)")]
-    if columns != [c for c in COLUMNS if c not in ADDED_IN_2]:
-        raise _refuse(path, "its runs table has other columns than history schema version 1")
-    db.execute("BEGIN IMMEDIATE")
+    """Schema 1 -> 2: the decoder columns (every run before them was greedy), and the key index with it.
+    Several processes may open a schema-1 file at once: the first migrates, the others find it done."""
+    cannot = f"has history schema version 1 and cannot be upgraded to {HISTORY_SCHEMA_VERSION} here"
     try:
-        if db.execute("PRAGMA user_version").fetchone()[0] == 1:  # not migrated by another process meanwhile
+        db.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as err:
+        raise _refuse(path, f"{cannot} ({err}); open it once where it can be written") from None
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        columns = [r[1] for r in db.execute("PRAGMA table_info(runs)")]
+        if version == 1:
+            if columns != [c for c in COLUMNS if c not in ADDED_IN_2]:
+                raise _refuse(path, "its runs table has other columns than history schema version 1")
             for name in ADDED_IN_2:
                 db.execute(f"ALTER TABLE runs ADD COLUMN {name} {COLUMNS[name]}")
             db.execute("DROP INDEX IF EXISTS runs_by_key")
             db.execute(f"CREATE INDEX runs_by_key ON runs ({', '.join(KEY_COLUMNS)}, finished)")
             db.execute(f"PRAGMA user_version = {HISTORY_SCHEMA_VERSION}")
+        elif version != HISTORY_SCHEMA_VERSION:
+            raise _refuse(path, f"has history schema version {version}, expected {HISTORY_SCHEMA_VERSION}")
         db.execute("COMMIT")
+    except sqlite3.OperationalError as err:
+        db.execute("ROLLBACK")
+        raise _refuse(path, f"{cannot} ({err}); open it once where it can be written") from None
     except BaseException:
         db.execute("ROLLBACK")
         raise

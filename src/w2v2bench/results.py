@@ -217,6 +217,12 @@ def read_summary(path: str | os.PathLike, complete: bool = False) -> dict[str, A
         summary = json.loads(read_text(path))
     except (ValueError, RecursionError) as err:
         raise ResultsFileError(f"{path}: not a JSON summary ({one_line(err)})") from None
+    return validate_summary(summary, path, complete)
+
+
+def validate_summary(summary: object, path: str | os.PathLike, complete: bool = False) -> dict[str, Any]:
+    """A parsed summary.json checked as `read_summary` checks it (for callers that hold its bytes already)."""
+    path = Path(path)
     if not isinstance(summary, dict):
         raise ResultsFileError(f"{path}: expected a JSON object, found {type(summary).__name__}")
     found = summary.get("schema_version")

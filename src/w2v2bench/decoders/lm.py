@@ -24,9 +24,10 @@ import json
 import math
 import multiprocessing
 import os
+import re
 import signal
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import CancelledError, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field, replace
@@ -46,6 +47,10 @@ MAX_WORD_TOKENS = 100  # longer "words" are dropped (flashlight's trie recurses 
 MAX_WORDS_BYTES = 512 * 2**20  # a lexicon or unigrams.txt (LibriSpeech's lexicon is about 6 MB)
 MAX_ATTRS_BYTES = 2**20
 ARPA_LINE_BYTES = 2**16  # read at most this much of a line at a time
+ARPA_COUNT = re.compile(r"ngram[ \t]+([0-9]{1,2})[ \t]*=[ \t]*([0-9]{1,15})", re.ASCII)
+KENLM_BINARY_MAGIC = b"mmap lm http://kheafield.com/code"
+COMPRESSED_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"\x28\xb5\x2f\xfd")  # gzip, bzip2, xz, zstd: KenLM inflates
+MAX_WEIGHT = 1e4  # |lm_weight|, |word_score|, |sil_score|: far beyond any tuned value, far from overflowing a score
 MIN_ARPA_LINE_BYTES = 4  # "p\tw\n" at least: an ARPA header that claims more n-grams than that lies
 DECODE_TIMEOUT_S = 600.0  # one utterance's beam search; beyond it the utterance is recorded as failed
 
@@ -82,9 +87,9 @@ class LMSettings:
             raise DecoderError(f"decoder.beam_threshold={self.beam_threshold}: expected a finite number >= 0")
         for key in ("lm_weight", "word_score", "sil_score"):
             value = getattr(self, key)
-            if not math.isfinite(value):
+            if not (math.isfinite(value) and abs(value) <= MAX_WEIGHT):
                 source = " (from attrs.json)" if key in self.settings_from else ""
-                raise DecoderError(f"decoder.{key}={value}{source}: expected a finite number")
+                raise DecoderError(f"decoder.{key}={value}{source}: expected a finite number from -1e4 to 1e4")
 
     def record(self) -> dict:
         out = asdict(self)
@@ -149,9 +154,15 @@ def read_arpa(path: Path, words: bool = True) -> list[str]:
     counts, found, section, first = {}, [], None, None
     with open_regular(path) as raw:
         size = os.fstat(raw.fileno()).st_size
+        head = raw.read(len(KENLM_BINARY_MAGIC))
+        if head.startswith(KENLM_BINARY_MAGIC) and not words:
+            return []  # a KenLM binary: KenLM checks its own header
+        if head.startswith(COMPRESSED_MAGIC):
+            raise DecoderError(f"{path}: a compressed file; give the ARPA file uncompressed or a KenLM binary")
+        raw.seek(0)
         while raw_line := raw.readline(ARPA_LINE_BYTES):  # bounded: a binary file may have no newline at all
-            if len(raw_line) == ARPA_LINE_BYTES and not raw_line.endswith(b"\n"):
-                # an overlong line: its start is kept (a word that long is dropped by the lexicon), the rest skipped
+            overlong = len(raw_line) == ARPA_LINE_BYTES and not raw_line.endswith(b"\n")
+            if overlong:  # its start is kept (a word that long is dropped by the lexicon), the rest skipped
                 while (rest := raw.readline(ARPA_LINE_BYTES)) and not rest.endswith(b"\n"):
                     pass
             line = raw_line.decode("utf-8", errors="replace").strip()
@@ -165,11 +176,11 @@ def read_arpa(path: Path, words: bool = True) -> list[str]:
                     break  # the header is read (and the 1-grams, when they are wanted)
                 section = line
                 continue
-            if section is None and line.startswith("ngram ") and "=" in line:
-                order, _, count = line[6:].partition("=")
-                if not (order.strip().isdigit() and count.strip().isdigit()):
-                    raise DecoderError(f"{path}: bad ARPA header line {line[:80]!r}")
-                counts[int(order)] = int(count)
+            if section is None and line:
+                match = ARPA_COUNT.fullmatch(line)
+                if overlong or match is None:
+                    raise DecoderError(f"{path}: bad ARPA header line {line[:80]!r} (expected 'ngram N=count')")
+                counts[int(match[1])] = int(match[2])
                 if sum(counts.values()) * MIN_ARPA_LINE_BYTES > size:
                     raise DecoderError(
                         f"{path}: its header claims {sum(counts.values())} n-grams, more than its {size} bytes can "
@@ -180,12 +191,10 @@ def read_arpa(path: Path, words: bool = True) -> list[str]:
                 if len(parts) >= 2:
                     found.append(parts[1])
     if first != "\\data\\":
-        if words:
-            raise DecoderError(
-                f"{path}: not an ARPA file (it does not start with \\data\\); for a KenLM binary file give its "
-                "words with decoder.lexicon=<file>"
-            )
-        return []
+        raise DecoderError(
+            f"{path}: neither an ARPA file (its first line is not \\data\\) nor a KenLM binary"
+            + ("; for a KenLM binary give its words with decoder.lexicon=<file>" if words else "")
+        )
     if max(counts, default=0) < 2:
         raise DecoderError(f"{path}: an ARPA file of order {max(counts, default=0)}; KenLM needs at least a bigram")
     if words and not found:
@@ -354,6 +363,10 @@ def _decode(log_probs: np.ndarray) -> str | DecodeFailure:
     results = decoder.decode(emissions.ctypes.data, frames, vocab)
     if not results:
         return DecodeFailure("the beam search kept no hypothesis (decoder.beam_threshold or the LM's scores)")
+    if not math.isfinite(results[0].score):
+        return DecodeFailure(
+            f"the best hypothesis scored {results[0].score} (the decoder's weights or the LM's scores)"
+        )
     return " ".join(texts[w] for w in results[0].words if 0 <= w < len(texts))
 
 
@@ -361,6 +374,17 @@ def _die_with_the_run() -> None:
     """A pool worker ends when the run's process does, even on SIGKILL (Linux: PR_SET_PDEATHSIG)."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+
+
+def _kill(pool: ProcessPoolExecutor) -> None:
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    for process in processes:
+        with contextlib.suppress(Exception):
+            process.kill()
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        with contextlib.suppress(Exception):
+            process.join(timeout=5)
 
 
 class LMDecoder:
@@ -386,33 +410,43 @@ class LMDecoder:
         pool.submit(os.getpid).result()
         return pool
 
+    def _result(self, future, item: np.ndarray) -> str | DecodeFailure:
+        """A worker that died takes the pool and the utterances it held with it: each of those is tried once more
+        alone, in a process of its own, so only the utterance that kills a process is recorded as failed."""
+        try:
+            return future.result(timeout=DECODE_TIMEOUT_S)
+        except FutureTimeout:
+            self._kill_pool()  # the stuck worker goes; the others' utterances are retried alone
+            return DecodeFailure(f"the beam search took more than {DECODE_TIMEOUT_S:.0f} s")
+        except (BrokenProcessPool, CancelledError):  # cancelled: queued in a pool that was killed
+            self._kill_pool()
+        return self._alone(item)
+
+    def _alone(self, item: np.ndarray) -> str | DecodeFailure:
+        pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"), initializer=_die_with_the_run)
+        try:
+            return pool.submit(_decode, item).result(timeout=DECODE_TIMEOUT_S)
+        except FutureTimeout:
+            return DecodeFailure(f"the beam search took more than {DECODE_TIMEOUT_S:.0f} s")
+        except BrokenProcessPool:
+            return DecodeFailure("the LM decoding process died on this utterance")
+        finally:
+            _kill(pool)
+
+    def _kill_pool(self) -> None:
+        """End the shared pool now (its workers killed, not waited for); the next batch starts a new one."""
+        if self._pool is not None:
+            _kill(self._pool)
+            self._pool = None
+
     def submit(self, items: list[np.ndarray]) -> Callable[[], list[str | DecodeFailure]]:
-        if self._pool is None:
+        if self._workers == 0:
             texts = [_decode(x) for x in items]
             return lambda: texts
+        if self._pool is None:
+            self._pool = self._start_pool()
         futures = [self._pool.submit(_decode, x) for x in items]
         return lambda: [self._result(f, x) for f, x in zip(futures, items, strict=True)]
-
-    def _result(self, future, item: np.ndarray) -> str | DecodeFailure:
-        """A worker that died takes the pool with it: a new pool tries the utterance once more; if a worker
-        dies on it again, that utterance is the failure and the run goes on."""
-        for attempt in range(2):
-            try:
-                return future.result(timeout=DECODE_TIMEOUT_S)
-            except FutureTimeout:
-                return DecodeFailure(f"the beam search took more than {DECODE_TIMEOUT_S:.0f} s")
-            except BrokenProcessPool:
-                self._restart_pool()
-                if attempt == 0:
-                    future = self._pool.submit(_decode, item)
-        return DecodeFailure("the LM decoding process died on this utterance (twice)")
-
-    def _restart_pool(self) -> None:
-        with contextlib.suppress(Exception):
-            if self._pool is not None and not getattr(self._pool, "_broken", False):
-                return  # another utterance of the same broken pool already started a new one
-            self._pool.shutdown(wait=False, cancel_futures=True)
-        self._pool = self._start_pool()
 
     def settings(self) -> dict:
         return self._settings
@@ -420,6 +454,7 @@ class LMDecoder:
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
+            self._pool = None
 
 
 def load_lm_decoder(
