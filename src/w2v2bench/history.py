@@ -311,11 +311,7 @@ def _migrate_from_1(db: sqlite3.Connection, path: Path) -> None:
     """Schema 1 -> 2: the decoder columns (every run before them was greedy), and the key index with it.
     Several processes may open a schema-1 file at once: the first migrates, the others find it done."""
     cannot = f"has history schema version 1 and cannot be upgraded to {HISTORY_SCHEMA_VERSION} here"
-    try:
-        db.execute("BEGIN IMMEDIATE")
-    except sqlite3.OperationalError as err:
-        raise _refuse(path, f"{cannot} ({err}); open it once where it can be written") from None
-    try:
+    with _transaction(db, path, cannot + " ({err}); open it once where it can be written"):
         version = db.execute("PRAGMA user_version").fetchone()[0]
         columns = [r[1] for r in db.execute("PRAGMA table_info(runs)")]
         if version == 1:
@@ -328,10 +324,21 @@ def _migrate_from_1(db: sqlite3.Connection, path: Path) -> None:
             db.execute(f"PRAGMA user_version = {HISTORY_SCHEMA_VERSION}")
         elif version != HISTORY_SCHEMA_VERSION:
             raise _refuse(path, f"has history schema version {version}, expected {HISTORY_SCHEMA_VERSION}")
+
+
+@contextmanager
+def _transaction(db: sqlite3.Connection, path: Path, failure: str):
+    """BEGIN IMMEDIATE ... COMMIT; a database error rolls back and becomes one line, `failure` with its {err}."""
+    try:
+        db.execute("BEGIN IMMEDIATE")
+    except sqlite3.DatabaseError as err:
+        raise _refuse(path, failure.format(err=err)) from None
+    try:
+        yield
         db.execute("COMMIT")
-    except sqlite3.OperationalError as err:
+    except sqlite3.DatabaseError as err:
         db.execute("ROLLBACK")
-        raise _refuse(path, f"{cannot} ({err}); open it once where it can be written") from None
+        raise _refuse(path, failure.format(err=err)) from None
     except BaseException:
         db.execute("ROLLBACK")
         raise
@@ -342,22 +349,17 @@ def _writing(path: Path):
     """A write transaction under the file lock; creates the database and its table on first use."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(f"{path}.lock", timeout=LOCK_TIMEOUT_S), closing(_connect(path)) as db:
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            if db.execute("PRAGMA user_version").fetchone()[0] == 0:  # a new file (_connect refuses others)
-                columns = ", ".join(f"{name} {kind}" for name, kind in COLUMNS.items())
-                db.execute(f"CREATE TABLE IF NOT EXISTS runs ({columns})")
-                db.execute(f"CREATE INDEX IF NOT EXISTS runs_by_key ON runs ({', '.join(KEY_COLUMNS)}, finished)")
-                db.execute(f"PRAGMA user_version = {HISTORY_SCHEMA_VERSION}")
-            yield db
-            db.execute("COMMIT")
-        except sqlite3.DatabaseError as err:
-            db.execute("ROLLBACK")
-            raise _refuse(path, f"could not be written ({err})") from None
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+    with (
+        FileLock(f"{path}.lock", timeout=LOCK_TIMEOUT_S),
+        closing(_connect(path)) as db,
+        _transaction(db, path, "could not be written ({err})"),
+    ):
+        if db.execute("PRAGMA user_version").fetchone()[0] == 0:  # a new file (_connect refuses others)
+            columns = ", ".join(f"{name} {kind}" for name, kind in COLUMNS.items())
+            db.execute(f"CREATE TABLE IF NOT EXISTS runs ({columns})")
+            db.execute(f"CREATE INDEX IF NOT EXISTS runs_by_key ON runs ({', '.join(KEY_COLUMNS)}, finished)")
+            db.execute(f"PRAGMA user_version = {HISTORY_SCHEMA_VERSION}")
+        yield db
 
 
 def record(path: Path, run_dir: Path) -> tuple[dict, bool]:
