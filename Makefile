@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test bench nightly leaderboard lint format clean
+.PHONY: help install demo test test-slow bench nightly leaderboard lint format clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -27,8 +27,11 @@ demo: $(VENV)/.installed ## offline: the shipped demo model on the shipped demo 
 	$(PY) -m w2v2bench model=demo data=demo split=other
 	$(PY) -m w2v2bench.table root=results/demo
 
-test: $(VENV)/.installed ## the test suite (no network; GPU tests only where CUDA exists)
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+test: $(VENV)/.installed ## the test suite, end-to-end tests marked slow left out (no network; GPU tests only where CUDA exists)
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+test-slow: $(VENV)/.installed ## the slow end-to-end tests (kills and resumes, the stand-in Hub, torchrun, make leaderboard); CI runs both
+	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed ## benchmark: card script vs harness, exact vs naive batching, RSS (writes results/bench/)
 	$(PY) bench/bench.py

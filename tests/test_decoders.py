@@ -298,6 +298,7 @@ def test_overlong_words_are_dropped_not_inserted(clean_lm, tmp_path):
     assert read_run(tmp_path / "run")[1]["decoder"]["lexicon_dropped"] == 1
 
 
+@pytest.mark.slow
 def test_resume_refuses_an_lm_that_changed_since_the_interrupted_run(clean_lm, tmp_path):
     lm = tmp_path / "lm.arpa"
     shutil.copy(clean_lm, lm)
