@@ -410,16 +410,16 @@ class LMDecoder:
         pool.submit(os.getpid).result()
         return pool
 
-    def _result(self, future, item: np.ndarray) -> str | DecodeFailure:
+    def _result(self, future, item: np.ndarray, pool: ProcessPoolExecutor) -> str | DecodeFailure:
         """A worker that died takes the pool and the utterances it held with it: each of those is tried once more
         alone, in a process of its own, so only the utterance that kills a process is recorded as failed."""
         try:
             return future.result(timeout=DECODE_TIMEOUT_S)
         except FutureTimeout:
-            self._kill_pool()  # the stuck worker goes; the others' utterances are retried alone
+            self._kill_pool(pool)  # the stuck worker goes; the others' utterances are retried alone
             return DecodeFailure(f"the beam search took more than {DECODE_TIMEOUT_S:.0f} s")
         except (BrokenProcessPool, CancelledError):  # cancelled: queued in a pool that was killed
-            self._kill_pool()
+            self._kill_pool(pool)
         return self._alone(item)
 
     def _alone(self, item: np.ndarray) -> str | DecodeFailure:
@@ -433,10 +433,11 @@ class LMDecoder:
         finally:
             _kill(pool)
 
-    def _kill_pool(self) -> None:
-        """End the shared pool now (its workers killed, not waited for); the next batch starts a new one."""
-        if self._pool is not None:
-            _kill(self._pool)
+    def _kill_pool(self, pool: ProcessPoolExecutor) -> None:
+        """End `pool` now (its workers killed, not waited for); if it is the shared one, the next batch starts a
+        new one (a later batch's pool is left alone)."""
+        _kill(pool)
+        if pool is self._pool:
             self._pool = None
 
     def submit(self, items: list[np.ndarray]) -> Callable[[], list[str | DecodeFailure]]:
@@ -445,8 +446,9 @@ class LMDecoder:
             return lambda: texts
         if self._pool is None:
             self._pool = self._start_pool()
-        futures = [self._pool.submit(_decode, x) for x in items]
-        return lambda: [self._result(f, x) for f, x in zip(futures, items, strict=True)]
+        pool = self._pool
+        futures = [pool.submit(_decode, x) for x in items]
+        return lambda: [self._result(f, x, pool) for f, x in zip(futures, items, strict=True)]
 
     def settings(self) -> dict:
         return self._settings
