@@ -12,10 +12,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import hydra
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from . import distributed
 from .analysis import write_analysis
+from .backends import BackendError, make_backend
 from .config import ConfigError, load_reference, one_line, register
 from .data import DataError, cached_dataset, hub_dataset_commit, hub_utterances, local_utterances, open_stream
 from .decoders import DecoderError, make_decoder
@@ -110,6 +112,18 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(
             f"check_precision=true compares greedy transcripts: it needs decoder=greedy, not {cfg.decoder.name}"
         )
+    if cfg.backend.name.value != "torch":
+        other = cfg.backend.name.value
+        for key, value, allowed in (
+            ("device", cfg.device, "cpu"),
+            ("precision", cfg.precision.value, "fp32"),
+            ("batching", cfg.batching.value, "exact"),
+            ("compile", cfg.compile, False),
+        ):
+            if value != allowed:
+                raise ConfigError(
+                    f"{key}={value}: backend={other} runs with {key}={allowed} only (backend=torch for more)"
+                )
     lm_keys = [k for k, v in cfg.decoder.items() if k != "name" and v is not None]
     if cfg.decoder.name.value == "greedy" and lm_keys:
         raise ConfigError(f"decoder.{lm_keys[0]} is set but decoder=greedy ignores it: add decoder=lm")
@@ -207,6 +221,9 @@ def _evaluate(cfg, config, started, reference, rank, utterances, total, run_id, 
             compile=cfg.compile,
             verbose=cfg.verbose,
         )
+        backend = make_backend(cfg.backend.name.value, transcriber.model, os.path.expanduser(cfg.backend.cache))
+        if backend is not None:
+            transcriber.use_backend(backend)
         load_s = time.perf_counter() - load_start
         missing = transcriber.info.training_only_missing
         if missing and main_rank:
@@ -340,6 +357,12 @@ def _finish(
     figure = None if reference is None else reference.wer.get(cfg.split.value)
     summary["reference_figure"] = None if figure is None else {"wer": figure, "decoder": reference.decoder.value}
     summary["decoder"] = decoder
+    backend = transcriber.backend
+    summary["backend"] = (
+        backend.settings()
+        if backend is not None
+        else {"name": "torch", "version": torch.__version__, "precision": cfg.precision.value}
+    )
     table = write_tables(output_dir, summary)
     write_analysis(output_dir, summary=summary)
     status = EXIT_OK if check is None or check.passed else EXIT_REFERENCE_FAILED
@@ -362,7 +385,16 @@ def _app(cfg: DictConfig) -> None:
     logging.getLogger().setLevel(logging.INFO if cfg.verbose else logging.WARNING)
     try:
         STATUSES.append(evaluate(cfg))
-    except (ConfigError, DataError, DecoderError, ModelError, HubUnavailable, ResultsFileError, OSError) as err:
+    except (
+        ConfigError,
+        DataError,
+        DecoderError,
+        BackendError,
+        ModelError,
+        HubUnavailable,
+        ResultsFileError,
+        OSError,
+    ) as err:
         print(f"w2v2bench: error: {one_line(err)}", file=sys.stderr)
         STATUSES.append(EXIT_RUN_FAILED)
 

@@ -50,6 +50,11 @@ class Batching(Choice):
     naive = "naive"
 
 
+class BackendName(Choice):
+    torch = "torch"
+    onnxruntime = "onnxruntime"
+
+
 class DecoderName(Choice):
     greedy = "greedy"
     lm = "lm"
@@ -95,6 +100,13 @@ class DecoderConfig:
 
 
 @dataclass
+class BackendConfig:
+    name: BackendName = BackendName.torch
+    # where exported models are kept (one folder per weights x runtime version x export settings)
+    cache: str = "~/.cache/w2v2bench"
+
+
+@dataclass
 class ReferenceConfig:
     # "auto" stands for the figures named by model.reference; "none" means no check
     name: str = "none"
@@ -115,6 +127,7 @@ class BenchConfig:
     data: DataConfig = MISSING
     reference: ReferenceConfig = MISSING
     decoder: DecoderConfig = MISSING
+    backend: BackendConfig = MISSING
     split: Split = Split.clean
     device: str = "auto"
     batch_size: int | None = None
@@ -185,6 +198,7 @@ def register() -> None:
     cs.store(group="data", name="schema", node=DataConfig)
     cs.store(group="reference", name="schema", node=ReferenceConfig)
     cs.store(group="decoder", name="schema", node=DecoderConfig)
+    cs.store(group="backend", name="schema", node=BackendConfig)
 
 
 class ConfigError(ValueError):

@@ -35,7 +35,7 @@ import pickle
 import re
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -205,6 +205,7 @@ class Transcriber:
         self.device, self.batching, self.precision = device, batching, precision
         self.check_precision = check_precision and precision != "fp32"
         self.emit = "ids"  # what forward hands the decoder: "ids" (greedy, collapsed here) or "log_probs"
+        self.backend = None  # another runtime's batch -> logits (backends/); None: the model's own forward
         self.sample_rate = feature_extractor.sampling_rate
         # at most this many utterances per batch: 1 for a model whose batches cannot be made exact
         self.max_batch_size = 1 if batching == "exact" and info.batching_fallback else None
@@ -303,7 +304,19 @@ class Transcriber:
             self._masks_off()
         return [row[:n] for row, n in zip(out, frames.tolist(), strict=True)]
 
+    def use_backend(self, backend) -> None:
+        """Run `backend`'s batch -> logits instead of the model's forward; one that takes no masks runs at its own
+        batch size (recorded as the batching fallback)."""
+        self.backend = backend
+        if backend.max_batch_size is not None:
+            self.max_batch_size = min(self.max_batch_size or backend.max_batch_size, backend.max_batch_size)
+            if self.info.batching_fallback is None:
+                reason = f"backend={backend.name} takes no padding masks: ran at batch size {backend.max_batch_size}"
+                self.info = replace(self.info, batching_fallback=reason)
+
     def _logits(self, batch: torch.Tensor, mask: torch.Tensor | None, precision: str) -> torch.Tensor:
+        if self.backend is not None:
+            return self.backend.logits(batch, mask)
         with self._autocast(precision):
             return self.model(batch, attention_mask=None if mask is None else mask.long()).logits
 
