@@ -17,47 +17,52 @@ from .forked import run_forked
 from .test_cli import read_run
 
 pytest.importorskip("onnxruntime")
+pytest.importorskip("openvino")
+RUNTIMES = ["onnxruntime", "openvino"]
 
 
 def demo(out: Path, *extra: str) -> list[str]:
     return ["model=demo", "data=demo", "split=other", "limit=12", f"output_dir={out}", *extra]
 
 
-def test_onnxruntime_transcripts_equal_pytorch_and_the_export_is_reused(tmp_path):
+def test_runtime_transcripts_equal_pytorch_and_the_export_is_shared_and_reused(tmp_path):
     cache = tmp_path / "cache"
-    ort = ["backend=onnxruntime", f"backend.cache={cache}", "batch_size=4"]
-    jobs = {
-        "torch": demo(tmp_path / "torch"),
-        "first": demo(tmp_path / "first", *ort),
-        "again": demo(tmp_path / "again", *ort),
-    }
+    jobs = {"torch": demo(tmp_path / "torch")}
+    for runtime in RUNTIMES:
+        args = [f"backend={runtime}", f"backend.cache={cache}", "batch_size=4"]
+        jobs |= {
+            runtime: demo(tmp_path / runtime, *args),
+            f"{runtime}-again": demo(tmp_path / f"{runtime}-again", *args),
+        }
     for name, result in zip(jobs, run_forked([{"args": a} for a in jobs.values()], tmp_path / "logs"), strict=True):
         assert result["code"] == 0, (name, result["output"])
-    (torch_rows, torch_run), (first_rows, first), (again_rows, again) = (read_run(tmp_path / n) for n in jobs)
-    assert (
-        [r["pred_text"] for r in first_rows]
-        == [r["pred_text"] for r in torch_rows]
-        == [r["pred_text"] for r in again_rows]
-    )
-    assert torch_run["backend"] == {"name": "torch", "version": torch.__version__, "precision": "fp32"}
-    assert first["backend"]["name"] == "onnxruntime"
-    assert first["backend"]["precision"] == "fp32" and first["backend"]["opset"] == 17
-    assert (first["backend"]["cached"], again["backend"]["cached"]) == (False, True) and again["backend"][
-        "export_s"
-    ] == 0
-    assert first["backend"]["cache"] == again["backend"]["cache"] and len(list(cache.rglob("model.onnx"))) == 1
-    # batch_size=4 asked for, batch size 1 ran (no masks in the graph), and said so
-    assert first["n_batches"] == 12 and "backend=onnxruntime takes no padding masks" in first["batching_fallback"]
+    runs = {name: read_run(tmp_path / name) for name in jobs}
+    texts = {name: [r["pred_text"] for r in rows] for name, (rows, _) in runs.items()}
+    assert all(t == texts["torch"] for t in texts.values()), texts
+    assert runs["torch"][1]["backend"] == {"name": "torch", "version": torch.__version__, "precision": "fp32"}
+    (export,) = cache.rglob("model.onnx")  # one export, made by the first runtime, reused by every later run
+    assert [runs[n][1]["backend"]["cached"] for n in jobs if n != "torch"] == [False, True, True, True]
+    for runtime in RUNTIMES:
+        backend = runs[runtime][1]["backend"]
+        assert backend["name"] == runtime and backend["precision"] == "fp32" and backend["opset"] == 17
+        assert backend["cache"] == str(export) and runs[f"{runtime}-again"][1]["backend"]["export_s"] == 0
+        # batch_size=4 asked for, batch size 1 ran (no masks in the graph), and said so
+        summary = runs[runtime][1]
+        assert (
+            summary["n_batches"] == 12 and f"backend={runtime} takes no padding masks" in summary["batching_fallback"]
+        )
+    assert runs["openvino"][1]["backend"]["inference_precision_hint"] == "f32"  # not the CPU's bf16 default
 
 
+@pytest.mark.parametrize("runtime", RUNTIMES)
 @pytest.mark.parametrize("architecture", ARCHITECTURES, ids="-".join)
-def test_onnxruntime_logits_match_pytorch_for_every_architecture(tiny_architectures, architecture, tmp_path):
+def test_runtime_logits_match_pytorch_for_every_architecture(tiny_architectures, architecture, runtime, tmp_path):
     transcriber = load_model(str(tiny_architectures[architecture]))
     inputs = [
         transcriber.prepare(load_audio(u.path, u.id)[0]) for u in local_utterances(LIBRISPEECH, "test", "clean")[:4]
     ]
     reference = [transcriber.logits([x])[0] for x in inputs]
-    transcriber.use_backend(make_backend("onnxruntime", transcriber.model, str(tmp_path)))
+    transcriber.use_backend(make_backend(runtime, transcriber.model, str(tmp_path)))
     for x, ref in zip(inputs, reference, strict=True):
         ours = transcriber.logits([x])[0]
         assert ours.shape == ref.shape and (ours - ref).abs().max() < 1e-3
@@ -74,15 +79,27 @@ def test_a_changed_weight_is_a_new_export(tmp_path):
 
 
 def test_backend_failures_are_one_line(tmp_path):
-    blocker = tmp_path / "blocked" / "onnxruntime"
-    blocker.mkdir(parents=True)
-    (blocker / "__init__.py").write_text("raise ImportError('not installed here')\n")
+    def failing(args: list[str]) -> list[str]:
+        backend = [] if any(a.startswith("backend=") for a in args) else ["backend=onnxruntime"]
+        cache = [] if any(a.startswith("backend.cache=") for a in args) else [f"backend.cache={tmp_path / 'c'}"]
+        return [*backend, *cache, *args]
+
+    for package in RUNTIMES:
+        blocker = tmp_path / "blocked" / package
+        blocker.mkdir(parents=True)
+        (blocker / "__init__.py").write_text("raise ImportError('not installed here')\n")
     damaged = tmp_path / "damaged"
     make_backend("onnxruntime", load_model(asset_path("demo-model")).model, str(damaged))
     (model,) = damaged.rglob("model.onnx")
     model.write_bytes(b"not an onnx model")
     cases = {
         "missing package": ([], "pip install 'w2v2bench[onnx]'", {"PYTHONPATH": str(blocker.parent)}),
+        "missing openvino": (
+            ["backend=openvino"],
+            "pip install 'w2v2bench[openvino]'",
+            {"PYTHONPATH": str(blocker.parent)},
+        ),
+        "damaged for openvino": (["backend=openvino", f"backend.cache={damaged}"], "openvino cannot load it", {}),
         "damaged cache": ([f"backend.cache={damaged}"], "onnxruntime cannot load it", {}),
         "precision": (["precision=bf16"], "precision=bf16: backend=onnxruntime runs with precision=fp32 only", {}),
         "naive": (["batching=naive"], "batching=naive: backend=onnxruntime runs with batching=exact only", {}),
@@ -90,17 +107,7 @@ def test_backend_failures_are_one_line(tmp_path):
     }
     for env in ({}, {"PYTHONPATH": str(blocker.parent)}):  # one interpreter for each environment
         names = [name for name, case in cases.items() if case[2] == env]
-        jobs = [
-            {
-                "args": demo(
-                    tmp_path / n.replace(" ", "-"),
-                    "backend=onnxruntime",
-                    f"backend.cache={tmp_path / 'c'}",
-                    *cases[n][0],
-                )
-            }
-            for n in names
-        ]
+        jobs = [{"args": demo(tmp_path / n.replace(" ", "-"), *failing(cases[n][0]))} for n in names]
         for name, result in zip(names, run_forked(jobs, tmp_path / f"logs-{len(env)}", env=env), strict=True):
             errors = [line for line in result["output"].splitlines() if line.startswith("w2v2bench: error:")]
             assert result["code"] == 1 and len(errors) == 1 and cases[name][1] in errors[0], (name, result["output"])

@@ -53,6 +53,7 @@ class Batching(Choice):
 class BackendName(Choice):
     torch = "torch"
     onnxruntime = "onnxruntime"
+    openvino = "openvino"
 
 
 class DecoderName(Choice):

@@ -2,8 +2,8 @@
 
 `torch` (the default and the reference) is the model's own forward, with exact batching (model.py). Other
 runtimes run the same weights exported once into a cache keyed by the weights' hash, the runtime's version and
-the export settings; `onnxruntime` is exported without the masks exact batching needs, so it runs at batch
-size 1 (the card's protocol) and says so in summary.json.
+the export settings (export.py); `onnxruntime` and `openvino` run that export, which has none of the masks exact
+batching needs, so they run at batch size 1 (the card's protocol) and say so in summary.json.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Protocol
 
 import torch
 
-BACKENDS = ("torch", "onnxruntime")
+BACKENDS = ("torch", "onnxruntime", "openvino")
 
 
 class BackendError(ValueError):
@@ -40,4 +40,8 @@ def make_backend(name: str, model, cache: str) -> Backend | None:
         from .onnxruntime import OnnxRuntimeBackend
 
         return OnnxRuntimeBackend(model, cache)
+    if name == "openvino":
+        from .openvino import OpenVinoBackend
+
+        return OpenVinoBackend(model, cache)
     raise BackendError(f"backend={name!r}: expected one of {list(BACKENDS)}")

@@ -1,0 +1,60 @@
+"""OpenVINO (CPU, fp32 set explicitly) as a backend, on the shared ONNX export (export.py): batch size 1.
+
+OpenVINO's CPU plugin defaults to bf16 inference where the CPU has it (it does on this project's machines), which
+changes transcripts: the precision hint is set to f32 and the compiled model's own hint is read back and recorded.
+It compiles kernels for each new input length: a real run sees most lengths once, so it is not fast here.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from torch import nn
+
+from . import BackendError
+from .export import export_onnx
+
+
+class OpenVinoBackend:
+    name = "openvino"
+    max_batch_size = 1
+
+    def __init__(self, model: nn.Module, cache: str | os.PathLike, threads: int | None = None):
+        try:
+            import openvino as ov
+        except ImportError as err:
+            raise BackendError(
+                f"backend=openvino needs the openvino package ({err}): pip install 'w2v2bench[openvino]'"
+            ) from None
+        exported = export_onnx(model, cache)
+        core = ov.Core()
+        config = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": threads or torch.get_num_threads()}
+        try:
+            compiled = core.compile_model(core.read_model(str(exported.path)), "CPU", config)
+        except Exception as err:  # OpenVINO's own error types: a damaged cache entry
+            raise BackendError(
+                f"{exported.path}: openvino cannot load it ({type(err).__name__}); delete {exported.path.parent}"
+            ) from None
+        hint = compiled.get_property("INFERENCE_PRECISION_HINT")
+        precision = hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)  # "f32", "bf16"
+        if precision != "f32":
+            raise BackendError(f"backend=openvino compiled with precision {precision}, not the f32 it was asked for")
+        self._request = compiled.create_infer_request()
+        self._settings = {
+            "name": self.name,
+            "version": ov.__version__,
+            "precision": "fp32",
+            "device": "CPU",
+            "inference_precision_hint": precision,
+            **exported.record(),
+        }
+
+    def logits(self, batch: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        if batch.shape[0] != 1 or attention_mask is not None:
+            raise BackendError(f"backend={self.name} runs one unpadded utterance at a time, got {tuple(batch.shape)}")
+        out = self._request.infer({"input_values": batch.detach().cpu().float().numpy()})["logits"]
+        return torch.from_numpy(out.copy()).to(batch.device)
+
+    def settings(self) -> dict:
+        return self._settings
