@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -88,10 +91,27 @@ def test_backend_failures_are_one_line(tmp_path):
         blocker = tmp_path / "blocked" / package
         blocker.mkdir(parents=True)
         (blocker / "__init__.py").write_text("raise ImportError('not installed here')\n")
-    damaged = tmp_path / "damaged"
-    make_backend("onnxruntime", load_model(asset_path("demo-model")).model, str(damaged))
-    (model,) = damaged.rglob("model.onnx")
-    model.write_bytes(b"not an onnx model")
+    exported = tmp_path / "exported"
+    make_backend("onnxruntime", load_model(asset_path("demo-model")).model, str(exported))
+    caches = {}
+    for kind in ("damaged", "fifo", "link", "no record", "other key"):
+        caches[kind] = tmp_path / kind.replace(" ", "-")
+        shutil.copytree(exported, caches[kind])
+        (model,) = caches[kind].rglob("model.onnx")
+        if kind == "damaged":
+            model.write_bytes(b"not an onnx model")
+        elif kind == "fifo":  # onnxruntime would wait on it forever
+            model.unlink()
+            os.mkfifo(model)
+        elif kind == "link":
+            model.unlink()
+            model.symlink_to(next(exported.rglob("model.onnx")))
+        elif kind == "no record":
+            (model.parent / "export.json").unlink()
+        else:
+            record = json.loads((model.parent / "export.json").read_text())
+            (model.parent / "export.json").write_text(json.dumps({**record, "weights": "0" * 64}))
+    damaged = caches["damaged"]
     cases = {
         "missing package": ([], "pip install 'w2v2bench[onnx]'", {"PYTHONPATH": str(blocker.parent)}),
         "missing openvino": (
@@ -99,15 +119,19 @@ def test_backend_failures_are_one_line(tmp_path):
             "pip install 'w2v2bench[openvino]'",
             {"PYTHONPATH": str(blocker.parent)},
         ),
-        "damaged for openvino": (["backend=openvino", f"backend.cache={damaged}"], "openvino cannot load it", {}),
-        "damaged cache": ([f"backend.cache={damaged}"], "onnxruntime cannot load it", {}),
+        "damaged for openvino": (["backend=openvino", f"backend.cache={damaged}"], "it changed since it was exp", {}),
+        "damaged cache": ([f"backend.cache={damaged}"], "it changed since it was exported", {}),
+        "fifo cache": ([f"backend.cache={caches['fifo']}"], "not a regular file; delete", {}),
+        "linked cache": ([f"backend.cache={caches['link']}"], "not a regular file; delete", {}),
+        "no record": ([f"backend.cache={caches['no record']}"], "its export record cannot be read", {}),
+        "other key": ([f"backend.cache={caches['other key']}"], "its export record is for other weights", {}),
         "precision": (["precision=bf16"], "precision=bf16: backend=onnxruntime runs with precision=fp32 only", {}),
         "naive": (["batching=naive"], "batching=naive: backend=onnxruntime runs with batching=exact only", {}),
         "device": (["device=cuda"], "device=cuda: backend=onnxruntime runs with device=cpu only", {}),
     }
     for env in ({}, {"PYTHONPATH": str(blocker.parent)}):  # one interpreter for each environment
         names = [name for name, case in cases.items() if case[2] == env]
-        jobs = [{"args": demo(tmp_path / n.replace(" ", "-"), *failing(cases[n][0]))} for n in names]
+        jobs = [{"args": demo(tmp_path / "runs" / n.replace(" ", "-"), *failing(cases[n][0]))} for n in names]
         for name, result in zip(names, run_forked(jobs, tmp_path / f"logs-{len(env)}", env=env), strict=True):
             errors = [line for line in result["output"].splitlines() if line.startswith("w2v2bench: error:")]
             assert result["code"] == 1 and len(errors) == 1 and cases[name][1] in errors[0], (name, result["output"])
