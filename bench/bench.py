@@ -1,4 +1,5 @@
-"""Benchmark, side by side: the model card's script vs the harness, exact vs naive batching, overhead, memory.
+"""Benchmark, side by side: the model card's script vs the harness, exact vs naive batching, the ONNX Runtime and
+OpenVINO backends (fp32, batch size 1, where installed), overhead, memory.
 
 Every method runs in its own process (so peak RSS is its own) over the same audio and the same model.
 Usage: python bench/bench.py [--model base|tiny] [--limit N] [--repeat 10] [--batch-size 32] [--device cpu]
@@ -10,6 +11,7 @@ Writes results/bench/bench.md and bench.json and prints the table.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -111,10 +113,12 @@ def worker_bare(corpus: Path, model_dir: Path, args) -> dict:
     return {"wall_s": time.perf_counter() - start, "texts": texts}
 
 
-def worker_harness(corpus: Path, model_dir: Path, args, batching: str = "exact") -> dict:
-    """The harness's run loop (decode threads, length-sorted batches, device-side CTC), in-process."""
+def worker_harness(corpus: Path, model_dir: Path, args, batching: str = "exact", backend: str = "torch") -> dict:
+    """The harness's run loop (decode threads, length-sorted batches, device-side CTC), in-process; with another
+    backend, its export comes from the cache (made beforehand, its time reported apart)."""
     import transformers  # noqa: F401  (imported before the clock starts, as in the other methods)
 
+    from w2v2bench.backends import make_backend
     from w2v2bench.data import local_utterances
     from w2v2bench.model import load_model
     from w2v2bench.run import run
@@ -122,6 +126,8 @@ def worker_harness(corpus: Path, model_dir: Path, args, batching: str = "exact")
     start = time.perf_counter()
     utts = local_utterances(corpus, "test", "other")
     transcriber = load_model(str(model_dir), device=args.device, batching=batching, precision=args.precision)
+    if backend != "torch":
+        transcriber.use_backend(make_backend(backend, transcriber.model, str(OUT / "exports")))
     done: list = []
     stats = run(
         utts,
@@ -166,7 +172,19 @@ WORKERS = {
     "harness": worker_harness,
     "naive": lambda c, m, a: worker_harness(c, m, a, batching="naive"),
     "forward": worker_forward,
+    "onnxruntime": lambda c, m, a: worker_harness(c, m, a, backend="onnxruntime"),
+    "openvino": lambda c, m, a: worker_harness(c, m, a, backend="openvino"),
 }
+RUNTIMES = ("onnxruntime", "openvino")  # rows where the package imports; fp32, batch size 1 (no masks in the export)
+
+
+def export_once(model_dir: Path) -> float | None:
+    """The ONNX export the runtime rows share, made before they are timed; its seconds (None: already cached)."""
+    from w2v2bench.backends.export import export_onnx
+    from w2v2bench.model import load_model
+
+    exported = export_onnx(load_model(str(model_dir)).model, OUT / "exports")
+    return None if exported.cached else exported.export_s
 
 
 def run_worker(method: str, corpus: Path, model_dir: Path, args, **overrides) -> dict:
@@ -301,6 +319,11 @@ def main() -> None:
     hb = run_worker("harness", corpus, model, args)
     naive = run_worker("naive", corpus, model, args)
     forward = run_worker("forward", corpus, model, args)
+    runtimes, export_s = {}, None
+    available = [rt for rt in RUNTIMES if importlib.util.find_spec(rt) is not None]
+    if available and args.device == "cpu":
+        export_s = export_once(model)
+        runtimes = {rt: run_worker(rt, corpus, model, args, batch_size=1) for rt in available}
     mem_rows = memory_rows()
 
     audio_s = h1["audio_s"]
@@ -342,6 +365,24 @@ def main() -> None:
             h1["rss_mb"] / naive["rss_mb"],
             identical(naive["texts"], h1["texts"]),
         ),
+        *[
+            (
+                f"card script vs harness {rt} fp32 bs 1",
+                card["wall_s"] / result["wall_s"],
+                card["rss_mb"] / result["rss_mb"],
+                identical(card["texts"], result["texts"]),
+            )
+            for rt, result in runtimes.items()
+        ],
+        *[
+            (
+                f"harness bs 1 (torch) vs harness {rt} fp32 bs 1",
+                h1["wall_s"] / result["wall_s"],
+                h1["rss_mb"] / result["rss_mb"],
+                identical(h1["texts"], result["texts"]),
+            )
+            for rt, result in runtimes.items()
+        ],
     ]
     lines = [
         f"Audio: {len(h1['texts'])} real LibriSpeech test-other utterances ({audio_s:.1f} s) from tests/data"
@@ -363,6 +404,11 @@ def main() -> None:
         f"| harness exact bs {bs} padding fraction | {hb['padding_fraction'] * 100:.1f} % |",
         f"| harness overhead: run loop wall / pure forward wall, bs {bs} | "
         f"{hb['run_wall_s'] / forward['wall_s']:.3f} |",
+        *[
+            f"| harness {rt} fp32 bs 1 wall / RTFx | {r['wall_s']:.1f} s / {audio_s / r['wall_s']:.1f} |"
+            for rt, r in runtimes.items()
+        ],
+        *([f"| ONNX export (made once, cached; outside the runtime rows) | {export_s:.1f} s |"] if export_s else []),
         *mem_rows,
         "",
         "Wall times include model loading in every method; the overhead row compares the harness's run loop "
@@ -377,6 +423,8 @@ def main() -> None:
         "harness_batched": hb,
         "naive": naive,
         "forward": forward,
+        **runtimes,
+        **({"onnx_export": {"export_s": export_s}} if export_s else {}),
         **memory,
     }
     write_outputs("bench", table, results, args)
