@@ -98,6 +98,8 @@ def utterance_source(cfg: DictConfig):
 
 def validate(cfg: DictConfig) -> None:
     """Check every setting, and make `device=auto` and `batch_size=null` concrete (recorded as such)."""
+    if cfg.backend.name.value != "torch" and cfg.device == "auto":
+        cfg.device = "cpu"  # the other runtimes run on the CPU here
     cfg.device, cfg.batch_size = resolve_defaults(cfg.device, cfg.batch_size)
     for key in ("batch_size", "sort_window"):
         if cfg[key] < 1:

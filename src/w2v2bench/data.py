@@ -287,7 +287,11 @@ def decode(utterance: Utterance, prepare: Callable[[np.ndarray], np.ndarray]) ->
         sha = hashlib.sha256(data).hexdigest()
         wave, notes = load_audio(data, utterance.origin)
         duration_s = len(wave) / SAMPLE_RATE
-        return Decoded(utterance, prepare(wave), duration_s, utterance.notes + tuple(notes), audio_sha256=sha)
+        try:
+            prepared = prepare(wave)
+        except AudioError as err:  # audio the model cannot take (shorter than its first frame)
+            raise AudioError(f"{utterance.origin}: {err}") from None
+        return Decoded(utterance, prepared, duration_s, utterance.notes + tuple(notes), audio_sha256=sha)
     except AudioError as err:
         return Decoded(utterance, None, 0.0, utterance.notes, error=str(err), audio_sha256=sha)
 

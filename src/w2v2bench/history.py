@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 DEFAULT_PATH = Path("results/history.sqlite")
-HISTORY_SCHEMA_VERSION = 2  # 2 added decoder, decoder_settings (a version-1 file is migrated in place)
+HISTORY_SCHEMA_VERSION = 2  # 2 added decoder, decoder_settings, backend (a version-1 file is migrated in place)
 LOCK_TIMEOUT_S = 300.0
 WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.pth")
 
@@ -90,14 +90,15 @@ COLUMNS: dict[str, str] = {
     # schema 2: runs decoded otherwise are not compared with one another
     "decoder": "TEXT NOT NULL DEFAULT 'greedy'",  # greedy | lm
     "decoder_settings": "TEXT",  # JSON: summary.json's decoder (LM file, weights, beam ...)
+    "backend": "TEXT NOT NULL DEFAULT 'torch'",  # torch | onnxruntime | openvino: speed is compared within one
 }
-ADDED_IN_2 = ("decoder", "decoder_settings")
+ADDED_IN_2 = ("decoder", "decoder_settings", "backend")
 JSON_COLUMNS = ("versions", "config", "verdict_reasons", "decoder_settings")
-KEY_COLUMNS = ("model", "data", "partition", "split", "normalizer", "decoder")
+KEY_COLUMNS = ("model", "data", "partition", "split", "normalizer", "decoder", "backend")
 
 
 class SplitKey(tuple):
-    """(model, data, partition, split, normalizer, decoder): the runs that are compared with one another."""
+    """(model, data, partition, split, normalizer, decoder, backend): the runs compared with one another."""
 
     __slots__ = ()
 
@@ -105,9 +106,10 @@ class SplitKey(tuple):
         return super().__new__(cls, tuple(row[c] for c in KEY_COLUMNS))
 
     def __str__(self) -> str:
-        model, data, partition, split, normalizer, decoder = self
+        model, data, partition, split, normalizer, decoder, backend = self
         suffix = "" if normalizer == "none" else f" (normalizer {normalizer})"
         suffix += "" if decoder == "greedy" else f" (decoder {decoder})"
+        suffix += "" if backend == "torch" else f" (backend {backend})"
         return f"{model} on {data} {partition}-{split}{suffix}"
 
 
@@ -224,6 +226,7 @@ def row_from_summary(run_dir: Path, summary_bytes: bytes) -> dict[str, Any]:
         "baseline_run_id": None,
         "decoder": (summary.get("decoder") or {}).get("name", "greedy"),
         "decoder_settings": summary.get("decoder") or {"name": "greedy"},
+        "backend": (summary.get("backend") or {}).get("name", "torch"),
     }
 
 

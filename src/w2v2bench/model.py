@@ -238,8 +238,24 @@ class Transcriber:
         if self._masked_norm is not None:
             self._masked_norm.valid_frames = None
 
+    @functools.cached_property
+    def min_samples(self) -> int:
+        """The shortest input that gives one output frame (400 samples, 25 ms, for the family's conv stack)."""
+        config = self.model.config
+        samples = 1
+        for kernel, stride in reversed(list(zip(config.conv_kernel, config.conv_stride, strict=True))):
+            samples = (samples - 1) * stride + kernel
+        return samples
+
     def prepare(self, wave: np.ndarray) -> np.ndarray:
         """What the model sees for one utterance: exact mode normalises it alone, as batch size 1 does."""
+        if len(wave) < self.min_samples:
+            from .data import AudioError
+
+            raise AudioError(
+                f"{len(wave)} samples, shorter than the model's first frame ({self.min_samples} samples): nothing to "
+                "transcribe"
+            )
         if self.batching == "naive":
             return wave
         return self.feature_extractor(wave, sampling_rate=self.sample_rate)["input_values"][0]

@@ -353,7 +353,7 @@ def table_row(summary: dict) -> dict:
         "failed": summary["n_failed"],
         "audio_s": round(summary["audio_s"], 1),
         "rtfx": round(summary["rtfx"], 1),
-        "batch_size": cfg["batch_size"],
+        "batch_size": 1 if summary.get("batching_fallback") else cfg["batch_size"],  # what ran
         "reference_%": None if not ref else round(ref["wer"] * 100, 2),
         "reference_passed": None if not ref else ref["passed"],
     }
@@ -377,6 +377,7 @@ def leaderboard_row(summary: dict) -> dict:
         "class": info.get("architecture"),
         "norm": info.get("feat_extract_norm"),
         "decoder": (summary.get("decoder") or {}).get("name", "greedy"),
+        "backend": (summary.get("backend") or {}).get("name", "torch"),
         "utterances": summary["n_utterances"],
         "wer_%": wer,
         "card_%": card,

@@ -171,6 +171,10 @@ class _DecoderUsed(TypedDict):
     name: Literal["greedy", "lm"]
 
 
+class _BackendUsed(TypedDict):
+    name: Literal["torch", "onnxruntime", "openvino"]
+
+
 class _ModelInfo(TypedDict):
     architecture: NotRequired[Text]
     feat_extract_norm: NotRequired[Text]
@@ -201,6 +205,7 @@ class _Complete(TypedDict):
     reference_note: NotRequired[Text | None]
     reference_figure: NotRequired[_Figure | None]
     decoder: NotRequired[_DecoderUsed]
+    backend: NotRequired[_BackendUsed]
     batching_fallback: NotRequired[Text | None]
     model: NotRequired[_ModelInfo]
     device: NotRequired[Text]

@@ -15,7 +15,7 @@ from .report import gather, leaderboard_row, table_row, write_text_atomic
 
 VIEWS = {
     "runs": (table_row, ["model", "data", "split"]),
-    "leaderboard": (leaderboard_row, ["model", "data", "split", "decoder"]),
+    "leaderboard": (leaderboard_row, ["model", "data", "split", "decoder", "backend"]),
 }
 
 
