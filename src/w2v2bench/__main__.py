@@ -223,22 +223,23 @@ def _evaluate(cfg, config, started, reference, rank, utterances, total, run_id, 
             compile=cfg.compile,
             verbose=cfg.verbose,
         )
-        backend = make_backend(cfg.backend.name.value, transcriber.model, os.path.expanduser(cfg.backend.cache))
-        if backend is not None:
-            transcriber.use_backend(backend)
-        load_s = time.perf_counter() - load_start
-        missing = transcriber.info.training_only_missing
-        if missing and main_rank:
-            print(f"note: {', '.join(missing)} not in the checkpoint: used in training only, harmless here")
-        fallback = transcriber.info.batching_fallback
-        if fallback and cfg.batch_size > 1 and main_rank:
-            print(f"note: batch_size={cfg.batch_size} not used: {fallback} (summary.json: batching_fallback)")
+        # the decoder first: a bad LM file is found before a backend's export, which can take minutes
         decoder = build_decoder(cfg, transcriber)
-        if main_rank:
-            check_same_decoder(header.get("decoder"), decoder.settings(), bool(resume and resume.candidates))
-            header["decoder"] = decoder.settings()
-            write_json_atomic(output_dir / "summary.json", header)
         try:
+            backend = make_backend(cfg.backend.name.value, transcriber.model, os.path.expanduser(cfg.backend.cache))
+            if backend is not None:
+                transcriber.use_backend(backend)
+            load_s = time.perf_counter() - load_start
+            missing = transcriber.info.training_only_missing
+            if missing and main_rank:
+                print(f"note: {', '.join(missing)} not in the checkpoint: used in training only, harmless here")
+            fallback = transcriber.info.batching_fallback
+            if fallback and cfg.batch_size > 1 and main_rank:
+                print(f"note: batch_size={cfg.batch_size} not used: {fallback} (summary.json: batching_fallback)")
+            if main_rank:
+                check_same_decoder(header.get("decoder"), decoder.settings(), bool(resume and resume.candidates))
+                header["decoder"] = decoder.settings()
+                write_json_atomic(output_dir / "summary.json", header)
             stats = run(
                 utterances,
                 transcriber,

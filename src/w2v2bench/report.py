@@ -421,7 +421,16 @@ def gather(root: str | os.PathLike, row=None) -> tuple[pd.DataFrame, list[str]]:
 
 # settings a resumed run may change: they do not touch the transcripts
 # (data.commit may be unknown when resuming offline; each journal row's audio and text are checked instead)
-RESUMABLE_KEYS = {"resume", "progress", "num_workers", "decoder.workers", "output_dir", "verbose", "data.commit"}
+RESUMABLE_KEYS = {
+    "resume",
+    "progress",
+    "num_workers",
+    "decoder.workers",
+    "backend.cache",  # where exports are kept: each is checked against its own record, wherever it lives
+    "output_dir",
+    "verbose",
+    "data.commit",
+}
 
 
 def flatten(tree: dict, prefix: str = "") -> dict[str, object]:

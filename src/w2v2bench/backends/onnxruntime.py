@@ -25,6 +25,7 @@ class OnnxRuntimeBackend:
         exported = export_onnx(model, cache)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.log_severity_level = 3  # errors reach the run as exceptions; its own coloured log lines stay out
         try:
             self._session = ort.InferenceSession(str(exported.path), options, providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime's own error types: a damaged cache entry
