@@ -210,3 +210,29 @@ def test_device_auto_with_another_backend_is_the_cpu(monkeypatch):
         cfg = compose(config_name="config", overrides=["backend=onnxruntime", "model=demo", "data=demo"])
     validate(cfg)
     assert (cfg.device, cfg.batch_size) == ("cpu", 1)
+
+
+def test_int8_is_a_recorded_variant_beside_the_fp32_export(tmp_path):
+    cache = tmp_path / "cache"
+    jobs = {
+        "fp32": demo(tmp_path / "fp32", "backend=onnxruntime", f"backend.cache={cache}"),
+        "int8": demo(tmp_path / "int8", "backend=onnxruntime", "backend.precision=int8", f"backend.cache={cache}"),
+        "again": demo(tmp_path / "again", "backend=onnxruntime", "backend.precision=int8", f"backend.cache={cache}"),
+        "bad": demo(tmp_path / "bad", "backend=onnxruntime", "backend.precision=fp8", f"backend.cache={cache}"),
+        "openvino": demo(tmp_path / "ov", "backend=openvino", "backend.precision=int8", f"backend.cache={cache}"),
+    }
+    results = dict(zip(jobs, run_forked([{"args": a} for a in jobs.values()], tmp_path / "logs"), strict=True))
+    for name in ("fp32", "int8", "again"):
+        assert results[name]["code"] == 0, results[name]["output"]
+    int8, again = read_run(tmp_path / "int8")[1]["backend"], read_run(tmp_path / "again")[1]["backend"]
+    assert int8["precision"] == "int8" and int8["weight_type"] == "QInt8" and not int8["cached"] and again["cached"]
+    assert (
+        int8["cache"].endswith("-int8/model.onnx")
+        and int8["cache"] != read_run(tmp_path / "fp32")[1]["backend"]["cache"]
+    )
+    for name, message in (
+        ("bad", "backend.precision='fp8': expected one of ['fp32', 'int8']"),
+        ("openvino", "int8: onnxruntime"),
+    ):
+        errors = [line for line in results[name]["output"].splitlines() if line.startswith("w2v2bench: error:")]
+        assert results[name]["code"] == 1 and len(errors) == 1 and message in errors[0], results[name]["output"]

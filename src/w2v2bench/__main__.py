@@ -226,7 +226,12 @@ def _evaluate(cfg, config, started, reference, rank, utterances, total, run_id, 
         # the decoder first: a bad LM file is found before a backend's export, which can take minutes
         decoder = build_decoder(cfg, transcriber)
         try:
-            backend = make_backend(cfg.backend.name.value, transcriber.model, os.path.expanduser(cfg.backend.cache))
+            backend = make_backend(
+                cfg.backend.name.value,
+                transcriber.model,
+                os.path.expanduser(cfg.backend.cache),
+                precision=cfg.backend.precision,
+            )
             if backend is not None:
                 transcriber.use_backend(backend)
             load_s = time.perf_counter() - load_start

@@ -103,8 +103,11 @@ class DecoderConfig:
 @dataclass
 class BackendConfig:
     name: BackendName = BackendName.torch
-    # where exported models are kept (one folder per weights x runtime version x export settings)
+    # where exported models are kept (one folder per weights x config x versions x export settings)
     cache: str = "~/.cache/w2v2bench"
+    # the runtime's own precision: fp32 (the default, transcripts as PyTorch's) or int8 (onnxruntime's dynamic
+    # quantisation of the weights: a variant that changes transcripts, to measure what it costs in WER)
+    precision: str = "fp32"
 
 
 @dataclass

@@ -32,16 +32,18 @@ class Backend(Protocol):
         ...
 
 
-def make_backend(name: str, model, cache: str) -> Backend | None:
+def make_backend(name: str, model, cache: str, precision: str = "fp32") -> Backend | None:
     """The backend called `name` (one of BACKENDS) for `model`; None for torch (the model's own forward)."""
     if name == "torch":
+        if precision != "fp32":
+            raise BackendError(f"backend.precision={precision!r}: backend=torch uses `precision` (fp32|bf16|fp16)")
         return None
     if name == "onnxruntime":
         from .onnxruntime import OnnxRuntimeBackend
 
-        return OnnxRuntimeBackend(model, cache)
+        return OnnxRuntimeBackend(model, cache, precision=precision)
     if name == "openvino":
         from .openvino import OpenVinoBackend
 
-        return OpenVinoBackend(model, cache)
+        return OpenVinoBackend(model, cache, precision=precision)
     raise BackendError(f"backend={name!r}: expected one of {list(BACKENDS)}")

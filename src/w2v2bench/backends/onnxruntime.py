@@ -8,14 +8,18 @@ import torch
 from torch import nn
 
 from . import BackendError
-from .export import export_onnx
+from .export import INT8, export_onnx, quantize_int8
+
+PRECISIONS = ("fp32", "int8")
 
 
 class OnnxRuntimeBackend:
     name = "onnxruntime"
     max_batch_size = 1
 
-    def __init__(self, model: nn.Module, cache: str | os.PathLike, threads: int | None = None):
+    def __init__(self, model: nn.Module, cache: str | os.PathLike, threads: int | None = None, precision: str = "fp32"):
+        if precision not in PRECISIONS:
+            raise BackendError(f"backend.precision={precision!r}: expected one of {list(PRECISIONS)} for onnxruntime")
         try:
             import onnxruntime as ort
         except ImportError as err:
@@ -23,6 +27,8 @@ class OnnxRuntimeBackend:
                 f"backend=onnxruntime needs the onnxruntime package ({err}): pip install 'w2v2bench[onnx]'"
             ) from None
         exported = export_onnx(model, cache)
+        if precision == "int8":
+            exported = quantize_int8(exported)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.log_severity_level = 3  # errors reach the run as exceptions; its own coloured log lines stay out
@@ -35,9 +41,10 @@ class OnnxRuntimeBackend:
         self._settings = {
             "name": self.name,
             "version": ort.__version__,
-            "precision": "fp32",
+            "precision": precision,
             "provider": "CPUExecutionProvider",
             **exported.record(),
+            **(INT8 if precision == "int8" else {}),
         }
 
     def logits(self, batch: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:

@@ -20,7 +20,9 @@ class OpenVinoBackend:
     name = "openvino"
     max_batch_size = 1
 
-    def __init__(self, model: nn.Module, cache: str | os.PathLike, threads: int | None = None):
+    def __init__(self, model: nn.Module, cache: str | os.PathLike, threads: int | None = None, precision: str = "fp32"):
+        if precision != "fp32":
+            raise BackendError(f"backend.precision={precision!r}: expected ['fp32'] for openvino (int8: onnxruntime)")
         try:
             import openvino as ov
         except ImportError as err:
