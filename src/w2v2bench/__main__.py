@@ -324,7 +324,7 @@ def build_decoder(cfg: DictConfig, transcriber):
         revision=cfg.model.revision,
         lm=d.lm,
         lexicon=d.lexicon,
-        overrides={k: v for k, v in overrides.items() if v is not None},
+        overrides=overrides,  # the decoder keeps the values that are set
         workers=d.workers if d.workers is not None else len(os.sched_getaffinity(0)),
         verbose=cfg.verbose,
     )

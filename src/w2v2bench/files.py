@@ -8,6 +8,7 @@ between the check and the read.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from pathlib import Path
@@ -61,3 +62,9 @@ def read_text(path: str | os.PathLike, max_bytes: int | None = None) -> str:
             f"{Path(path)}:{line}: not UTF-8 text (byte {data[err.start]:#04x} at offset {err.start}); "
             "re-encode the file as UTF-8"
         ) from None
+
+
+def sha256_regular(path: str | os.PathLike) -> str:
+    """The sha256 of a regular file's bytes, read in blocks (see `open_regular`: a FIFO or a device is refused)."""
+    with open_regular(path) as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..files import open_regular, read_text
+from ..files import read_text, sha256_regular
 
 OPSET = 17
 EXPORT = {"exporter": "torchscript", "opset": OPSET, "input": "input_values (1, samples) fp32", "output": "logits"}
@@ -57,17 +57,9 @@ def export_key(model: nn.Module) -> dict:
     }
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open_regular(path) as handle:  # a FIFO or a device is refused before a byte is read
-        for block in iter(lambda: handle.read(2**22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def files_sha256(folder: Path) -> dict[str, str]:
     """Every file of an export folder but its record: model.onnx and, for models over 2 GB, its weight files."""
-    return {p.name: sha256_file(p) for p in sorted(folder.iterdir()) if p.name != "export.json"}
+    return {p.name: sha256_regular(p) for p in sorted(folder.iterdir()) if p.name != "export.json"}
 
 
 def check_cached(folder: Path, path: Path, key: dict) -> None:

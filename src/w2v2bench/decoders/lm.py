@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import hashlib
 import json
 import math
 import multiprocessing
@@ -36,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ..ctc import CTCTokens
-from ..files import open_regular, read_text
+from ..files import open_regular, read_text, sha256_regular
 from . import DecodeFailure, DecoderError
 
 LM_FOLDER = "language_model"
@@ -207,14 +206,6 @@ def _words_text(path: Path) -> str:
         return read_text(path, MAX_WORDS_BYTES)
     except ValueError as err:  # read_text's "not UTF-8 text" line, naming the line and byte
         raise DecoderError(str(err)) from None
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open_regular(path) as handle:
-        for block in iter(lambda: handle.read(2**22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_lexicon(path: Path) -> list[tuple[str, list[str] | None]]:
@@ -511,7 +502,7 @@ def load_lm_decoder(
     settings.check()
     settings = replace(
         settings,
-        lm_sha256=sha256_file(lm_path),
-        lexicon_sha256=None if words_file is None else sha256_file(words_file),
+        lm_sha256=sha256_regular(lm_path),
+        lexicon_sha256=None if words_file is None else sha256_regular(words_file),
     )
     return LMDecoder(settings, words, tokens, workers, verbose)
