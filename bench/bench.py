@@ -31,11 +31,11 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def make_corpus(dest: Path, repeat: int, limit: int | None) -> Path:
-    """An OpenSLR test-other tree holding the shipped test-other utterances `repeat` times (symlinks)."""
+def make_corpus(dest: Path, repeat: int, limit: int | None, audio: Path = AUDIO) -> Path:
+    """An OpenSLR test-other tree holding `audio`'s test-other utterances `repeat` times (symlinks)."""
     from w2v2bench.data import local_utterances
 
-    utts = local_utterances(AUDIO, "test", "other")[:limit]
+    utts = local_utterances(audio, "test", "other")[:limit]
     if dest.exists():
         shutil.rmtree(dest)
     for r in range(repeat):
@@ -113,9 +113,18 @@ def worker_bare(corpus: Path, model_dir: Path, args) -> dict:
     return {"wall_s": time.perf_counter() - start, "texts": texts}
 
 
-def worker_harness(corpus: Path, model_dir: Path, args, batching: str = "exact", backend: str = "torch") -> dict:
+def worker_harness(
+    corpus: Path,
+    model_dir: Path,
+    args,
+    batching: str = "exact",
+    backend: str = "torch",
+    backend_precision: str = "fp32",
+    recheck_margin: float | None = None,
+) -> dict:
     """The harness's run loop (decode threads, length-sorted batches, device-side CTC), in-process; with another
-    backend, its export comes from the cache (made beforehand, its time reported apart)."""
+    backend, its export comes from the cache (made beforehand, its time reported apart); with `recheck_margin`,
+    doubtful utterances re-run in PyTorch fp32 (their time included)."""
     import transformers  # noqa: F401  (imported before the clock starts, as in the other methods)
 
     from w2v2bench.backends import make_backend
@@ -127,7 +136,9 @@ def worker_harness(corpus: Path, model_dir: Path, args, batching: str = "exact",
     utts = local_utterances(corpus, "test", "other")
     transcriber = load_model(str(model_dir), device=args.device, batching=batching, precision=args.precision)
     if backend != "torch":
-        transcriber.use_backend(make_backend(backend, transcriber.model, str(OUT / "exports")))
+        exports = str(OUT / "exports")
+        transcriber.use_backend(make_backend(backend, transcriber.model, exports, precision=backend_precision))
+    transcriber.recheck_margin = recheck_margin
     done: list = []
     stats = run(
         utts,
@@ -147,6 +158,7 @@ def worker_harness(corpus: Path, model_dir: Path, args, batching: str = "exact",
         "run_wall_s": stats.wall_s,
         "padding_fraction": stats.padding_fraction,
         "audio_s": stats.audio_s,
+        "rechecked": None if stats.precision_check is None else stats.precision_check.rechecked_utterances,
     }
 
 
@@ -176,6 +188,30 @@ WORKERS = {
     "openvino": lambda c, m, a: worker_harness(c, m, a, backend="openvino"),
 }
 RUNTIMES = ("onnxruntime", "openvino")  # rows where the package imports; fp32, batch size 1 (no masks in the export)
+# the runtime rows: label -> (backend, backend.precision, torch precision, recheck_margin); batch size 1 each
+VARIANTS = {
+    "onnxruntime fp32": ("onnxruntime", "fp32", "fp32", None),
+    "onnxruntime int8": ("onnxruntime", "int8", "fp32", None),
+    "openvino fp32": ("openvino", "fp32", "fp32", None),
+    "openvino bf16": ("openvino", "bf16", "fp32", None),
+    "openvino bf16 + recheck": ("openvino", "bf16", "fp32", "margin"),
+    "torch bf16 + recheck": ("torch", "fp32", "bf16", "margin"),
+}
+
+
+def worker_variant(name: str):
+    backend, backend_precision, precision, margin = VARIANTS[name]
+
+    def work(corpus: Path, model_dir: Path, args) -> dict:
+        args.precision = precision
+        margin_value = args.recheck_margin if margin else None
+        return worker_harness(corpus, model_dir, args, backend=backend, backend_precision=backend_precision,
+                              recheck_margin=margin_value)  # fmt: skip
+
+    return work
+
+
+WORKERS |= {f"variant:{name}": worker_variant(name) for name in VARIANTS}
 
 
 def export_once(model_dir: Path) -> float | None:
@@ -184,6 +220,10 @@ def export_once(model_dir: Path) -> float | None:
     from w2v2bench.model import load_model
 
     exported = export_onnx(load_model(str(model_dir)).model, OUT / "exports")
+    if importlib.util.find_spec("onnxruntime") is not None:
+        from w2v2bench.backends.export import quantize_int8
+
+        quantize_int8(exported)  # the int8 row's weights, made before it is timed too
     return None if exported.cached else exported.export_s
 
 
@@ -200,7 +240,7 @@ def run_worker(method: str, corpus: Path, model_dir: Path, args, **overrides) ->
         str(model_dir),
     ]
     settings = {**vars(args), **overrides}
-    for key in ("batch_size", "max_batch_s", "window", "workers", "device", "precision"):
+    for key in ("batch_size", "max_batch_s", "window", "workers", "device", "precision", "recheck_margin"):
         cmd += [f"--{key.replace('_', '-')}", str(settings[key])]
     out = OUT / f"worker-{method}.json"
     done = subprocess.run(cmd + ["--worker-out", str(out)], capture_output=True, text=True)
@@ -236,7 +276,15 @@ def write_outputs(name: str, table: str, results: dict[str, dict], args) -> None
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", choices=["base", "tiny"], default="base", help="random-weight architecture")
+    parser.add_argument(
+        "--model",
+        choices=["base", "tiny", "demo"],
+        default="base",
+        help="base, tiny: random weights of that architecture; demo: the shipped trained demo model",
+    )
+    parser.add_argument(
+        "--recheck-margin", type=float, default=1.0, help="recheck_margin of the '+ recheck' runtime rows"
+    )
     parser.add_argument("--limit", type=int, default=None, help="first N test-other utterances (default: all 100)")
     parser.add_argument("--repeat", type=int, default=10, help="corpus repetitions for the memory row")
     parser.add_argument(
@@ -258,9 +306,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None, help="decode threads (default: as the harness, 0 on CPU)")
     parser.add_argument(
         "--only",
-        choices=["all", "memory"],
+        choices=["all", "memory", "runtimes"],
         default="all",
-        help="'memory': only the peak-RSS rows (1x vs --repeat x corpus), written to bench-memory.md",
+        help="'memory': only the peak-RSS rows (1x vs --repeat x corpus), written to bench-memory.md; 'runtimes': "
+        "the card script, the harness at bs 1 and every runtime and precision variant, to bench-runtimes.md",
     )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", default="fp32")
@@ -285,13 +334,27 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     models = {size: OUT / f"model-{size}" for size in {args.model, args.rss_model}}
     for size, folder in models.items():
-        if not (folder / "config.json").exists():
+        if size == "demo":
+            from w2v2bench.config import asset_path
+
+            models[size] = Path(asset_path("demo-model"))
+        elif not (folder / "config.json").exists():
             random_model.build(folder, size, "group", seed=0)
+    weights = (
+        "the trained demo model" if args.model == "demo" else f"wav2vec2-{args.model} architecture, random weights"
+    )
+    if args.model == "demo":  # it knows the synthetic speech it was trained on, not LibriSpeech's
+        from w2v2bench.config import asset_path
+
+        demo = make_corpus(OUT / "corpus-demo", args.speed_repeat, args.limit, Path(asset_path("demo-corpus")))
+        print(f"bench: {weights} on the demo corpus's test-other, cpu, {torch.get_num_threads()} threads")
+        runtimes_table(demo, models["demo"], weights, args)
+        return
     one = make_corpus(OUT / "corpus-x1", 1, args.limit)
     corpus = one if args.speed_repeat == 1 else make_corpus(OUT / "corpus-speed", args.speed_repeat, args.limit)
     big = make_corpus(OUT / f"corpus-x{args.repeat}", args.repeat, args.limit)
     model = models[args.model]
-    print(f"bench: wav2vec2-{args.model} random weights, {args.device}, {torch.get_num_threads()} threads")
+    print(f"bench: {weights}, {args.device}, {torch.get_num_threads()} threads")
     rss_model = models[args.rss_model]
 
     def memory_rows() -> list[str]:
@@ -311,6 +374,10 @@ def main() -> None:
     if args.only == "memory":
         table = "\n".join(["| measurement | value |", "|---|---:|", *memory_rows()])
         write_outputs("bench-memory", table, memory, args)
+        return
+
+    if args.only == "runtimes":
+        runtimes_table(corpus, model, weights, args)
         return
 
     card = run_worker("card", corpus, model, args, batch_size=1)
@@ -387,7 +454,7 @@ def main() -> None:
     lines = [
         f"Audio: {len(h1['texts'])} real LibriSpeech test-other utterances ({audio_s:.1f} s) from tests/data"
         f"{f' (repeated {args.speed_repeat}x)' if args.speed_repeat > 1 else ''}; "
-        f"model: wav2vec2-{args.model} architecture, random weights; device {args.device}, "
+        f"model: {weights}; device {args.device}, "
         f"{args.precision}, {torch.get_num_threads()} torch threads, {os.cpu_count()} cores "
         f"({platform.processor() or platform.machine()}).",
         "",
@@ -428,6 +495,41 @@ def main() -> None:
         **memory,
     }
     write_outputs("bench", table, results, args)
+
+
+def runtimes_table(corpus: Path, model: Path, weights: str, args) -> None:
+    """The card script, the harness at batch size 1 (torch fp32, the reference) and every runtime variant whose
+    package is installed, on the same audio in one run; transcripts compared with torch fp32's."""
+    if args.device != "cpu":
+        raise SystemExit("bench: --only runtimes runs on the CPU (the runtimes' CPU plugins)")
+    export_s = export_once(model) if any(importlib.util.find_spec(rt) for rt in RUNTIMES) else None
+    card = run_worker("card", corpus, model, args, batch_size=1)
+    torch_fp32 = run_worker("harness", corpus, model, args, batch_size=1)
+    results = {"card": card, "harness torch fp32": torch_fp32}
+    for name, (backend, *_) in VARIANTS.items():
+        if backend == "torch" or importlib.util.find_spec(backend) is not None:
+            results[name] = run_worker(f"variant:{name}", corpus, model, args, batch_size=1)
+    audio_s, n = torch_fp32["audio_s"], len(torch_fp32["texts"])
+    rows = []
+    for name, r in results.items():
+        rechecked = "" if r.get("rechecked") is None else f"{r['rechecked']} / {n}"
+        rows.append(
+            f"| {name} | {r['wall_s']:.1f} s | {audio_s / r['wall_s']:.1f} | {card['wall_s'] / r['wall_s']:.2f}x | "
+            f"{r['rss_mb']:.0f} MB | {identical(torch_fp32['texts'], r['texts']):.0f} % | {rechecked} |"
+        )
+    lines = [
+        f"Audio: {n} {'synthetic (demo corpus)' if args.model == 'demo' else 'real LibriSpeech (tests/data)'} "
+        f"test-other utterances ({audio_s:.1f} s); model: {weights}; "
+        f"CPU, batch size 1, {os.cpu_count()} cores; recheck_margin {args.recheck_margin:g} in the '+ recheck' rows.",
+        "",
+        "| method | wall | RTFx | speed-up vs card script | peak RSS | transcripts = torch fp32 | re-run in fp32 |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+        *rows,
+        *([f"| ONNX export (made once, cached; outside the rows) | {export_s:.1f} s |||||"] if export_s else []),
+        "",
+        "Wall times include model loading (and the runtimes' compilation); every method runs in its own process.",
+    ]
+    write_outputs("bench-runtimes", "\n".join(lines), results, args)
 
 
 if __name__ == "__main__":

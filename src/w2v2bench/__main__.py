@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import math
 import os
 import sys
 import time
@@ -114,6 +115,17 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(
             f"check_precision=true compares greedy transcripts: it needs decoder=greedy, not {cfg.decoder.name}"
         )
+    if cfg.recheck_margin is not None:
+        if not (math.isfinite(cfg.recheck_margin) and 0 < cfg.recheck_margin <= 1e4):
+            raise ConfigError(f"recheck_margin={cfg.recheck_margin}: expected null or a logit margin in (0, 1e4]")
+        reference = cfg.precision.value == "fp32" and cfg.backend.name.value == "torch"
+        for wrong, why in (
+            (reference, "the run is already PyTorch fp32: set precision=bf16|fp16 or another backend"),
+            (cfg.decoder.name.value != "greedy", f"it re-checks greedy ids, not decoder={cfg.decoder.name}"),
+            (cfg.batching.value != "exact", "it needs batching=exact (each utterance re-run alone)"),
+        ):
+            if wrong:
+                raise ConfigError(f"recheck_margin={cfg.recheck_margin}: {why}")
     if cfg.backend.name.value != "torch":
         other = cfg.backend.name.value
         for key, value, allowed in (
@@ -234,6 +246,7 @@ def _evaluate(cfg, config, started, reference, rank, utterances, total, run_id, 
             )
             if backend is not None:
                 transcriber.use_backend(backend)
+            transcriber.recheck_margin = cfg.recheck_margin
             load_s = time.perf_counter() - load_start
             missing = transcriber.info.training_only_missing
             if missing and main_rank:

@@ -62,7 +62,7 @@ COMPARE_SCHEMA_VERSION = 1
 ABSENT = "<absent>"  # a setting one side does not have
 HARNESS_OK = (0, 3)  # exit 3 (reference check failed) still wrote a complete run
 # keys of a run's summary whose differences are worth showing; output_dir always differs
-SETTINGS = ("config", "model", "normalizer", "precision", "device", "git_hash", "versions")
+SETTINGS = ("config", "model", "normalizer", "precision", "backend", "decoder", "device", "git_hash", "versions")
 
 
 class CompareError(ValueError):
@@ -156,10 +156,36 @@ class Run:
         cfg = self.summary.get("config", {})
         data = cfg.get("data", {})
         limit = f", limit={cfg['limit']}" if cfg.get("limit") is not None else ""
+        backend = self.summary.get("backend")
+        runtime = ""
+        if isinstance(backend, Mapping) and backend.get("name") not in (None, "torch"):
+            runtime = f"; backend {backend.get('name')} {backend.get('version')} {backend.get('precision')}"
         return (
             f"model {cfg.get('model', {}).get('name')} ({self.summary.get('model', {}).get('checkpoint')}); "
             f"{data.get('name')} {data.get('partition')}-{cfg.get('split')}{limit}; {len(self.rows)} utterances"
+            f"{runtime}"
         )
+
+    def precision_note(self, key: str) -> str | None:
+        """What the run's own check against PyTorch fp32 found (check_precision, recheck_margin), if it ran one."""
+        check = self.summary.get("precision_check")
+        if not isinstance(check, Mapping):
+            return None
+        parts = []
+        if check.get("compared_utterances"):
+            parts.append(
+                f"checked against PyTorch fp32 on {check['compared_utterances']} utterances: max |logit difference| "
+                f"{_cell(check.get('max_abs_logit_diff'))}, "
+                f"{_cell(self.summary.get('precision_differs_from_fp32'))} transcript(s) differ"
+            )
+        if check.get("recheck_margin") is not None:
+            violations = check.get("bound_violations")
+            parts.append(
+                f"{_cell(check.get('rechecked_utterances'))} utterance(s) re-run in fp32 (recheck_margin "
+                f"{_cell(check['recheck_margin'])})"
+                + ("" if violations is None else f", {violations} frame(s) broke the bound")
+            )
+        return f"{key}: " + "; ".join(parts) if parts else None
 
 
 def is_run(folder: str | Path) -> bool:
@@ -307,7 +333,7 @@ def compare_runs(a: Run, b: Run, bootstrap_samples: int = 10_000, seed: int = 0)
         "A": normalizer(None if norm_a == "none" else norm_a),
         "B": normalizer(None if norm_b == "none" else norm_b),
     }
-    notes = []
+    notes = [note for note in (a.precision_note("A"), b.precision_note("B")) if note]
     if (norm_a or "none") != (norm_b or "none"):
         notes.append(
             f"the runs scored with different normalizers (A {norm_a!r}, B {norm_b!r}): rates differ by that too"

@@ -106,7 +106,8 @@ class BackendConfig:
     # where exported models are kept (one folder per weights x config x versions x export settings)
     cache: str = "~/.cache/w2v2bench"
     # the runtime's own precision: fp32 (the default, transcripts as PyTorch's) or int8 (onnxruntime's dynamic
-    # quantisation of the weights: a variant that changes transcripts, to measure what it costs in WER)
+    # quantisation of the weights: a variant that changes transcripts, to measure what it costs in WER), bf16
+    # (openvino: its CPU plugin's bf16 inference; changes transcripts unless recheck_margin re-runs doubtful ones)
     precision: str = "fp32"
 
 
@@ -140,6 +141,7 @@ class BenchConfig:
     batching: Batching = Batching.exact
     precision: Precision = Precision.fp32
     check_precision: bool = False
+    recheck_margin: float | None = None
     compile: bool = False
     num_workers: int | None = None
     limit: int | None = None

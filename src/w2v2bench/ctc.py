@@ -28,6 +28,35 @@ def collapse(ids: torch.Tensor, lengths: torch.Tensor, blank_id: int) -> list[li
     return out
 
 
+def doubtful_rows(
+    logits: torch.Tensor, lengths: torch.Tensor, blank_id: int, bound: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which rows' collapsed ids could change if every logit moved by less than `bound / 2`.
+
+    A frame is *close* when a second token's logit is within `bound` of the top one: only there can the argmax
+    change under such an error (the true argmax is always among the tokens within `bound`). A close frame
+    cannot change the collapsed ids when its neighbours are not close and every token within `bound` is neutral
+    between them: the previous or next frame's token, or the blank when those two differ (`A ? B`: A, B or
+    blank all give "AB"; `A ? A`: a blank would split it into "AA"; `A ? _`: A or blank). The sequence's edges
+    count as blanks. Returns (rows with any other close frame, close frames per row)."""
+    top = logits.max(dim=-1, keepdim=True).values
+    candidates = logits >= top - bound  # (batch, frames, vocabulary): the tokens the true argmax may be
+    valid = torch.arange(logits.shape[1], device=logits.device)[None, :] < lengths[:, None]
+    close = (candidates.sum(dim=-1) > 1) & valid
+    ids = logits.argmax(dim=-1).masked_fill(~valid, blank_id)
+    blank = torch.full_like(ids[:, :1], blank_id)
+    before = torch.cat([blank, ids[:, :-1]], dim=1)
+    after = torch.cat([ids[:, 1:], blank], dim=1)
+    vocabulary = logits.shape[-1]
+    one_hot = torch.nn.functional.one_hot
+    neutral = one_hot(before, vocabulary).bool() | one_hot(after, vocabulary).bool()
+    neutral[..., blank_id] |= before != after
+    no = torch.zeros_like(close[:, :1])
+    neighbour_close = torch.cat([no, close[:, :-1]], dim=1) | torch.cat([close[:, 1:], no], dim=1)
+    unsafe = close & (neighbour_close | (candidates & ~neutral).any(dim=-1))
+    return unsafe.any(dim=1), close.sum(dim=1)
+
+
 @dataclass(frozen=True)
 class CTCTokens:
     """The slice of a `Wav2Vec2CTCTokenizer` that greedy decoding needs, read from the tokenizer itself."""

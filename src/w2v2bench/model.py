@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import one_line
-from .ctc import CTCTokens, collapse
+from .ctc import CTCTokens, collapse, doubtful_rows
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 BATCHING = ("exact", "naive")
@@ -175,6 +175,17 @@ class ModelInfo:
 
 
 @dataclass
+class PrecisionStats:
+    """What checking a fast precision or another runtime against PyTorch fp32 found in one process."""
+
+    rechecked_utterances: int = 0  # recheck_margin: utterances re-run in fp32
+    compared_utterances: int = 0  # check_precision: utterances run in both
+    max_abs_logit_diff: float = 0.0  # check_precision: over every valid frame and token
+    close_frames: int = 0  # recheck_margin: frames with a second token within the bound
+    bound_violations: int = 0  # check_precision with recheck_margin: frames the bound called safe that changed
+
+
+@dataclass
 class Output:
     """One batch's collapsed CTC ids per utterance (or, when `emit == "log_probs"`, each utterance's
     frames x vocabulary log-probs on the host), and (with check_precision) the fp32 ids too."""
@@ -203,7 +214,12 @@ class Transcriber:
             raise ModelError(f"precision={precision!r}: expected one of {sorted(PRECISIONS)}")
         self.model, self.feature_extractor, self.tokens, self.info = model, feature_extractor, tokens, info
         self.device, self.batching, self.precision = device, batching, precision
-        self.check_precision = check_precision and precision != "fp32"
+        self._check_requested = check_precision
+        # frames whose top-two logit margin is under this bound are re-run in fp32 (the whole utterance): exact by
+        # construction wherever the fast precision's logit error stays under half the bound (check_precision
+        # measures that error on the same run); None: off
+        self.recheck_margin: float | None = None
+        self.precision_stats = PrecisionStats()
         self.emit = "ids"  # what forward hands the decoder: "ids" (greedy, collapsed here) or "log_probs"
         self.backend = None  # another runtime's batch -> logits (backends/); None: the model's own forward
         self.sample_rate = feature_extractor.sampling_rate
@@ -223,6 +239,15 @@ class Transcriber:
         self._stacked_pos_convs = stacked_positional_convs(model)
         for layer in self._stacked_pos_convs[:-1]:
             layer.register_forward_hook(self._zero_padded_frames)
+
+    @property
+    def is_reference(self) -> bool:
+        """The reference computation: PyTorch's own forward in fp32 (what check_precision compares against)."""
+        return self.backend is None and self.precision == "fp32"
+
+    @property
+    def check_precision(self) -> bool:
+        return self._check_requested and not self.is_reference
 
     def _zero_padded_frames(self, module: nn.Module, args, output: torch.Tensor) -> torch.Tensor:
         # between stacked positional convs: padded frames back to the zeros batch size 1 sees there
@@ -298,12 +323,58 @@ class Transcriber:
                 return Output([row[:n] for row, n in zip(log_probs, frames.tolist(), strict=True)])
             ids = logits.argmax(dim=-1)
             out = Output(collapse(ids, frames, self.tokens.blank_id))
-            if self.check_precision:
-                fp32 = self._logits(batch, mask, "fp32").argmax(dim=-1)
-                out.fp32_ids = collapse(fp32, frames, self.tokens.blank_id)
+            if self.check_precision or self.recheck_margin is not None:
+                out = self._against_reference(inputs, batch, mask, frames, logits, ids, out)
         finally:
             self._masks_off()
         return out
+
+    @torch.inference_mode()
+    def _against_reference(self, inputs, batch, mask, frames, logits, ids, out: Output) -> Output:
+        """check_precision: the reference's ids beside the run's, and the largest logit difference; recheck_margin:
+        each utterance with a frame whose top-two margin is under the bound takes the reference's ids."""
+        valid = torch.arange(ids.shape[1], device=ids.device)[None, :] < frames[:, None]
+        fast = logits.float()
+        stats = self.precision_stats
+        low = margin = None
+        if self.recheck_margin is not None:
+            top2 = fast.topk(2, dim=-1).values
+            margin = (top2[..., 0] - top2[..., 1]).masked_fill(~valid, torch.inf)
+            low, close = doubtful_rows(fast, frames, self.tokens.blank_id, self.recheck_margin)
+            stats.close_frames += int(close.sum())
+        reference_ids = None
+        if self.check_precision:
+            reference = self._reference(batch, mask).float()
+            if reference.shape != fast.shape:
+                raise RuntimeError(f"reference logits {tuple(reference.shape)} vs the run's {tuple(fast.shape)}")
+            diff = (fast - reference).abs().amax(dim=-1).masked_fill(~valid, 0)
+            stats.max_abs_logit_diff = max(stats.max_abs_logit_diff, float(diff.max()))
+            stats.compared_utterances += len(inputs)
+            reference_ids = reference.argmax(dim=-1)
+            out.fp32_ids = collapse(reference_ids, frames, self.tokens.blank_id)
+            if low is not None:
+                # a frame the bound called safe whose argmax still changed: the bound does not hold here
+                unsafe = (reference_ids != ids) & valid & (margin > self.recheck_margin)
+                stats.bound_violations += int(unsafe.sum())
+        if low is not None and bool(low.any()):
+            rows = low.nonzero().flatten().tolist()
+            stats.rechecked_utterances += len(rows)
+            if reference_ids is not None:
+                fixed = [out.fp32_ids[r] for r in rows]
+            else:
+                # exact batching makes each row independent of its batchmates: the low rows alone, in fp32
+                self._masks_off()
+                sub_batch, sub_mask, sub_frames = self._pad([inputs[r] for r in rows])
+                fixed = collapse(self._reference(sub_batch, sub_mask).argmax(dim=-1), sub_frames, self.tokens.blank_id)
+            ids_out = list(out.ids)
+            for r, f in zip(rows, fixed, strict=True):
+                ids_out[r] = f
+            out.ids = ids_out
+        return out
+
+    def _reference(self, batch: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """PyTorch's own forward in fp32: the reference every other precision and runtime is checked against."""
+        return self.model(batch, attention_mask=None if mask is None else mask.long()).logits
 
     @torch.inference_mode()
     def logits(self, inputs: list[np.ndarray]) -> list[torch.Tensor]:

@@ -494,6 +494,24 @@ def reference_check(
     return check_reference(t.wer, reference.wer[split], reference.tolerance, reference.source), "checked"
 
 
+def precision_check(ranks: list, config: dict) -> dict | None:
+    """What checking the run's precision or runtime against PyTorch fp32 found, over every rank; None: not asked."""
+    checks = [s.precision_check for s in ranks if s.precision_check is not None]
+    if not checks:
+        return None
+    compared = sum(c.compared_utterances for c in checks)
+    margin = config.get("recheck_margin")
+    return {
+        "reference": "PyTorch fp32 (the model's own forward, exact batching)",
+        "recheck_margin": margin,
+        "rechecked_utterances": sum(c.rechecked_utterances for c in checks),
+        "close_frames": sum(c.close_frames for c in checks) if margin is not None else None,
+        "compared_utterances": compared,
+        "max_abs_logit_diff": max(c.max_abs_logit_diff for c in checks) if compared else None,
+        "bound_violations": sum(c.bound_violations for c in checks) if compared and margin is not None else None,
+    }
+
+
 def build_summary(
     config: dict,
     started: str,
@@ -552,6 +570,7 @@ def build_summary(
         # null: batches of batch_size ran; else why the model ran at batch size 1 (its batches cannot be made exact)
         "batching_fallback": model.get("batching_fallback"),
         "precision_differs_from_fp32": sum(differs) if differs else None,
+        "precision_check": precision_check(ranks, config),
         "world_size": len(ranks),
         "ranks": [
             {

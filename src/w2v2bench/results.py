@@ -175,6 +175,14 @@ class _BackendUsed(TypedDict):
     name: Literal["torch", "onnxruntime", "openvino"]
 
 
+class _PrecisionCheck(TypedDict):
+    recheck_margin: Annotated[float, Strict(), Field(gt=0, le=1e4)] | None
+    rechecked_utterances: Count
+    compared_utterances: Count
+    max_abs_logit_diff: Annotated[float, Strict(), Field(ge=0, allow_inf_nan=False)] | None
+    bound_violations: Count | None
+
+
 class _ModelInfo(TypedDict):
     architecture: NotRequired[Text]
     feat_extract_norm: NotRequired[Text]
@@ -206,6 +214,8 @@ class _Complete(TypedDict):
     reference_figure: NotRequired[_Figure | None]
     decoder: NotRequired[_DecoderUsed]
     backend: NotRequired[_BackendUsed]
+    precision_check: NotRequired[_PrecisionCheck | None]
+    precision_differs_from_fp32: NotRequired[Count | None]
     batching_fallback: NotRequired[Text | None]
     model: NotRequired[_ModelInfo]
     device: NotRequired[Text]

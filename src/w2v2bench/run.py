@@ -22,7 +22,7 @@ from tqdm import tqdm
 from .data import SAMPLE_RATE, Decoded, Utterance, decoded_windows, plan_batches
 from .decoders import DecodeFailure, Decoder
 from .decoders.greedy import GreedyDecoder
-from .model import Output, Transcriber
+from .model import Output, PrecisionStats, Transcriber
 from .results import UtteranceResult
 from .score import Counts, rate, utterance_counts
 
@@ -50,6 +50,7 @@ class RunStats:
     padded_samples: int = 0
     valid_samples: int = 0
     precision_differs: int | None = None
+    precision_check: PrecisionStats | None = None  # check_precision or recheck_margin ran
 
     @property
     def padding_fraction(self) -> float:
@@ -157,6 +158,8 @@ def run(
         batch_size = min(batch_size, transcriber.max_batch_size)
     if transcriber.check_precision:
         stats.precision_differs = 0
+    if transcriber.check_precision or transcriber.recheck_margin is not None:
+        transcriber.precision_stats = stats.precision_check = PrecisionStats()
     words = Counts()
     start = time.perf_counter()
     bar = tqdm(total=total, unit="utt", disable=None if progress is None else not progress, dynamic_ncols=True)
