@@ -195,7 +195,7 @@ def test_bad_audio_matrix(tiny_checkpoint, tmp_path):
         row = by_id[ids[kind]]
         if error:
             assert error in row["error"] and ids[kind] in row["error"], (kind, row["error"])
-            assert row["pred_text"] is None
+            assert row["pred_text"] == ""  # never null: other tools stop at a null
         else:
             assert row["error"] is None and row["pred_text"] is not None, kind
         if note:

@@ -25,7 +25,7 @@ from omegaconf import MISSING, OmegaConf
 from .config import one_line, quiet_defaults, quiet_hydra
 from .report import write_json_atomic, write_text_atomic
 from .results import read_summary, read_transcripts
-from .score import Counts, normalizer
+from .score import Counts, normalizer, scored_text
 
 __all__ = [
     "Analysis",
@@ -170,26 +170,23 @@ def _group_rows(groups: dict[Any, list[Counts]]) -> list[dict]:
 def analyse(rows: list[dict], normalize: Callable[[str], str], normalizer_name: str) -> Analysis:
     """Every figure of the analysis from the rows: one jiwer alignment per scored utterance."""
     good = scored(rows)
-    refs = [normalize(r["text"]) for r in good]
-    hyps = [normalize(r["pred_text"]) for r in good]
+    refs = [scored_text(r["text"], normalize) for r in good]
+    hyps = [scored_text(r["pred_text"], normalize) for r in good]
     out = jiwer.process_words(refs, hyps) if good else None
     subs, dels, ins = Counter(), Counter(), Counter()
     per_utt: list[Counts] = []
     for k in range(len(good)):
         ref_words, hyp_words, chunks = out.references[k], out.hypotheses[k], out.alignments[k]
-        s = d = i = 0
         for c in chunks:
             if c.type == "substitute":
                 refs_k = ref_words[c.ref_start_idx : c.ref_end_idx]
                 subs.update(zip(refs_k, hyp_words[c.hyp_start_idx : c.hyp_end_idx], strict=True))
-                s += c.ref_end_idx - c.ref_start_idx
             elif c.type == "delete":
                 dels.update(ref_words[c.ref_start_idx : c.ref_end_idx])
-                d += c.ref_end_idx - c.ref_start_idx
             elif c.type == "insert":
                 ins.update(hyp_words[c.hyp_start_idx : c.hyp_end_idx])
-                i += c.hyp_end_idx - c.hyp_start_idx
-        per_utt.append(Counts(s, d, i, len(ref_words)))
+        # the row's own counts (those of its scoring: merge_compounds may have counted fewer than this alignment)
+        per_utt.append(Counts(*(int(good[k][f]) for f in ("substitutions", "deletions", "insertions", "ref_words"))))
 
     by_speaker: dict[str, list[Counts]] = {}
     by_length: dict[int, list[Counts]] = {b: [] for b in range(len(LENGTH_EDGES_S) - 1)}
@@ -336,7 +333,7 @@ def write_trn(rows: list[dict], normalize: Callable[[str], str], ref_path: Path,
     """sclite trn files (`TEXT (utterance-id)`) of the scored utterances, in the text that was scored."""
     good = scored(rows)
     for path, key in ((ref_path, "text"), (hyp_path, "pred_text")):
-        lines = (" ".join([*normalize(r[key]).split(), f"({r['id']})"]) for r in good)
+        lines = (" ".join([*scored_text(r[key], normalize).split(), f"({r['id']})"]) for r in good)
         write_text_atomic(path, "".join(line + "\n" for line in lines))
 
 
@@ -348,7 +345,11 @@ def _title(summary: dict | None, run_dir: Path) -> str:
 
 
 def write_analysis(
-    run_dir: Path, normalizer_name: str | None = None, plot: bool = True, summary: dict | None = None
+    run_dir: Path,
+    normalizer_name: str | None = None,
+    plot: bool = True,
+    summary: dict | None = None,
+    normalize: Callable[[str], str] | None = None,
 ) -> Analysis:
     """Write the analysis files and trn files next to the run's transcripts.jsonl.
 
@@ -359,7 +360,7 @@ def write_analysis(
     rows = load_rows(run_dir)
     summary = summary if summary is not None else load_summary(run_dir)
     name = normalizer_name or (summary or {}).get("normalizer") or "none"
-    normalize = resolve_normalizer(name)
+    normalize = normalize or resolve_normalizer(name)
     analysis = analyse(rows, normalize, name)
     title = _title(summary, run_dir)
     write_json_atomic(run_dir / "analysis.json", {"title": title, **analysis.to_json()})

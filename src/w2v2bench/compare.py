@@ -222,7 +222,9 @@ def _hyp(row: Mapping[str, Any] | None, side: str) -> tuple[str | None, str]:
     """(transcript or None, why there is none) for the alignment view."""
     if row is None:
         return None, f"not in run {side}"
-    return row["pred_text"], f"failed: {row['error']}"
+    if row["error"] is not None:  # a failed row's pred_text is "" (null in older runs)
+        return None, f"failed: {row['error']}"
+    return row["pred_text"], ""
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:

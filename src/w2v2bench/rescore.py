@@ -1,11 +1,15 @@
 """Re-score a finished run from its transcripts.jsonl, without the model, optionally with another normaliser.
 
-Usage: python -m w2v2bench.score run=<run folder> [normalizer=none|basic|whisper] [out=<folder>]
+Usage: python -m w2v2bench.score run=<run folder> [normalizer=none|basic|whisper|module:function]
+       [merge_compounds=true] [out=<folder>]
 
 Every figure (WER, CER, counts, the reference check, the error analysis, the trn files) is recomputed from
 the raw reference and hypothesis of each utterance. The results go to `<run>/rescore/<normalizer>/` (or
 `out`), with status "rescored", so tables and the nightly never take them for a new run of the model.
-Besides score's normalisers it offers `whisper`, Whisper's English normaliser (package `whisper-normalizer`).
+Besides score's normalisers it offers `whisper`, Whisper's English normaliser (package `whisper-normalizer`), and
+any `module:function` on the Python path (given here on the command line; a file naming one is never imported).
+`merge_compounds=true` counts words the model split or joined (`bir d` for `bird`) as no error, as the Open ASR
+Leaderboard's scorer does (kaldialign's `merge_compounds`).
 """
 
 from __future__ import annotations
@@ -21,16 +25,19 @@ import hydra
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
-from .analysis import is_scored, load_rows, load_summary, resolve_normalizer, write_analysis
+from .analysis import is_scored, load_rows, load_summary, write_analysis
 from .config import one_line, quiet_defaults, quiet_hydra
 from .report import check_reference, git_hash, versions, write_json_atomic, write_jsonl_atomic, write_tables
-from .score import Counts, char_counts, rate, word_counts
+from .score import Counts, normalizer, rate, utterance_counts
 
 __all__ = ["rescore"]
 
 
-def rescore(run_dir: Path, normalizer_name: str | None = None, out: Path | None = None) -> tuple[dict, Path]:
-    """Recompute a run's figures into `out`; returns (the new summary, out)."""
+def rescore(
+    run_dir: Path, normalizer_name: str | None = None, out: Path | None = None, merge_compounds: bool = False
+) -> tuple[dict, Path]:
+    """Recompute a run's figures into `out`; returns (the new summary, out). `normalizer_name` may be code
+    (module:function): the caller's own value, never the run's file's."""
     run_dir = Path(run_dir)
     summary = load_summary(run_dir)
     if summary is None:
@@ -38,17 +45,19 @@ def rescore(run_dir: Path, normalizer_name: str | None = None, out: Path | None 
     rows = load_rows(run_dir)
     original = summary.get("normalizer") or "none"
     name = normalizer_name or original
-    normalize = resolve_normalizer(name)
-    out = Path(out) if out is not None else run_dir / "rescore" / name
-    out.mkdir(parents=True, exist_ok=True)
+    normalize = normalizer(None if name == "none" else name, allow_code=name == normalizer_name)
+    folder = name.replace(":", "-") + ("+merge_compounds" if merge_compounds else "")
+    out = Path(out) if out is not None else run_dir / "rescore" / folder
 
     words = chars = Counts()
     rescored = []
     for row in rows:
         w = c = Counts()
         if is_scored(row):
-            ref, hyp = normalize(row["text"]), normalize(row["pred_text"])
-            w, c = word_counts(ref, hyp), char_counts(ref, hyp)
+            try:
+                w, c = utterance_counts(row["text"], row["pred_text"], normalize, merge_compounds)
+            except ValueError as err:  # a code normaliser that failed on this text
+                raise ValueError(f"{row.get('id')}: {err}") from None
             words, chars = words + w, chars + c
         rescored.append(
             {
@@ -67,6 +76,8 @@ def rescore(run_dir: Path, normalizer_name: str | None = None, out: Path | None 
     old = summary.get("reference")
     if old and name != original:
         note = f"not checked: re-scored with normalizer={name!r}, the reference figures are for {original!r}"
+    elif old and merge_compounds:
+        note = "not checked: re-scored with merge_compounds=true, the reference figures count every word"
     elif old:
         check = check_reference(wer, old["wer"], old["tolerance"], old.get("source"))
         reference = {"wer": check.wer, "tolerance": check.tolerance, "source": check.source, "passed": check.passed}
@@ -87,6 +98,7 @@ def rescore(run_dir: Path, normalizer_name: str | None = None, out: Path | None 
         "ref_chars": chars.ref_words,
         "char_errors": chars.errors,
         "normalizer": name,
+        "merge_compounds": merge_compounds,
         "reference": reference,
         "reference_note": note,
         "rescore": {
@@ -100,10 +112,11 @@ def rescore(run_dir: Path, normalizer_name: str | None = None, out: Path | None 
             "command": " ".join(sys.argv),
         },
     }
+    out.mkdir(parents=True, exist_ok=True)
     write_jsonl_atomic(out / "transcripts.jsonl", rescored)
     write_json_atomic(out / "summary.json", new)
     write_tables(out, new)
-    write_analysis(out)
+    write_analysis(out, normalize=normalize)
     return new, out
 
 
@@ -125,13 +138,18 @@ def _pct(x: float | None) -> str:
 
 HELP = """w2v2bench.score: re-score a finished run from its transcripts.jsonl (no model run)
 
-Usage: python -m w2v2bench.score run=<run folder> [normalizer=none|basic|whisper] [out=<folder>]
+Usage: python -m w2v2bench.score run=<run folder> [normalizer=none|basic|whisper|module:function]
+                                 [merge_compounds=true] [out=<folder>]
 
-  run         a run folder (summary.json and transcripts.jsonl)
-  normalizer  applied to reference and hypothesis before scoring; default: the one the run used.
-              none: as written | basic: upper-case, punctuation but apostrophes removed |
-              whisper: Whisper's English normaliser (Open ASR Leaderboard; pip install whisper-normalizer)
-  out         default <run>/rescore/<normalizer>; receives summary.json (status "rescored"),
+  run              a run folder (summary.json and transcripts.jsonl)
+  normalizer       applied to reference and hypothesis before scoring; default: the one the run used.
+                   none: as written | basic: upper-case, punctuation but apostrophes removed |
+                   whisper: OpenAI Whisper's EnglishTextNormalizer (pip install whisper-normalizer) |
+                   module:function: any function str -> str on the Python path, e.g. the Open ASR
+                   Leaderboard's own: PYTHONPATH=<its checkout> ... normalizer=normalizer.data_utils:normalizer
+  merge_compounds  true: words split or joined by the model count as no error (kaldialign, as the Open ASR
+                   Leaderboard scores); default false (the model cards' jiwer WER)
+  out              default <run>/rescore/<normalizer>[+merge_compounds]; receives summary.json (status "rescored"),
               transcripts.jsonl, wer.md, wer.csv, analysis.md, analysis.json, wer_by_length.png, ref.trn, hyp.trn
 
 == Config ==
@@ -142,6 +160,7 @@ $CONFIG"""
 class RescoreConfig:
     run: str = MISSING
     normalizer: str | None = None
+    merge_compounds: bool = False
     out: str | None = None
     defaults: list[Any] = quiet_defaults()
     hydra: Any = quiet_hydra(HELP)
@@ -152,12 +171,14 @@ def _app(cfg: Any) -> None:
     if OmegaConf.is_missing(cfg, "run"):
         print(
             "w2v2bench.score: error: missing run=; usage: python -m w2v2bench.score run=<run folder> "
-            "[normalizer=none|basic|whisper]",
+            "[normalizer=none|basic|whisper|module:function] [merge_compounds=true]",
             file=sys.stderr,
         )
         sys.exit(2)
     try:
-        new, out = rescore(Path(cfg.run), cfg.normalizer, Path(cfg.out) if cfg.out else None)
+        new, out = rescore(
+            Path(cfg.run), cfg.normalizer, Path(cfg.out) if cfg.out else None, merge_compounds=cfg.merge_compounds
+        )
     except (ValueError, OSError, KeyError) as err:
         print(f"w2v2bench.score: error: {one_line(err)}", file=sys.stderr)
         sys.exit(1)

@@ -47,6 +47,13 @@ class UtteranceResult:
     notes: list[Text]
     # SHA-256 of the audio file's bytes as read (None when there was none to read): which audio was scored
     audio_sha256: Text | None = field(default=None)
+    # the fields NeMo's and the Open ASR Leaderboard's manifests use, where the run has them (older runs lack them):
+    # the audio file's absolute path (None for audio that came as bytes, from the Hub), and duration_s again
+    audio_filepath: Text | None = field(default=None)
+    duration: Seconds | None = field(default=None)
+    # this utterance's share, by duration, of its batch's synchronised model time (decoding audio and the LM
+    # beside the model not included); None where the model did not run on it
+    model_s: Seconds | None = field(default=None)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -214,6 +221,7 @@ class _Complete(TypedDict):
     reference_figure: NotRequired[_Figure | None]
     decoder: NotRequired[_DecoderUsed]
     backend: NotRequired[_BackendUsed]
+    merge_compounds: NotRequired[Annotated[bool, Strict()]]  # w2v2bench.score's: compounds merged as kaldialign does
     precision_check: NotRequired[_PrecisionCheck | None]
     precision_differs_from_fp32: NotRequired[Count | None]
     batching_fallback: NotRequired[Text | None]
@@ -261,15 +269,25 @@ def _validate(adapter: TypeAdapter, value: dict, path: Path) -> None:
 COUNT_FIELDS = ("substitutions", "deletions", "insertions", "ref_words", "char_errors", "ref_chars")
 
 
-def edit_counts(result: UtteranceResult, normalize: Callable[[str], str]) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """(the row's stored edit counts, those of its own reference and transcript); a failed row counts nothing."""
-    from .score import Counts, utterance_counts
+def edit_counts(
+    result: UtteranceResult, normalize: Callable[[str], str], merge_compounds: bool = False
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(the row's stored edit counts, those of its own reference and transcript); a failed row counts nothing.
+    Counts written before whitespace was collapsed for scoring (`score.scored_text`) still match."""
+    from .score import Counts, legacy_utterance_counts, utterance_counts
 
-    words = chars = Counts()
-    if result.error is None and result.text is not None and result.pred_text is not None:
-        words, chars = utterance_counts(result.text, result.pred_text, normalize)
-    counted = (words.substitutions, words.deletions, words.insertions, words.ref_words, chars.errors, chars.ref_words)
-    return tuple(getattr(result, k) for k in COUNT_FIELDS), counted
+    def fields(words: Counts, chars: Counts) -> tuple[int, ...]:
+        return words.substitutions, words.deletions, words.insertions, words.ref_words, chars.errors, chars.ref_words
+
+    stored = tuple(getattr(result, k) for k in COUNT_FIELDS)
+    if result.error is not None or result.text is None or result.pred_text is None:
+        return stored, fields(Counts(), Counts())
+    counted = fields(*utterance_counts(result.text, result.pred_text, normalize, merge_compounds))
+    if counted != stored and not merge_compounds:
+        legacy = fields(*legacy_utterance_counts(result.text, result.pred_text, normalize))
+        if legacy == stored:
+            return stored, legacy
+    return stored, counted
 
 
 def read_run(folder: str | os.PathLike) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -290,8 +308,9 @@ def read_run(folder: str | os.PathLike) -> tuple[dict[str, Any], list[dict[str, 
         normalize = normalizer(summary["normalizer"] if summary["normalizer"] != "none" else None)
     except ValueError as err:
         raise ResultsFileError(f"{folder / 'summary.json'}: {err}") from None
+    merge = summary.get("merge_compounds", False)
     for number, row in enumerate(rows, start=1):
-        stored, counted = edit_counts(parse_row(row), normalize)
+        stored, counted = edit_counts(parse_row(row), normalize, merge)
         if counted != stored:
             raise ResultsFileError(
                 f"{folder / 'transcripts.jsonl'}:{number}: the edit counts {stored} are not those of its own "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -102,8 +103,14 @@ def forward_with_backoff(
 
 
 def score(
-    decoded: Decoded, hyp: str | None, normalize: Callable[[str], str], error: str | None = None
+    decoded: Decoded,
+    hyp: str | None,
+    normalize: Callable[[str], str],
+    error: str | None = None,
+    model_s: float | None = None,
 ) -> UtteranceResult:
+    """One utterance's row; a failed one has pred_text "" (never null: other tools' readers stop at a null) and
+    its `error`, and is left out of every count."""
     u = decoded.utterance
     error = decoded.error or error
     words = chars = Counts()
@@ -116,7 +123,7 @@ def score(
         chapter=u.chapter,
         duration_s=round(decoded.duration_s, 4),
         text=u.text,
-        pred_text=hyp,
+        pred_text="" if error is not None else hyp,
         substitutions=words.substitutions,
         deletions=words.deletions,
         insertions=words.insertions,
@@ -126,6 +133,9 @@ def score(
         error=error,
         notes=list(decoded.notes),
         audio_sha256=decoded.audio_sha256,
+        audio_filepath=os.path.abspath(u.path) if u.path is not None and u.data is None else None,
+        duration=round(decoded.duration_s, 4),
+        model_s=None if model_s is None else round(model_s, 6),
     )
 
 
@@ -182,20 +192,22 @@ def run(
             refresh=False,
         )
 
-    def collect(decoded: list[Decoded], outputs: list, texts_of: Callable[[], list[str]]) -> list[UtteranceResult]:
+    def collect(
+        decoded: list[Decoded], outputs: list, texts_of: Callable[[], list[str]], shares: list[float]
+    ) -> list[UtteranceResult]:
         texts = iter(texts_of())
         results = []
-        for d, out in zip(decoded, outputs, strict=True):
+        for d, out, share in zip(decoded, outputs, shares, strict=True):
             if isinstance(out, str):
-                results.append(score(d, None, normalize, error=f"{d.utterance.origin}: {out}"))
+                results.append(score(d, None, normalize, error=f"{d.utterance.origin}: {out}", model_s=share))
                 continue
             hyp = next(texts)
             if isinstance(hyp, DecodeFailure):
-                results.append(score(d, None, normalize, error=f"{d.utterance.origin}: {hyp.message}"))
+                results.append(score(d, None, normalize, error=f"{d.utterance.origin}: {hyp.message}", model_s=share))
                 continue
             if out[1] is not None and transcriber.text(out[1]) != hyp:
                 stats.precision_differs += 1
-            results.append(score(d, hyp, normalize))
+            results.append(score(d, hyp, normalize, model_s=share))
         return results
 
     with bar:
@@ -222,8 +234,11 @@ def run(
                 stats.padded_samples += len(inputs) * max(map(len, inputs))
                 stats.valid_samples += sum(map(len, inputs))
                 ok = [out[0] for out in outputs if not isinstance(out, str)]
-                pending.append((decoded, outputs, decoder.submit(ok)))
-                del decoded, inputs, outputs, ok
+                # each utterance's share of the batch's synchronised model time, by its length
+                total_samples = sum(map(len, inputs))
+                shares = [elapsed * len(x) / total_samples for x in inputs]
+                pending.append((decoded, outputs, decoder.submit(ok), shares))
+                del decoded, inputs, outputs, ok, shares
                 while len(pending) > lookahead:
                     emit(collect(*pending.popleft()))
                 release_host_memory()

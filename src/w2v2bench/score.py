@@ -10,6 +10,7 @@ import functools
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import jiwer
 
@@ -53,10 +54,40 @@ def word_counts(ref: str, hyp: str) -> Counts:
     return _counts(jiwer.process_words(ref, hyp))
 
 
-def utterance_counts(ref: str, hyp: str, normalize: Callable[[str], str]) -> tuple[Counts, Counts]:
-    """(word counts, character counts) of one utterance, both texts normalised first."""
+def scored_text(text: str, normalize: Callable[[str], str]) -> str:
+    """The one text every count and every file is made from: normalised, words joined by single spaces (what
+    sclite, kaldialign and `str.split` take a word to be; jiwer alone would keep a tab inside a word and count a
+    doubled space as a character)."""
+    return " ".join(normalize(text).split())
+
+
+def utterance_counts(
+    ref: str, hyp: str, normalize: Callable[[str], str], merge_compounds: bool = False
+) -> tuple[Counts, Counts]:
+    """(word counts, character counts) of one utterance, from both texts' `scored_text`; `merge_compounds`
+    counts words split or joined by the model (`bird` vs `bir d`) as no error, as kaldialign does for the Open ASR
+    Leaderboard (characters are counted as they are)."""
+    ref_n, hyp_n = scored_text(ref, normalize), scored_text(hyp, normalize)
+    words = merged_word_counts(ref_n, hyp_n) if merge_compounds else word_counts(ref_n, hyp_n)
+    return words, char_counts(ref_n, hyp_n)
+
+
+def legacy_utterance_counts(ref: str, hyp: str, normalize: Callable[[str], str]) -> tuple[Counts, Counts]:
+    """The counts of runs written before `scored_text` (whitespace as the normaliser left it): still valid."""
     ref_n, hyp_n = normalize(ref), normalize(hyp)
     return word_counts(ref_n, hyp_n), char_counts(ref_n, hyp_n)
+
+
+def merged_word_counts(ref: str, hyp: str) -> Counts:
+    """Word edit counts where adjacent words joined without a space match one word at no cost (kaldialign's
+    `merge_compounds`, the Open ASR Leaderboard's scoring)."""
+    import kaldialign
+
+    r, h = ref.split(), hyp.split()
+    if not r:
+        return Counts(insertions=len(h))
+    out = kaldialign.edit_distance(r, h, merge_compounds=True)
+    return Counts(out["sub"], out["del"], out["ins"], len(r))
 
 
 def char_counts(ref: str, hyp: str) -> Counts:
@@ -92,11 +123,52 @@ def _whisper(text: str) -> str:
 NORMALIZERS: dict[str, Callable[[str], str]] = {"none": lambda text: text, "basic": _basic, "whisper": _whisper}
 
 
-def normalizer(name: str | None) -> Callable[[str], str]:
+# `package.module:function` (the function may be an attribute path: `module:instance.method`)
+CODE_NORMALIZER = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
+
+
+def normalizer(name: str | None, allow_code: bool = False) -> Callable[[str], str]:
+    """The normaliser called `name`; with `allow_code` (a command line's own value, never a file's) also a
+    `module:function` importable from the Python path, such as the Open ASR Leaderboard's
+    `normalizer.data_utils:normalizer`."""
     key = name or "none"
-    if key not in NORMALIZERS:
-        raise ValueError(f"normalizer={name!r}: expected one of {sorted(NORMALIZERS)} or null")
-    return NORMALIZERS[key]
+    if key in NORMALIZERS:
+        return NORMALIZERS[key]
+    if CODE_NORMALIZER.fullmatch(key):
+        if not allow_code:
+            raise ValueError(
+                f"normalizer={name!r} is code (module:function): it runs only when given on the command line of "
+                "`python -m w2v2bench.score`, never when named by a file"
+            )
+        return _code_normalizer(key)
+    raise ValueError(f"normalizer={name!r}: expected one of {sorted(NORMALIZERS)}, null, or module:function")
+
+
+def _code_normalizer(spec: str) -> Callable[[str], str]:
+    import importlib
+
+    module_name, _, attribute = spec.partition(":")
+    try:
+        target: Any = importlib.import_module(module_name)
+    except (Exception, SystemExit) as err:  # whatever the module's own import raises
+        raise ValueError(f"normalizer={spec!r}: cannot import {module_name} ({type(err).__name__}: {err})") from None
+    for part in attribute.split("."):
+        if not hasattr(target, part):
+            raise ValueError(f"normalizer={spec!r}: {module_name} has no attribute {attribute}")
+        target = getattr(target, part)
+    if not callable(target):
+        raise ValueError(f"normalizer={spec!r}: {attribute} is a {type(target).__name__}, not a function")
+
+    def apply(text: str) -> str:
+        try:
+            out = target(text)
+        except Exception as err:
+            raise ValueError(f"normalizer={spec!r} failed on {text[:60]!r}: {type(err).__name__}: {err}") from None
+        if not isinstance(out, str):
+            raise ValueError(f"normalizer={spec!r} returned a {type(out).__name__} for {text[:60]!r}, not a str")
+        return out
+
+    return apply
 
 
 @dataclass(frozen=True)

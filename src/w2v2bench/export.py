@@ -1,0 +1,314 @@
+"""A finished run in the shapes other tools read as they are: the Open ASR Leaderboard's result file, a NeMo
+manifest, plain text for the jiwer CLI, and a Hugging Face `model-index` block for a model card.
+
+Usage: python -m w2v2bench.export run=<run folder> [run=[<folder>,<folder>]] [out=<folder>] [model_id=<org/name>]
+       [formats=[leaderboard,nemo,jiwer,model-index]]
+
+Every file holds the text that was scored (`score.scored_text`: the run's normaliser, single spaces), so each
+tool's WER and CER on it equal the run's. Failed utterances are left out, as the run's WER leaves them out, and
+counted in export.json. sclite reads the run's own ref.trn and hyp.trn (the same text).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hydra
+import yaml
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, OmegaConf
+
+from .config import one_line, quiet_defaults, quiet_hydra
+from .report import git_hash, write_json_atomic, write_text_atomic
+from .results import ResultsFileError, read_run
+from .score import Counts, normalizer, rate, scored_text
+
+__all__ = ["ExportError", "export", "leaderboard_name"]
+
+FORMATS = ("leaderboard", "nemo", "jiwer", "model-index")
+SAFE = re.compile(r"[^A-Za-z0-9._-]")  # what a leaderboard file name keeps of a name; the rest becomes "_"
+# the Hub's task and dataset names for LibriSpeech (model-index `dataset.type` is a Hub dataset id)
+LIBRISPEECH_HUB_ID = "openslr/librispeech_asr"
+
+
+class ExportError(ValueError):
+    """A run that cannot be exported as asked; printed as one line, exit 1."""
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One utterance as every export writes it."""
+
+    id: str
+    audio_filepath: str | None
+    duration: float
+    time: float | None
+    text: str
+    pred_text: str
+    words: Counts  # the row's own counts, as the run scored it
+    chars: Counts
+
+
+def _run_names(summary: dict) -> dict[str, str]:
+    cfg = summary["config"]
+    data, model = cfg.get("data", {}), cfg.get("model", {})
+    return {
+        "model_name": str(model.get("name")),
+        "checkpoint": str(model.get("checkpoint")),
+        "local": bool(summary.get("model", {}).get("local", True)),
+        "data_source": str(data.get("source")),
+        "data_name": str(data.get("name")),
+        "dataset": str(data.get("dataset")),
+        "partition": str(data.get("partition")),
+        "split": str(cfg.get("split")),
+    }
+
+
+def default_model_id(summary: dict) -> str:
+    """The Hub id for a Hub checkpoint; `local/<model.name>` for a folder (the leaderboard reads `<org>/<name>`)."""
+    names = _run_names(summary)
+    return names["checkpoint"] if not names["local"] and "/" in names["checkpoint"] else f"local/{names['model_name']}"
+
+
+def leaderboard_name(model_id: str, summary: dict) -> str:
+    """The Open ASR Leaderboard's result file name, `MODEL_<org>-<model>_DATASET_<path>_<name>_<split>.jsonl`:
+    its scorer takes model and dataset from this name (the first `-` of the model part back to `/`), and labels
+    `librispeech_test.clean` / `librispeech_test.other` as its LS Clean / LS Other columns."""
+    names = _run_names(summary)
+    if "/" not in model_id:
+        raise ExportError(f"model_id={model_id!r}: expected <org>/<name> (the leaderboard reads the org from it)")
+    dataset_path = names["dataset"] if names["data_source"] == "hub" else names["data_source"]
+    parts = {
+        "model": model_id.replace("/", "-"),
+        "path": dataset_path.replace("/", "-"),
+        "name": names["data_name"],
+        "split": f"{names['partition']}.{names['split']}",
+    }
+    for key, value in parts.items():
+        if "MODEL_" in value or "DATASET_" in value:
+            raise ExportError(
+                f"{key} {value!r} holds MODEL_ or DATASET_, which the leaderboard's file name parser splits on"
+            )
+        parts[key] = SAFE.sub("_", value)
+    return f"MODEL_{parts['model']}_DATASET_{parts['path']}_{parts['name']}_{parts['split']}.jsonl"
+
+
+def scored_rows(summary: dict, rows: list[dict]) -> tuple[list[Scored], int]:
+    """(the scored utterances in the text that was scored, the number of failed ones left out)."""
+    try:
+        normalize = normalizer(None if summary["normalizer"] == "none" else summary["normalizer"])
+    except ValueError as err:
+        raise ExportError(str(err)) from None
+    out, failed = [], 0
+    for row in rows:
+        if row["error"] is not None:
+            failed += 1
+            continue
+        out.append(
+            Scored(
+                id=row["id"],
+                audio_filepath=row.get("audio_filepath"),
+                duration=row["duration_s"],
+                time=row.get("model_s"),
+                text=scored_text(row["text"], normalize),
+                pred_text=scored_text(row["pred_text"], normalize),
+                words=Counts(row["substitutions"], row["deletions"], row["insertions"], row["ref_words"]),
+                chars=Counts(row["char_errors"], 0, 0, row["ref_chars"]),
+            )
+        )
+    return out, failed
+
+
+def _jsonl(records: list[dict]) -> str:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+
+
+def _model_index_result(summary: dict) -> tuple[dict | None, str | None]:
+    """(one model-index `results` entry, or None and why a model card should not carry this run's figure)."""
+    names = _run_names(summary)
+    cfg = summary["config"]
+    if summary["n_failed"]:
+        return None, f"{summary['n_failed']} utterance(s) failed: a card's figure needs every utterance"
+    if cfg.get("limit") is not None:
+        return None, f"limit={cfg['limit']} scores a subset"
+    librispeech = names["data_name"] == "librispeech"
+    hub_split = {"dev": "validation"}.get(names["partition"], names["partition"])
+    decoder = (summary.get("decoder") or {}).get("name", "greedy")
+    metric_name = f"{'Test' if names['partition'] == 'test' else 'Dev'} WER" + (
+        " (n-gram LM)" if decoder == "lm" else ""
+    )
+    entry = {
+        "task": {"type": "automatic-speech-recognition", "name": "Automatic Speech Recognition"},
+        "dataset": {
+            "name": f"LibriSpeech ({names['split']})" if librispeech else f"{names['data_name']} ({names['split']})",
+            "type": LIBRISPEECH_HUB_ID if librispeech else names["data_name"],
+            "config": names["split"],
+            "split": hub_split,
+            "args": {"language": "en"},
+        },
+        "metrics": [
+            {"type": "wer", "value": round(summary["wer"] * 100, 2), "name": metric_name},
+            {"type": "cer", "value": round(summary["cer"] * 100, 2), "name": metric_name.replace("WER", "CER")},
+        ],
+    }
+    return entry, None
+
+
+def export(runs: list[str | Path], out: str | Path | None = None, model_id: str | None = None,
+           formats: list[str] | tuple[str, ...] = FORMATS) -> dict[str, Any]:  # fmt: skip
+    """Write each run's exports into `out` (default: the first run's `export/` folder); returns export.json's
+    content. Only `out` is written."""
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise ExportError(f"formats={list(formats)}: expected a non-empty list of {list(FORMATS)}")
+    if not runs:
+        raise ExportError("run=: no run folder given")
+    loaded = []
+    for run in runs:
+        try:
+            summary, rows = read_run(run)
+        except (ResultsFileError, OSError) as err:
+            raise ExportError(one_line(err)) from None
+        if summary["status"] != "complete":
+            raise ExportError(f"{run}: status {summary['status']!r}: export a run of the model, not a re-score")
+        loaded.append((Path(run), summary, rows))
+    ids = {model_id or default_model_id(s) for _, s, _ in loaded}
+    if len(ids) > 1:
+        raise ExportError(f"the runs are of different models ({sorted(ids)}): export them one model at a time")
+    (model,) = ids
+    out = Path(out) if out is not None else loaded[0][0] / "export"
+    out.mkdir(parents=True, exist_ok=True)
+    record: dict[str, Any] = {"model_id": model, "git_hash": git_hash(), "runs": [], "files": []}
+    index_entries, index_skipped = [], []
+    written: set[str] = set()
+
+    def write(name: str, text: str) -> None:
+        if name in written:
+            raise ExportError(f"two runs would both write {name} (the same model, data and split): export them apart")
+        written.add(name)
+        write_text_atomic(out / name, text)
+        record["files"].append(name)
+
+    for folder, summary, rows in loaded:
+        scored, failed = scored_rows(summary, rows)
+        names = _run_names(summary)
+        stem = f"{names['data_name']}-{names['partition']}-{names['split']}"
+        # the jiwer CLI skips every line of fewer than 2 characters (an empty transcript, "I"), which would pair
+        # the wrong lines: those utterances are left out, and the rates over the rest are what it must print
+        kept = [s for s in scored if len(s.text) > 1 and len(s.pred_text) > 1]
+        run_record = {
+            "run": str(folder), "utterances": len(rows), "failed_left_out": failed, "scored": len(scored),
+            "wer": summary["wer"], "cer": summary["cer"],
+        }  # fmt: skip
+        if "jiwer" in formats:
+            run_record["jiwer"] = {
+                "left_out": [s.id for s in scored if not (len(s.text) > 1 and len(s.pred_text) > 1)],
+                "wer": rate(s.words for s in kept),
+                "cer": rate(s.chars for s in kept),
+            }
+        record["runs"].append(run_record)
+        if "leaderboard" in formats:
+            write(
+                leaderboard_name(model, summary),
+                _jsonl(
+                    [{"audio_filepath": s.audio_filepath or s.id, "duration": s.duration, "time": s.time,
+                      "text": s.text, "pred_text": s.pred_text, "id": s.id} for s in scored]
+                ),
+            )  # fmt: skip
+        if "nemo" in formats:
+            write(
+                f"{stem}.nemo.jsonl",
+                _jsonl(
+                    [{"audio_filepath": s.audio_filepath or s.id, "duration": s.duration, "text": s.text,
+                      "pred_text": s.pred_text} for s in scored]
+                ),
+            )  # fmt: skip
+        if "jiwer" in formats:
+            write(f"{stem}.ref.txt", "".join(s.text + "\n" for s in kept))
+            write(f"{stem}.hyp.txt", "".join(s.pred_text + "\n" for s in kept))
+        if "model-index" in formats:
+            entry, why = _model_index_result(summary)
+            if entry is None:
+                index_skipped.append(f"{folder}: {why}")
+            else:
+                index_entries.append(entry)
+    if "model-index" in formats and index_entries:
+        block = {"model-index": [{"name": model, "results": index_entries}]}
+        write("model-index.yaml", yaml.safe_dump(block, sort_keys=False, allow_unicode=True))
+    record["model_index_skipped"] = index_skipped
+    record["time"] = (
+        "leaderboard `time` = the utterance's share, by duration, of its batch's synchronised model forward time "
+        "(transcripts.jsonl model_s); audio decoding and LM decoding beside the model are not in it"
+    )
+    write_json_atomic(out / "export.json", record)
+    return record | {"out": str(out)}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Command line
+
+HELP = """w2v2bench.export: a finished run in the shapes other tools read as they are
+
+Usage: python -m w2v2bench.export run=<run folder> [out=<folder>] [model_id=<org>/<name>] [formats=[...]]
+       python -m w2v2bench.export 'run=[<clean run>,<other run>]'   (one model-index block for both)
+
+  run        one run folder, or a list of them (the same model)
+  out        default <first run>/export; nothing else is written
+  model_id   the model's name in the files; default its Hub id, or local/<model.name> for a folder
+  formats    any of leaderboard, nemo, jiwer, model-index (default all):
+             leaderboard  MODEL_<org>-<name>_DATASET_<path>_<name>_<partition>.<split>.jsonl with audio_filepath,
+                          duration, time, text, pred_text: the Open ASR Leaderboard's score_results reads it
+             nemo         <data>-<partition>-<split>.nemo.jsonl: NeMo's speech_to_text_eval.py reads it
+             jiwer        <...>.ref.txt and <...>.hyp.txt: jiwer -r <ref.txt> -h <hyp.txt> [--cer]
+             model-index  model-index.yaml: paste into a model card's metadata (runs over a whole split only)
+
+Every file holds the scored text (the run's normaliser, single spaces): each tool's WER and CER equal the run's.
+Failed utterances are left out (the run's WER leaves them out too) and counted in export.json.
+
+== Config ==
+$CONFIG"""
+
+
+@dataclass
+class ExportConfig:
+    run: Any = MISSING  # a folder or a list of folders
+    out: str | None = None
+    model_id: str | None = None
+    formats: list[str] = field(default_factory=lambda: list(FORMATS))
+    defaults: list[Any] = quiet_defaults()
+    hydra: Any = quiet_hydra(HELP)
+
+
+@hydra.main(version_base=None, config_name="export")
+def _app(cfg: Any) -> None:
+    if OmegaConf.is_missing(cfg, "run"):
+        print(
+            "w2v2bench.export: error: missing run=; usage: python -m w2v2bench.export run=<run folder>", file=sys.stderr
+        )
+        sys.exit(2)
+    runs = list(cfg.run) if OmegaConf.is_list(cfg.run) else [cfg.run]
+    try:
+        record = export([str(r) for r in runs], cfg.out, cfg.model_id, list(cfg.formats))
+    except (ExportError, OSError) as err:
+        print(f"w2v2bench.export: error: {one_line(err)}", file=sys.stderr)
+        sys.exit(1)
+    for run in record["runs"]:
+        left = f", {run['failed_left_out']} failed left out" if run["failed_left_out"] else ""
+        print(f"{run['run']}: {run['scored']} utterances{left}")
+    for why in record["model_index_skipped"]:
+        print(f"note: no model-index entry for {why}")
+    print(f"outputs: {record['out']}: {', '.join(record['files'])}, export.json")
+
+
+def main() -> None:
+    ConfigStore.instance().store(name="export", node=ExportConfig)
+    _app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,272 @@
+"""Results other tools read as they are: each export checked with the real reader where it installs (kaldialign,
+the jiwer CLI, PyYAML for model-index), and the leaderboard's file against the name and fields its scorer reads."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import kaldialign
+import pytest
+import yaml
+
+from w2v2bench.export import ExportError, leaderboard_name
+from w2v2bench.score import normalizer
+
+from .test_cli import bench, local, read_run
+from .test_compare import row, write_run
+
+
+def export(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "w2v2bench.export", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def rescore(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-m", "w2v2bench.score", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def jiwer_cli(ref: Path, hyp: Path, *flags: str) -> float:
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "jiwer"), "-r", str(ref), "-h", str(hyp), *flags],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return float(done.stdout.strip())
+
+
+def leaderboard_read(folder: Path) -> dict[tuple[str, str], dict]:
+    """What the Open ASR Leaderboard's score_results takes from a results folder, written here from its documented
+    behaviour (not its code): every *.jsonl, model and dataset from the file name (`MODEL_<org>-<name>_DATASET_<id>`,
+    the first '-' back to '/'), and per row text, pred_text, time and duration."""
+    out = {}
+    for path in sorted(folder.glob("*.jsonl")):
+        name = path.name
+        if "MODEL_" not in name:
+            continue
+        model_part = name[name.find("MODEL_") :]
+        model_id = model_part[: model_part.find("DATASET_")].removeprefix("MODEL_").rstrip("_")
+        org_end = model_id.find("-")
+        model_id = model_id[:org_end] + "/" + model_id[org_end + 1 :]
+        dataset_id = model_part[model_part.find("DATASET_") :].removeprefix("DATASET_").removesuffix(".jsonl")
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        out[(model_id, dataset_id)] = {
+            "refs": [r["text"] for r in rows],
+            "preds": [r["pred_text"] for r in rows],
+            "time": [r["time"] for r in rows],
+            "duration": [r["duration"] for r in rows],
+            "audio_filepath": [r["audio_filepath"] for r in rows],
+        }
+    return out
+
+
+def test_a_run_exports_files_each_tool_scores_as_the_run_did(tmp_path):
+    run = tmp_path / "run"
+    done = bench("model=demo", "data=demo", "split=other", f"output_dir={run}")
+    assert done.returncode == 0, done.stderr
+    rows, summary = read_run(run)
+    assert all(r["audio_filepath"] and Path(r["audio_filepath"]).is_file() for r in rows)
+    assert all(r["duration"] == r["duration_s"] and r["model_s"] > 0 for r in rows)
+    assert sum(r["model_s"] for r in rows) <= summary["wall_s"]
+
+    done = export(f"run={run}")
+    assert done.returncode == 0, done.stderr
+    out = run / "export"
+    # the leaderboard's scorer: its file name, its fields
+    (((model_id, dataset_id), board),) = leaderboard_read(out).items()
+    assert (model_id, dataset_id) == ("local/demo", "local_demo_test.other")
+    assert board["audio_filepath"] == [r["audio_filepath"] for r in rows] and all(board["time"])
+    assert board["duration"] == [r["duration_s"] for r in rows]
+    assert sum(board["duration"]) / sum(board["time"]) > 1  # the RTFx it would report
+    # kaldialign (the leaderboard's aligner), without merging: the run's WER exactly
+    pairs = [(tuple(r.split()), tuple(p.split())) for r, p in zip(board["refs"], board["preds"], strict=True)]
+    assert kaldialign.batch_error_rate(*zip(*pairs, strict=True))["err_rate"] == pytest.approx(
+        summary["wer"], abs=1e-12
+    )
+    # the jiwer CLI: WER and CER exactly
+    ref, hyp = out / "demo-test-other.ref.txt", out / "demo-test-other.hyp.txt"
+    assert jiwer_cli(ref, hyp) == pytest.approx(summary["wer"], abs=1e-12)
+    assert jiwer_cli(ref, hyp, "--cer") == pytest.approx(summary["cer"], abs=1e-12)
+    # NeMo's manifest fields; its scorer compares text with pred_text (jiwer here: the same WER)
+    nemo = [json.loads(line) for line in (out / "demo-test-other.nemo.jsonl").read_text().splitlines()]
+    assert [set(n) for n in nemo] == [{"audio_filepath", "duration", "text", "pred_text"}] * len(rows)
+    # model-index for a model card
+    index = yaml.safe_load((out / "model-index.yaml").read_text())["model-index"]
+    (result,) = index[0]["results"]
+    assert index[0]["name"] == "local/demo" and result["task"]["type"] == "automatic-speech-recognition"
+    assert result["metrics"][0] == {"type": "wer", "value": round(summary["wer"] * 100, 2), "name": "Test WER"}
+    assert result["dataset"]["config"] == "other" and result["dataset"]["split"] == "test"
+    record = json.loads((out / "export.json").read_text())
+    assert record["runs"][0]["jiwer"] == {"left_out": [], "wer": summary["wer"], "cer": summary["cer"]}
+    # sclite's trn files hold the same text
+    trn = [line.rsplit(" (", 1)[0] for line in (run / "hyp.trn").read_text().splitlines()]
+    assert trn == hyp.read_text().splitlines()
+
+    # score as the leaderboard does: merge_compounds (and a normaliser from the command line)
+    merged = rescore(f"run={run}", "merge_compounds=true", "normalizer=whisper")
+    assert merged.returncode == 0, merged.stderr
+    scored = json.loads((run / "rescore" / "whisper+merge_compounds" / "summary.json").read_text())
+    whisper = normalizer("whisper")
+    refs = [tuple(whisper(r["text"]).split()) for r in rows]
+    preds = [tuple(whisper(r["pred_text"]).split()) for r in rows]
+    assert scored["wer"] == pytest.approx(kaldialign.batch_error_rate(refs, preds, merge_compounds=True)["err_rate"])
+    assert scored["merge_compounds"] is True and scored["reference"] is None
+
+
+def test_failed_utterances_never_break_a_reader_and_are_left_out(tiny_checkpoint, broken_tree, tmp_path):
+    run = tmp_path / "run"
+    done = bench(*local(tiny_checkpoint, run, "batch_size=4"), f"data.root={broken_tree}")
+    assert done.returncode == 0, done.stderr
+    rows, summary = read_run(run)
+    failed = [r for r in rows if r["error"]]
+    assert len(failed) == 5 and all(r["pred_text"] == "" for r in failed)  # never null
+    done = export(f"run={run}")
+    assert done.returncode == 0, done.stderr
+    assert "5 failed left out" in done.stdout and "no model-index entry" in done.stdout
+    ((_, board),) = leaderboard_read(run / "export").items()
+    assert len(board["refs"]) == 2 and not (run / "export" / "model-index.yaml").exists()
+
+
+def test_lines_the_jiwer_cli_would_skip_are_left_out_and_said(tmp_path):
+    rows = [
+        row("1-1", "A CAT SAT", "A CAT SAT"),
+        row("1-2", "ON  THE MAT", "ON THE  MAT"),  # doubled spaces: one text everywhere
+        row("1-3", "NOTHING HEARD", ""),  # the CLI drops an empty line
+        row("1-4", "I", "I"),  # and a one-character one
+        row("1-5", "BIRD SONG", "BIR D SONG"),
+    ]
+    run = write_run(tmp_path / "run", rows)
+    done = export(f"run={run}", "formats=[jiwer,leaderboard]", "model_id=org/m")
+    assert done.returncode == 0, done.stderr
+    record = json.loads((run / "export" / "export.json").read_text())
+    jiwer_record = record["runs"][0]["jiwer"]
+    assert jiwer_record["left_out"] == ["1-3", "1-4"]
+    out = run / "export"
+    assert jiwer_cli(out / "librispeech-test-clean.ref.txt", out / "librispeech-test-clean.hyp.txt") == pytest.approx(
+        jiwer_record["wer"]
+    )
+    assert "ON THE MAT" in (out / "librispeech-test-clean.ref.txt").read_text()
+    assert sorted(p.name for p in out.iterdir()) == [
+        "MODEL_org-m_DATASET_None_librispeech_test.clean.jsonl",
+        "export.json",
+        "librispeech-test-clean.hyp.txt",
+        "librispeech-test-clean.ref.txt",
+    ]
+
+
+@pytest.mark.parametrize(
+    "source,dataset,model_id,expected",
+    [
+        ("hub", "openslr/librispeech_asr", "facebook/wav2vec2-base-960h",
+         "MODEL_facebook-wav2vec2-base-960h_DATASET_openslr-librispeech_asr_librispeech_test.clean.jsonl"),
+        ("local", None, "local/base", "MODEL_local-base_DATASET_local_librispeech_test.clean.jsonl"),
+        ("hub", "../../etc/x y", "a/b c", "MODEL_a-b_c_DATASET_..-..-etc-x_y_librispeech_test.clean.jsonl"),
+    ],
+)  # fmt: skip
+def test_the_leaderboard_file_name(source, dataset, model_id, expected):
+    summary = {
+        "config": {"model": {"name": "m"}, "data": {"source": source, "dataset": dataset, "name": "librispeech",
+                   "partition": "test"}, "split": "clean"}
+    }  # fmt: skip
+    assert leaderboard_name(model_id, summary) == expected
+    assert "/" not in expected
+
+
+@pytest.mark.parametrize(
+    "model_id,message",
+    [("nameonly", "expected <org>/<name>"), ("org/x_DATASET_y", "holds MODEL_ or DATASET_")],
+)
+def test_a_model_id_the_leaderboard_would_misread_is_refused(model_id, message):
+    summary = {"config": {"model": {}, "data": {"source": "local", "name": "l", "partition": "test"}, "split": "c"}}
+    with pytest.raises(ExportError, match=message):
+        leaderboard_name(model_id, summary)
+
+
+def test_export_errors_are_one_line(tmp_path):
+    good = write_run(tmp_path / "good", [row("1-1", "A B", "A B")])
+    other = write_run(tmp_path / "other", [row("1-1", "A B", "A B")], name="other")
+    (tmp_path / "junk").mkdir()
+    for args, message in (
+        ([f"run={tmp_path / 'junk'}"], "summary.json"),
+        ([f"run={good}", "formats=[csv]"], "formats=['csv']: expected a non-empty list"),
+        ([f"run=[{good},{other}]"], "different models"),
+        ([f"run=[{good},{good}]"], "would both write"),
+    ):
+        done = export(*args)
+        errors = [line for line in done.stderr.splitlines() if line.startswith("w2v2bench.export: error:")]
+        assert done.returncode == 1 and len(errors) == 1 and message in errors[0], (args, done.stderr)
+
+
+# ---- normalisers given as module:function --------------------------------------------------------------
+
+
+@pytest.fixture
+def modules(tmp_path) -> Path:
+    folder = tmp_path / "modules"
+    folder.mkdir()
+    (folder / "mynorm.py").write_text(
+        "def shout(text):\n    return text.upper()\n"
+        "def number(text):\n    return 42\n"
+        "def boom(text):\n    raise RuntimeError('no')\n"
+        "NOT_A_FUNCTION = 3\n"
+    )
+    (folder / "exits.py").write_text("import sys\nsys.exit(3)\n")
+    marker = tmp_path / "executed"
+    (folder / "evil.py").write_text(f"open({str(marker)!r}, 'w').close()\ndef f(text):\n    return text\n")
+    return folder
+
+
+def test_a_normaliser_from_the_command_line_scores_and_one_from_a_file_never_runs(modules, tmp_path):
+    run = write_run(tmp_path / "run", [row("1-1", "the cat", "THE CAT"), row("1-2", "a dog", "A DOG")])
+    env = {"PYTHONPATH": str(modules)}
+    done = rescore(f"run={run}", "normalizer=mynorm:shout", env=env)
+    assert done.returncode == 0, done.stderr
+    scored = json.loads((run / "rescore" / "mynorm-shout" / "summary.json").read_text())
+    assert scored["wer"] == 0 and scored["normalizer"] == "mynorm:shout"
+    for spec, message in (
+        ("nosuch:f", "cannot import nosuch"),
+        ("mynorm:missing", "mynorm has no attribute missing"),
+        ("mynorm:NOT_A_FUNCTION", "is a int, not a function"),
+        ("mynorm:number", "returned a int"),
+        ("mynorm:boom", "1-1: normalizer='mynorm:boom' failed on 'the cat': RuntimeError: no"),
+        ("exits:f", "cannot import exits (SystemExit: 3)"),
+        ("1mod:f", "expected one of"),
+    ):
+        done = rescore(f"run={run}", f"normalizer={spec}", env=env)
+        errors = [line for line in done.stderr.splitlines() if line.startswith("w2v2bench.score: error:")]
+        assert done.returncode == 1 and len(errors) == 1 and message in errors[0], (spec, done.stderr)
+
+    # a results file that names code: read by export, compare, the analysis and score itself, never imported
+    hostile = tmp_path / "hostile"
+    shutil.copytree(run, hostile, ignore=shutil.ignore_patterns("rescore"))
+    summary = json.loads((hostile / "summary.json").read_text())
+    (hostile / "summary.json").write_text(json.dumps({**summary, "normalizer": "evil:f"}))
+    for command in (
+        ["w2v2bench.export", f"run={hostile}"],
+        ["w2v2bench.compare", f"a={run}", f"b={hostile}"],
+        ["w2v2bench.analysis", f"run={hostile}"],
+        ["w2v2bench.score", f"run={hostile}"],
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", *command],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**__import__("os").environ, **env},
+        )
+        assert done.returncode != 0 and "is code (module:function)" in done.stderr, (command, done.stderr)
+    assert not (tmp_path / "executed").exists()
