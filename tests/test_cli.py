@@ -30,6 +30,11 @@ def read_run(folder):
     return rows, json.loads((folder / "summary.json").read_text())
 
 
+def untimed(rows: list[dict]) -> list[dict]:
+    """Rows less what differs between two runs of the same work: each row's share of the model's time."""
+    return [{k: v for k, v in r.items() if k != "model_s"} for r in rows]
+
+
 def local(checkpoint, out, *extra):
     return [
         "data=local",

@@ -125,6 +125,10 @@ def test_a_run_exports_files_each_tool_scores_as_the_run_did(tmp_path):
     preds = [tuple(whisper(r["pred_text"]).split()) for r in rows]
     assert scored["wer"] == pytest.approx(kaldialign.batch_error_rate(refs, preds, merge_compounds=True)["err_rate"])
     assert scored["merge_compounds"] is True and scored["reference"] is None
+    # its analysis re-aggregates the merged counts (the alignment alone would count the split words)
+    analysis = json.loads((run / "rescore" / "whisper+merge_compounds" / "analysis.json").read_text())
+    assert analysis["wer"] == pytest.approx(scored["wer"])
+    assert sum(s["errors"] for s in analysis["speakers"]) == sum(scored["word_errors"].values())
 
 
 def test_failed_utterances_never_break_a_reader_and_are_left_out(tiny_checkpoint, broken_tree, tmp_path):

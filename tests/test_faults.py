@@ -22,7 +22,7 @@ from w2v2bench.run import run
 
 from .conftest import LIBRISPEECH
 from .forked import run_forked
-from .test_cli import bench, local, read_run
+from .test_cli import bench, local, read_run, untimed
 
 
 def start(overrides: list[str]) -> subprocess.Popen:
@@ -58,7 +58,7 @@ def test_a_killed_run_resumes_to_the_same_outputs(tiny_checkpoint, tmp_path):
     assert "left out" not in resumed.stdout  # the torn line is the kill's, not a foreign one
     whole_rows, whole = read_run(tmp_path / "whole")
     rows, summary = read_run(killed)
-    assert rows == whole_rows  # same transcripts, same order, none lost or doubled
+    assert untimed(rows) == untimed(whole_rows)  # same transcripts, same order, none lost or doubled
     assert (summary["wer"], summary["n_utterances"]) == (whole["wer"], 30)
     assert summary["resumed_from"] == n_done and summary["timed_utterances"] == 30 - n_done
     assert summary["resume_dropped"] == 0
@@ -341,7 +341,7 @@ def test_resume_keeps_only_rows_that_prove_they_are_this_runs(
     folder, resumed = tampered_resumes[what]
     assert resumed["code"] == 0, resumed["output"]
     rows, summary = read_run(folder)
-    assert rows == whole_rows  # nothing foreign merged, nothing lost or doubled
+    assert untimed(rows) == untimed(whole_rows)  # nothing foreign merged, nothing lost or doubled
     assert (summary["wer"], summary["n_utterances"]) == (whole["wer"], 8)
     assert summary["resume_dropped"] == dropped and summary["timed_utterances"] == again
     if reason:
@@ -387,6 +387,8 @@ def outputs(folder: Path) -> dict[str, object]:
             found[path.name] = {k: summary[k] for k in COMPARED if k != "run_id"}
         elif path.name in ("wer.csv", "wer.md"):
             found[path.name] = path.read_text().count("\n")
+        elif path.name == "transcripts.jsonl":
+            found[path.name] = untimed([json.loads(line) for line in path.read_text().splitlines()])
         else:
             found[path.name] = path.read_text()
     return found

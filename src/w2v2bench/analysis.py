@@ -167,8 +167,15 @@ def _group_rows(groups: dict[Any, list[Counts]]) -> list[dict]:
     return rows
 
 
-def analyse(rows: list[dict], normalize: Callable[[str], str], normalizer_name: str) -> Analysis:
-    """Every figure of the analysis from the rows: one jiwer alignment per scored utterance."""
+COUNTED = ("substitutions", "deletions", "insertions", "ref_words")
+
+
+def analyse(
+    rows: list[dict], normalize: Callable[[str], str], normalizer_name: str, counts_from_rows: bool = False
+) -> Analysis:
+    """Every figure of the analysis from the rows: one jiwer alignment per scored utterance. `counts_from_rows`:
+    the per-speaker and per-length tables re-aggregate the rows' own counts (a re-score with merge_compounds,
+    which counts fewer errors than the alignment shows)."""
     good = scored(rows)
     refs = [scored_text(r["text"], normalize) for r in good]
     hyps = [scored_text(r["pred_text"], normalize) for r in good]
@@ -177,16 +184,20 @@ def analyse(rows: list[dict], normalize: Callable[[str], str], normalizer_name: 
     per_utt: list[Counts] = []
     for k in range(len(good)):
         ref_words, hyp_words, chunks = out.references[k], out.hypotheses[k], out.alignments[k]
+        s = d = i = 0
         for c in chunks:
             if c.type == "substitute":
                 refs_k = ref_words[c.ref_start_idx : c.ref_end_idx]
                 subs.update(zip(refs_k, hyp_words[c.hyp_start_idx : c.hyp_end_idx], strict=True))
+                s += c.ref_end_idx - c.ref_start_idx
             elif c.type == "delete":
                 dels.update(ref_words[c.ref_start_idx : c.ref_end_idx])
+                d += c.ref_end_idx - c.ref_start_idx
             elif c.type == "insert":
                 ins.update(hyp_words[c.hyp_start_idx : c.hyp_end_idx])
-        # the row's own counts (those of its scoring: merge_compounds may have counted fewer than this alignment)
-        per_utt.append(Counts(*(int(good[k][f]) for f in ("substitutions", "deletions", "insertions", "ref_words"))))
+                i += c.hyp_end_idx - c.hyp_start_idx
+        stored = [good[k].get(f) for f in COUNTED] if counts_from_rows else [None]
+        per_utt.append(Counts(*stored) if None not in stored else Counts(s, d, i, len(ref_words)))
 
     by_speaker: dict[str, list[Counts]] = {}
     by_length: dict[int, list[Counts]] = {b: [] for b in range(len(LENGTH_EDGES_S) - 1)}
@@ -361,7 +372,8 @@ def write_analysis(
     summary = summary if summary is not None else load_summary(run_dir)
     name = normalizer_name or (summary or {}).get("normalizer") or "none"
     normalize = normalize or resolve_normalizer(name)
-    analysis = analyse(rows, normalize, name)
+    merged = bool((summary or {}).get("merge_compounds")) and name == (summary or {}).get("normalizer")
+    analysis = analyse(rows, normalize, name, counts_from_rows=merged)
     title = _title(summary, run_dir)
     write_json_atomic(run_dir / "analysis.json", {"title": title, **analysis.to_json()})
     write_text_atomic(run_dir / "analysis.md", markdown(analysis, title))
