@@ -125,6 +125,7 @@ def worker_harness(
     """The harness's run loop (decode threads, length-sorted batches, device-side CTC), in-process; with another
     backend, its export comes from the cache (made beforehand, its time reported apart); with `recheck_margin`,
     doubtful utterances re-run in PyTorch fp32 (their time included)."""
+    import torch
     import transformers  # noqa: F401  (imported before the clock starts, as in the other methods)
 
     from w2v2bench.backends import make_backend
@@ -132,9 +133,12 @@ def worker_harness(
     from w2v2bench.model import load_model
     from w2v2bench.run import run
 
+    if getattr(args, "tf32", False):  # fp32 storage, TF32 tensor-core matmuls and convolutions
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     start = time.perf_counter()
     utts = local_utterances(corpus, "test", "other")
     transcriber = load_model(str(model_dir), device=args.device, batching=batching, precision=args.precision)
+    load_s = time.perf_counter() - start
     if backend != "torch":
         exports = str(OUT / "exports")
         transcriber.use_backend(make_backend(backend, transcriber.model, exports, precision=backend_precision))
@@ -159,6 +163,8 @@ def worker_harness(
         "padding_fraction": stats.padding_fraction,
         "audio_s": stats.audio_s,
         "rechecked": None if stats.precision_check is None else stats.precision_check.rechecked_utterances,
+        "load_s": load_s,
+        "gpu_peak_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None,
     }
 
 
@@ -214,8 +220,8 @@ def worker_variant(name: str):
 WORKERS |= {f"variant:{name}": worker_variant(name) for name in VARIANTS}
 
 
-def export_once(model_dir: Path) -> float | None:
-    """The ONNX export the runtime rows share, made before they are timed; its seconds (None: already cached)."""
+def worker_export(corpus: Path, model_dir: Path, args) -> dict:
+    """The ONNX export the runtime rows share (and the int8 row's weights), made before they are timed."""
     from w2v2bench.backends.export import export_onnx
     from w2v2bench.model import load_model
 
@@ -223,8 +229,17 @@ def export_once(model_dir: Path) -> float | None:
     if importlib.util.find_spec("onnxruntime") is not None:
         from w2v2bench.backends.export import quantize_int8
 
-        quantize_int8(exported)  # the int8 row's weights, made before it is timed too
-    return None if exported.cached else exported.export_s
+        quantize_int8(exported)
+    return {"wall_s": 0.0, "texts": [], "export_s": None if exported.cached else exported.export_s}
+
+
+WORKERS["export"] = worker_export
+
+
+def export_once(corpus: Path, model_dir: Path, args) -> float | None:
+    """The export, in its own process (this one stays small: a worker's peak RSS starts from its parent's at fork);
+    its seconds, or None when it was cached already."""
+    return run_worker("export", corpus, model_dir, args, batch_size=1)["export_s"]
 
 
 def run_worker(method: str, corpus: Path, model_dir: Path, args, **overrides) -> dict:
@@ -242,6 +257,8 @@ def run_worker(method: str, corpus: Path, model_dir: Path, args, **overrides) ->
     settings = {**vars(args), **overrides}
     for key in ("batch_size", "max_batch_s", "window", "workers", "device", "precision", "recheck_margin"):
         cmd += [f"--{key.replace('_', '-')}", str(settings[key])]
+    if settings.get("tf32"):
+        cmd.append("--tf32")
     out = OUT / f"worker-{method}.json"
     done = subprocess.run(cmd + ["--worker-out", str(out)], capture_output=True, text=True)
     if done.returncode != 0:
@@ -306,12 +323,18 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None, help="decode threads (default: as the harness, 0 on CPU)")
     parser.add_argument(
         "--only",
-        choices=["all", "memory", "runtimes"],
+        choices=["all", "memory", "runtimes", "gpu"],
         default="all",
         help="'memory': only the peak-RSS rows (1x vs --repeat x corpus), written to bench-memory.md; 'runtimes': "
-        "the card script, the harness at bs 1 and every runtime and precision variant, to bench-runtimes.md",
+        "the card script, the harness at bs 1 and every runtime and precision variant, to bench-runtimes.md; "
+        "'gpu': batch sizes x precisions (--gpu-batch-sizes, fp32/tf32/bf16) against bs 1 fp32, the card script, "
+        "naive padding and a profile of one batch, to bench-gpu.md (bench/gpu_check.sh runs it)",
     )
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--tf32", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--passes", type=int, default=3, help="interleaved passes of --only runtimes (median wall)")
+    parser.add_argument("--gpu-batch-sizes", default="16,32,64,128", help="the batch sizes of --only gpu")
+    parser.add_argument("--precisions", default="fp32,tf32,bf16", help="the precisions of --only gpu")
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     parser.add_argument("--corpus", type=Path, help=argparse.SUPPRESS)
@@ -379,6 +402,9 @@ def main() -> None:
     if args.only == "runtimes":
         runtimes_table(corpus, model, weights, args)
         return
+    if args.only == "gpu":
+        gpu_table(corpus, model, weights, args)
+        return
 
     card = run_worker("card", corpus, model, args, batch_size=1)
     bare = run_worker("bare", corpus, model, args, batch_size=1)
@@ -389,7 +415,7 @@ def main() -> None:
     runtimes, export_s = {}, None
     available = [rt for rt in RUNTIMES if importlib.util.find_spec(rt) is not None]
     if available and args.device == "cpu":
-        export_s = export_once(model)
+        export_s = export_once(corpus, model, args)
         runtimes = {rt: run_worker(rt, corpus, model, args, batch_size=1) for rt in available}
     mem_rows = memory_rows()
 
@@ -497,32 +523,170 @@ def main() -> None:
     write_outputs("bench", table, results, args)
 
 
+def worker_profile(corpus: Path, model_dir: Path, args) -> dict:
+    """Where one batch's time goes, each step synchronised: host decode (FLAC + resampling + normalisation), padding
+    on the host, H2D copy, model, argmax + CTC collapse on the device, D2H of the ids, text + scoring on the host."""
+    import torch
+
+    from w2v2bench.data import decode, local_utterances
+    from w2v2bench.model import load_model
+    from w2v2bench.score import normalizer, utterance_counts
+
+    device = torch.device(args.device)
+
+    def sync() -> float:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter()
+
+    transcriber = load_model(str(model_dir), device=args.device, precision=args.precision)
+    utts = local_utterances(corpus, "test", "other")[: args.batch_size]
+    times: dict[str, list[float]] = {}
+    for rep in range(4):  # the first is the warm-up, left out
+        t0 = sync()
+        decoded = [decode(u, transcriber.prepare) for u in utts]
+        t1 = sync()
+        lengths = torch.tensor([len(d.input_values) for d in decoded])
+        batch = torch.zeros(len(decoded), int(lengths.max()))
+        for row, d in zip(batch, decoded, strict=True):
+            row[: len(d.input_values)] = torch.from_numpy(d.input_values)
+        t2 = sync()
+        on_device = batch.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else batch
+        lengths_device = lengths.to(device)
+        t3 = sync()
+        mask = torch.arange(on_device.shape[1], device=device)[None, :] < lengths_device[:, None]
+        with torch.inference_mode(), transcriber._autocast(transcriber.precision):
+            logits = transcriber.model(on_device, attention_mask=mask.long()).logits
+        t4 = sync()
+        from w2v2bench.ctc import collapse
+
+        ids = logits.argmax(dim=-1)
+        frames = transcriber.frames(lengths_device)
+        t5 = sync()
+        host_ids = collapse(ids, frames, transcriber.tokens.blank_id)  # D2H of the surviving ids
+        t6 = sync()
+        normalize = normalizer(None)
+        for d, i in zip(decoded, host_ids, strict=True):
+            utterance_counts(d.utterance.text, transcriber.text(i), normalize)
+        t7 = sync()
+        if rep:
+            for name, (a, b) in {
+                "host decode": (t0, t1), "host padding": (t1, t2), "H2D copy": (t2, t3), "model": (t3, t4),
+                "argmax": (t4, t5), "collapse + D2H": (t5, t6), "text + scoring": (t6, t7),
+            }.items():  # fmt: skip
+                times.setdefault(name, []).append(b - a)
+    audio_s = float(lengths.sum()) / 16000
+    return {
+        "wall_s": 0.0,
+        "texts": [],
+        "steps": {k: sorted(v)[len(v) // 2] for k, v in times.items()},
+        "audio_s": audio_s,
+    }
+
+
+WORKERS["profile"] = worker_profile
+
+
+def gpu_table(corpus: Path, model: Path, weights: str, args) -> None:
+    """Batch sizes x precisions of the harness end to end against batch size 1 fp32 (the card's protocol), the card
+    script and naive padding on the same audio, model-only and end-to-end RTFx, GPU memory peak, transcripts
+    identical to batch size 1 fp32, and where one batch's time goes."""
+    sizes = [int(b) for b in args.gpu_batch_sizes.split(",")]
+    precisions = args.precisions.split(",")
+    results: dict[str, dict] = {}
+    rows: list[str] = []
+    header = [
+        "| method | model-only RTFx | end-to-end RTFx (run loop) | end-to-end RTFx (with model load) | model load | "
+        "padding | GPU memory peak | transcripts = bs 1 fp32 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    reference = run_worker("harness", corpus, model, args, batch_size=1, precision="fp32")
+    audio_s, n = reference["audio_s"], len(reference["texts"])
+
+    def add(key: str, name: str, r: dict) -> None:
+        """One row, and the table so far written at once: a check cut off by its time limit keeps what it measured."""
+        results[key] = r
+        model_rtfx = f"{audio_s / r['model_s']:.0f}" if r.get("model_s") else "–"
+        run_s = r.get("run_wall_s") or r["wall_s"]
+        peak = f"{r['gpu_peak_mb']:.0f} MB" if r.get("gpu_peak_mb") else "–"
+        pad = f"{r['padding_fraction'] * 100:.1f} %" if r.get("padding_fraction") is not None else "–"
+        rows.append(
+            f"| {name} | {model_rtfx} | {audio_s / run_s:.0f} | {audio_s / r['wall_s']:.0f} | "
+            f"{r.get('load_s', 0):.1f} s | {pad} | {peak} | {identical(reference['texts'], r['texts']):.1f} % |"
+        )
+        (OUT / "bench-gpu.partial.md").write_text("\n".join([*header, *rows]) + "\n")
+
+    add("reference", "harness bs 1 fp32 (reference)", reference)
+    for precision in precisions:
+        for size in sizes:
+            overrides = {"batch_size": size, "precision": "fp32" if precision == "tf32" else precision}
+            r = run_worker("harness", corpus, model, args, tf32=precision == "tf32", **overrides)
+            add(f"{precision} bs {size}", f"harness exact bs {size} {precision}", r)
+    add("naive", f"naive padding bs {sizes[0]} fp32", run_worker("naive", corpus, model, args, batch_size=sizes[0]))
+    profile = run_worker("profile", corpus, model, args, batch_size=sizes[-1], precision="fp32")
+    results["profile"] = profile
+    add("card", "card script, bs 1", run_worker("card", corpus, model, args, batch_size=1, precision="fp32"))
+    steps = profile["steps"]
+    total = sum(steps.values())
+    lines = [
+        f"Audio: {n} utterances, {audio_s / 3600:.2f} h (the shipped test-other audio repeated "
+        f"{args.speed_repeat}x); model: {weights}; device {args.device}.",
+        "",
+        *header,
+        *rows,
+        "",
+        f"Where one batch's time goes (bs {sizes[-1]}, fp32, {profile['audio_s']:.0f} s of audio, median of 3 after a "
+        "warm-up; the run loop overlaps host decoding with the model when num_workers > 0):",
+        "",
+        "| step | time | share |",
+        "|---|---:|---:|",
+        *[f"| {k} | {v * 1000:.1f} ms | {v / total * 100:.0f} % |" for k, v in steps.items()],
+        "",
+        "Model-only RTFx: audio over the synchronised forward time (warm-up batch excluded); end to end: audio over "
+        "the run loop's wall (FLAC decoding, resampling, normalisation, batching, CTC, scoring and writing rows "
+        "included), and with model loading too.",
+    ]
+    write_outputs("bench-gpu", "\n".join(lines), results, args)
+
+
 def runtimes_table(corpus: Path, model: Path, weights: str, args) -> None:
     """The card script, the harness at batch size 1 (torch fp32, the reference) and every runtime variant whose
     package is installed, on the same audio in one run; transcripts compared with torch fp32's."""
     if args.device != "cpu":
         raise SystemExit("bench: --only runtimes runs on the CPU (the runtimes' CPU plugins)")
-    export_s = export_once(model) if any(importlib.util.find_spec(rt) for rt in RUNTIMES) else None
-    card = run_worker("card", corpus, model, args, batch_size=1)
-    torch_fp32 = run_worker("harness", corpus, model, args, batch_size=1)
-    results = {"card": card, "harness torch fp32": torch_fp32}
+    export_s = export_once(corpus, model, args) if any(importlib.util.find_spec(rt) for rt in RUNTIMES) else None
+    methods = {"card": "card", "harness torch fp32": "harness"}
     for name, (backend, *_) in VARIANTS.items():
         if backend == "torch" or importlib.util.find_spec(backend) is not None:
-            results[name] = run_worker(f"variant:{name}", corpus, model, args, batch_size=1)
+            methods[name] = f"variant:{name}"
+    # passes interleaved (every method once per pass) so that a slow spell of a shared host falls on all of them;
+    # each method's median wall is reported
+    passes: dict[str, list[dict]] = {name: [] for name in methods}
+    for _ in range(args.passes):
+        for name, worker in methods.items():
+            passes[name].append(run_worker(worker, corpus, model, args, batch_size=1))
+    results = {}
+    for name, runs in passes.items():
+        walls = sorted(r["wall_s"] for r in runs)
+        results[name] = {**runs[0], "wall_s": walls[len(walls) // 2], "walls": walls}
+    card, torch_fp32 = results["card"], results["harness torch fp32"]
     audio_s, n = torch_fp32["audio_s"], len(torch_fp32["texts"])
     rows = []
     for name, r in results.items():
         rechecked = "" if r.get("rechecked") is None else f"{r['rechecked']} / {n}"
+        spread = f" ({r['walls'][0]:.1f}-{r['walls'][-1]:.1f})" if len(r["walls"]) > 1 else ""
         rows.append(
-            f"| {name} | {r['wall_s']:.1f} s | {audio_s / r['wall_s']:.1f} | {card['wall_s'] / r['wall_s']:.2f}x | "
-            f"{r['rss_mb']:.0f} MB | {identical(torch_fp32['texts'], r['texts']):.0f} % | {rechecked} |"
+            f"| {name} | {r['wall_s']:.1f} s{spread} | {audio_s / r['wall_s']:.1f} | "
+            f"{card['wall_s'] / r['wall_s']:.2f}x | {r['rss_mb']:.0f} MB | "
+            f"{identical(torch_fp32['texts'], r['texts']):.0f} % | {rechecked} |"
         )
     lines = [
         f"Audio: {n} {'synthetic (demo corpus)' if args.model == 'demo' else 'real LibriSpeech (tests/data)'} "
         f"test-other utterances ({audio_s:.1f} s); model: {weights}; "
         f"CPU, batch size 1, {os.cpu_count()} cores; recheck_margin {args.recheck_margin:g} in the '+ recheck' rows.",
         "",
-        "| method | wall | RTFx | speed-up vs card script | peak RSS | transcripts = torch fp32 | re-run in fp32 |",
+        f"| method | wall (median of {args.passes}{', range' if args.passes > 1 else ''}) | RTFx | speed-up vs card "
+        "script | peak RSS | transcripts = torch fp32 | re-run in fp32 |",
         "|---|---:|---:|---:|---:|---:|---:|",
         *rows,
         *([f"| ONNX export (made once, cached; outside the rows) | {export_s:.1f} s |||||"] if export_s else []),
