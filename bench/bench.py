@@ -610,9 +610,11 @@ def gpu_table(corpus: Path, model: Path, weights: str, args) -> None:
         run_s = r.get("run_wall_s") or r["wall_s"]
         peak = f"{r['gpu_peak_mb']:.0f} MB" if r.get("gpu_peak_mb") else "–"
         pad = f"{r['padding_fraction'] * 100:.1f} %" if r.get("padding_fraction") is not None else "–"
+        load = f"{r['load_s']:.1f} s" if r.get("load_s") is not None else "–"
+        same = identical(reference["texts"], r["texts"])
         rows.append(
-            f"| {name} | {model_rtfx} | {audio_s / run_s:.0f} | {audio_s / r['wall_s']:.0f} | "
-            f"{r.get('load_s', 0):.1f} s | {pad} | {peak} | {identical(reference['texts'], r['texts']):.1f} % |"
+            f"| {name} | {model_rtfx} | {audio_s / run_s:.0f} | {audio_s / r['wall_s']:.0f} | {load} | {pad} | "
+            f"{peak} | {same:.1f} % |"
         )
         (OUT / "bench-gpu.partial.md").write_text("\n".join([*header, *rows]) + "\n")
 

@@ -70,7 +70,10 @@ step "benchmark (stopped after ${BENCH_LIMIT_S} s, its table so far kept)"
 timeout "$BENCH_LIMIT_S" "$PY" bench/bench.py --only gpu --device $device --model $model --speed-repeat $repeat \
     --gpu-batch-sizes $sizes --precisions $precisions $limit >"$out/bench-gpu.log" 2>&1
 step "benchmark: exit $?"
-for f in results/bench/bench-gpu.md results/bench/bench-gpu.json results/bench/bench-gpu.partial.md; do
-    [ -f "$f" ] && cp "$f" "$out/"
-done
+# at most 8 files come back from a GPU machine: the partial table only where the benchmark did not finish
+if [ -f results/bench/bench-gpu.md ]; then
+    cp results/bench/bench-gpu.md results/bench/bench-gpu.json "$out/"
+elif [ -f results/bench/bench-gpu.partial.md ]; then
+    cp results/bench/bench-gpu.partial.md "$out/"
+fi
 step "done"
