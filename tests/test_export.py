@@ -274,3 +274,81 @@ def test_a_normaliser_from_the_command_line_scores_and_one_from_a_file_never_run
         )
         assert done.returncode != 0 and "is code (module:function)" in done.stderr, (command, done.stderr)
     assert not (tmp_path / "executed").exists()
+
+
+def _edited(run: Path, folder: Path, **changes) -> Path:
+    shutil.copytree(run, folder)
+    summary = json.loads((folder / "summary.json").read_text())
+    for dotted, value in changes.items():
+        target = summary
+        *path, last = dotted.split("__")
+        for key in path:
+            target = target[key]
+        target[last] = value
+    (folder / "summary.json").write_text(json.dumps(summary))
+    return folder
+
+
+NUL_NAME = "de\u0000mo"
+
+
+def test_hostile_run_folders_are_refused_or_kept_inside_out(tmp_path):
+    run = write_run(tmp_path / "run", [row("1-1", "A CAT", "A CAT"), row("1-2", "THE DOG", "THE DOG RAN")])
+    victim = tmp_path / "victim"
+    traversal = _edited(run, tmp_path / "traversal", config__data__name=str(victim / "PWNED"), config__split="../x")
+    done = export(f"run={traversal}", f"out={tmp_path / 'out'}", "model_id=org/m")
+    assert done.returncode == 0, done.stderr
+    assert not victim.exists() and all(p.parent == tmp_path / "out" for p in (tmp_path / "out").rglob("*"))
+    link = _edited(run, tmp_path / "link")
+    (link / "export").symlink_to(victim, target_is_directory=True)
+    victim.mkdir()
+    cases = {
+        "the default out is a link": ([f"run={link}"], "is a link or not a folder"),
+        "a WER its rows do not give": (
+            [f"run={_edited(run, tmp_path / 'wer', wer=0.0001)}"], "field wer: 0.0001, but its rows sum to"),
+        "no WER at all": ([f"run={_edited(run, tmp_path / 'null', wer=None)}"], "field wer: None, but its rows sum"),
+        "a re-score's flag on a run": (
+            [f"run={_edited(run, tmp_path / 'merge', merge_compounds=True)}"], "merge_compounds is a re-score's"),
+        "DATASET_ once cleaned": ([f"run={run}", "model_id='org/DATASET x'"], "holds MODEL_ or DATASET_"),
+    }  # fmt: skip
+    for name, (args, message) in cases.items():
+        done = export(*args)
+        errors = [line for line in done.stderr.splitlines() if line.startswith("w2v2bench.export: error:")]
+        assert done.returncode == 1 and len(errors) == 1 and message in errors[0], (name, done.stderr)
+    assert list(victim.iterdir()) == []
+    nul = _edited(run, tmp_path / "nul", config__data__name=NUL_NAME)  # cleaned like any other character
+    assert (
+        export(f"run={nul}", "model_id=org/m").returncode == 0
+        and (nul / "export" / "de_mo-test-clean.ref.txt").exists()
+    )
+
+
+def test_an_older_failed_row_and_a_new_one_are_the_same_failure(tmp_path):
+    from w2v2bench.compare import compare_runs, load_run
+
+    old = write_run(tmp_path / "old", [row("1-1", "A B", "A B"), row("1-2", "C D", None, error="cannot decode")])
+    new = write_run(tmp_path / "new", [row("1-1", "A B", "A B"), row("1-2", "C D", "", error="cannot decode")])
+    assert compare_runs(load_run(old), load_run(new), bootstrap_samples=0).identical
+
+
+def test_a_merge_compounds_re_score_with_tampered_counts_is_refused_by_the_analysis(tmp_path):
+    run = write_run(tmp_path / "run", [row("1-1", "THE BIRD SANG", "THE BIR D SANG")])
+    done = rescore(f"run={run}", "merge_compounds=true")
+    assert done.returncode == 0, done.stderr
+    out = run / "rescore" / "none+merge_compounds"
+    rows = [json.loads(line) for line in (out / "transcripts.jsonl").read_text().splitlines()]
+    assert [r["substitutions"] + r["insertions"] + r["deletions"] for r in rows] == [0]
+    rows[0]["ref_words"] = 99
+    (out / "transcripts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    done = subprocess.run(
+        [sys.executable, "-m", "w2v2bench.analysis", f"run={out}"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 1 and "are not its merge_compounds counts" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("spec", ["os:system", "sys:exit", "builtins:exit", "subprocess:run"])
+def test_a_normaliser_from_modules_that_run_programs_is_refused(spec, tmp_path):
+    run = write_run(tmp_path / "run", [row("1-1", "echo pwned > /tmp/x", "A")])
+    done = rescore(f"run={run}", f"normalizer={spec}")
+    errors = [line for line in done.stderr.splitlines() if line.startswith("w2v2bench.score: error:")]
+    assert done.returncode == 1 and len(errors) == 1 and "is refused" in errors[0], done.stderr

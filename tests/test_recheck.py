@@ -118,6 +118,9 @@ BAD = {
     "lm": (["precision=bf16", "recheck_margin=1", "decoder=lm"], "not decoder=lm"),
     "naive": (["precision=bf16", "recheck_margin=1", "batching=naive"], "it needs batching=exact"),
     "openvino int8": (["backend=openvino", "backend.precision=int8"], "expected one of ['fp32', 'bf16'] for openvino"),
+    "check naive": (["precision=bf16", "check_precision=true", "batching=naive"], "check_precision=true: it needs"),
+    "code normaliser": (["normalizer=os:system"], "only `python -m w2v2bench.score` runs one"),
+    "unknown normaliser": (["normalizer=bogus"], "normalizer='bogus': expected one of"),
 }
 
 
@@ -126,3 +129,81 @@ def test_recheck_settings_that_cannot_work_are_one_line(tmp_path):
     for (name, (_, message)), result in zip(BAD.items(), run_forked(jobs, tmp_path / "logs"), strict=True):
         errors = [line for line in result["output"].splitlines() if line.startswith("w2v2bench: error:")]
         assert result["code"] == 1 and len(errors) == 1 and message in errors[0], (name, result["output"])
+
+
+def test_a_non_finite_frame_is_always_doubtful():
+    logits = frames([one(1), one(B), one(2)])
+    logits[0, 1, 3] = float("nan")
+    rows, close = doubtful_rows(logits, torch.tensor([3]), B, bound=1.0)
+    assert rows.tolist() == [True] and close.tolist() == [1]
+    logits[0, 1, 3] = float("inf")
+    assert doubtful_rows(logits, torch.tensor([3]), B, bound=1.0)[0].tolist() == [True]
+
+
+def test_rounding_cannot_narrow_the_bound():
+    # found by attacking it: in float32 the top-two gap rounds to just over 0.7, so the frame was not close, yet
+    # logits moved by 0.34999999776 (under 0.7 / 2) make token 1 win
+    logits = torch.tensor([[[-100.0, -0.057256583124399185, 0.6427434086799622]]])
+    assert doubtful_rows(logits, torch.tensor([1]), B, bound=0.7)[0].tolist() == [True]
+
+
+class Perturbed:
+    """A backend whose logits are PyTorch fp32's with one change: what a broken or low-precision runtime gives."""
+
+    name, max_batch_size = "onnxruntime", 1
+
+    def __init__(self, model, change):
+        self.model, self.change = model, change
+
+    def logits(self, batch, attention_mask):
+        out = self.model(batch).logits.clone()
+        self.change(out)
+        return out
+
+    def settings(self):
+        return {"name": self.name}
+
+
+def _demo_inputs(n: int = 3):
+    from w2v2bench.config import asset_path
+    from w2v2bench.data import load_audio, local_utterances
+    from w2v2bench.model import load_model
+
+    transcriber = load_model(asset_path("demo-model"))
+    utts = local_utterances(asset_path("demo-corpus"), "test", "other")[:n]
+    return transcriber, [transcriber.prepare(load_audio(u.path, u.id)[0]) for u in utts]
+
+
+def test_nan_logits_are_rechecked_and_counted_not_hidden():
+    transcriber, inputs = _demo_inputs()
+    expected = [transcriber.forward([x]).ids[0] for x in inputs]
+
+    def nan(out):
+        out[0, 5, 7] = float("nan")
+
+    transcriber.use_backend(Perturbed(transcriber.model, nan))
+    transcriber._check_requested, transcriber.recheck_margin = True, 1e-3
+    got = [transcriber.forward([x]).ids[0] for x in inputs]
+    stats = transcriber.precision_stats
+    assert got == expected and stats.rechecked_utterances >= len(inputs)
+    assert stats.non_finite_frames == len(inputs) and stats.max_abs_logit_diff < 1e-3
+
+
+def test_a_frame_outside_the_bound_is_a_violation_even_where_it_looked_safe():
+    transcriber, inputs = _demo_inputs(1)
+
+    def demote(out):  # fp32's best token on one frame pushed far down: the bound's premise broken there
+        out[0, 10, out[0, 10].argmax()] -= 100
+
+    transcriber.use_backend(Perturbed(transcriber.model, demote))
+    transcriber._check_requested, transcriber.recheck_margin = True, 1.0
+    transcriber.forward(inputs)
+    assert transcriber.precision_stats.bound_violations == 1
+
+
+def test_a_run_interrupted_before_recheck_margin_existed_still_resumes():
+    from w2v2bench.report import config_sha256
+
+    config = {"model": {"name": "demo"}, "split": "other"}
+    assert config_sha256({**config, "recheck_margin": None}) == config_sha256(config)
+    assert config_sha256({**config, "recheck_margin": 1.0}) != config_sha256(config)

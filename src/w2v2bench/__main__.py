@@ -147,7 +147,12 @@ def validate(cfg: DictConfig) -> None:
             f"decoder.workers={cfg.decoder.workers}: expected null (one per core), 0 (inline) or up to 4 x the "
             f"{cores} cores this process may use"
         )
-    normalizer(cfg.normalizer)
+    try:
+        normalizer(cfg.normalizer)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    if cfg.check_precision and cfg.batching.value == "naive":
+        raise ConfigError("check_precision=true: it needs batching=exact (naive batches are not compared)")
     parse_device(cfg.device)
     resolve_checkpoint(cfg.model.checkpoint)
 

@@ -373,6 +373,16 @@ def write_analysis(
     name = normalizer_name or (summary or {}).get("normalizer") or "none"
     normalize = normalize or resolve_normalizer(name)
     merged = bool((summary or {}).get("merge_compounds")) and name == (summary or {}).get("normalizer")
+    if merged:  # the rows' own counts are used: each must be its merge_compounds count
+        from .results import edit_counts, parse_row
+
+        for r in rows:
+            stored, counted = edit_counts(parse_row(r), normalize, merge_compounds=True)
+            if stored != counted:
+                raise ValueError(
+                    f"{run_dir / 'transcripts.jsonl'}: {r.get('id')}: the edit counts {stored} are not its "
+                    f"merge_compounds counts {counted}"
+                )
     analysis = analyse(rows, normalize, name, counts_from_rows=merged)
     title = _title(summary, run_dir)
     write_json_atomic(run_dir / "analysis.json", {"title": title, **analysis.to_json()})

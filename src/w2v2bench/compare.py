@@ -218,6 +218,12 @@ def _scored_errors(row: Mapping[str, Any] | None) -> int | None:
     return None if row is None or row["error"] else _word_errors(row)
 
 
+def _transcript(row: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """What a row says happened: its transcript, or why it failed (a failed row's pred_text is "" in runs since
+    issue #17, null before: the same failure either way)."""
+    return (None, row["error"]) if row["error"] is not None else (row["pred_text"], None)
+
+
 def _hyp(row: Mapping[str, Any] | None, side: str) -> tuple[str | None, str]:
     """(transcript or None, why there is none) for the alignment view."""
     if row is None:
@@ -369,7 +375,7 @@ def compare_runs(a: Run, b: Run, bootstrap_samples: int = 10_000, seed: int = 0)
                 better += eb < ea
                 worse += eb > ea
                 same += eb == ea
-        if ra is None or rb is None or ra["pred_text"] != rb["pred_text"]:
+        if ra is None or rb is None or _transcript(ra) != _transcript(rb):
             row = ra or rb
             differences.append(
                 UtteranceDiff(

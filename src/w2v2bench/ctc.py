@@ -38,11 +38,15 @@ def doubtful_rows(
     cannot change the collapsed ids when its neighbours are not close and every token within `bound` is neutral
     between them: the previous or next frame's token, or the blank when those two differ (`A ? B`: A, B or
     blank all give "AB"; `A ? A`: a blank would split it into "AA"; `A ? _`: A or blank). The sequence's edges
-    count as blanks. Returns (rows with any other close frame, close frames per row)."""
+    count as blanks. A frame with a non-finite logit (an overflow) is always doubtful. Compared in float64 with
+    the bound widened by a millionth, so that rounding cannot narrow it. Returns (rows with any other close frame,
+    close frames per row)."""
+    logits = logits.double()
     top = logits.max(dim=-1, keepdim=True).values
-    candidates = logits >= top - bound  # (batch, frames, vocabulary): the tokens the true argmax may be
+    candidates = logits >= top - bound * (1 + 1e-6)  # (batch, frames, vocabulary): the tokens the true argmax may be
     valid = torch.arange(logits.shape[1], device=logits.device)[None, :] < lengths[:, None]
-    close = (candidates.sum(dim=-1) > 1) & valid
+    broken = ~torch.isfinite(logits).all(dim=-1) & valid
+    close = (candidates.sum(dim=-1) > 1) & valid | broken
     ids = logits.argmax(dim=-1).masked_fill(~valid, blank_id)
     blank = torch.full_like(ids[:, :1], blank_id)
     before = torch.cat([blank, ids[:, :-1]], dim=1)
@@ -53,7 +57,7 @@ def doubtful_rows(
     neutral[..., blank_id] |= before != after
     no = torch.zeros_like(close[:, :1])
     neighbour_close = torch.cat([no, close[:, :-1]], dim=1) | torch.cat([close[:, 1:], no], dim=1)
-    unsafe = close & (neighbour_close | (candidates & ~neutral).any(dim=-1))
+    unsafe = close & (neighbour_close | (candidates & ~neutral).any(dim=-1)) | broken
     return unsafe.any(dim=1), close.sum(dim=1)
 
 

@@ -12,6 +12,7 @@ counted in export.json. sclite reads the run's own ref.trn and hyp.trn (the same
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
 from dataclasses import dataclass, field
@@ -90,11 +91,12 @@ def leaderboard_name(model_id: str, summary: dict) -> str:
         "split": f"{names['partition']}.{names['split']}",
     }
     for key, value in parts.items():
-        if "MODEL_" in value or "DATASET_" in value:
+        parts[key] = cleaned = SAFE.sub("_", value)
+        if "MODEL_" in cleaned or "DATASET_" in cleaned:
             raise ExportError(
-                f"{key} {value!r} holds MODEL_ or DATASET_, which the leaderboard's file name parser splits on"
+                f"{key} {value!r} holds MODEL_ or DATASET_ (once cleaned), which the leaderboard's file name parser "
+                "splits on"
             )
-        parts[key] = SAFE.sub("_", value)
     return f"MODEL_{parts['model']}_DATASET_{parts['path']}_{parts['name']}_{parts['split']}.jsonl"
 
 
@@ -136,6 +138,8 @@ def _model_index_result(summary: dict) -> tuple[dict | None, str | None]:
         return None, f"{summary['n_failed']} utterance(s) failed: a card's figure needs every utterance"
     if cfg.get("limit") is not None:
         return None, f"limit={cfg['limit']} scores a subset"
+    if not all(isinstance(summary.get(k), float) and math.isfinite(summary[k]) for k in ("wer", "cer")):
+        return None, "no WER (no reference words)"
     librispeech = names["data_name"] == "librispeech"
     hub_split = {"dev": "validation"}.get(names["partition"], names["partition"])
     decoder = (summary.get("decoder") or {}).get("name", "greedy")
@@ -182,22 +186,20 @@ def export(runs: list[str | Path], out: str | Path | None = None, model_id: str 
         raise ExportError(f"the runs are of different models ({sorted(ids)}): export them one model at a time")
     (model,) = ids
     out = Path(out) if out is not None else loaded[0][0] / "export"
-    out.mkdir(parents=True, exist_ok=True)
     record: dict[str, Any] = {"model_id": model, "git_hash": git_hash(), "runs": [], "files": []}
     index_entries, index_skipped = [], []
-    written: set[str] = set()
+    planned: dict[str, str] = {}  # file name -> text: every name checked before anything is written
 
-    def write(name: str, text: str) -> None:
-        if name in written:
+    def plan(name: str, text: str) -> None:
+        if name in planned:
             raise ExportError(f"two runs would both write {name} (the same model, data and split): export them apart")
-        written.add(name)
-        write_text_atomic(out / name, text)
-        record["files"].append(name)
+        planned[name] = text
 
     for folder, summary, rows in loaded:
         scored, failed = scored_rows(summary, rows)
         names = _run_names(summary)
-        stem = f"{names['data_name']}-{names['partition']}-{names['split']}"
+        # names from the run's own files: cleaned as the leaderboard's are (never a path of their own)
+        stem = "-".join(SAFE.sub("_", names[k]) for k in ("data_name", "partition", "split"))
         # the jiwer CLI skips every line of fewer than 2 characters (an empty transcript, "I"), which would pair
         # the wrong lines: those utterances are left out, and the rates over the rest are what it must print
         kept = [s for s in scored if len(s.text) > 1 and len(s.pred_text) > 1]
@@ -213,7 +215,7 @@ def export(runs: list[str | Path], out: str | Path | None = None, model_id: str 
             }
         record["runs"].append(run_record)
         if "leaderboard" in formats:
-            write(
+            plan(
                 leaderboard_name(model, summary),
                 _jsonl(
                     [{"audio_filepath": s.audio_filepath or s.id, "duration": s.duration, "time": s.time,
@@ -221,7 +223,7 @@ def export(runs: list[str | Path], out: str | Path | None = None, model_id: str 
                 ),
             )  # fmt: skip
         if "nemo" in formats:
-            write(
+            plan(
                 f"{stem}.nemo.jsonl",
                 _jsonl(
                     [{"audio_filepath": s.audio_filepath or s.id, "duration": s.duration, "text": s.text,
@@ -229,8 +231,8 @@ def export(runs: list[str | Path], out: str | Path | None = None, model_id: str 
                 ),
             )  # fmt: skip
         if "jiwer" in formats:
-            write(f"{stem}.ref.txt", "".join(s.text + "\n" for s in kept))
-            write(f"{stem}.hyp.txt", "".join(s.pred_text + "\n" for s in kept))
+            plan(f"{stem}.ref.txt", "".join(s.text + "\n" for s in kept))
+            plan(f"{stem}.hyp.txt", "".join(s.pred_text + "\n" for s in kept))
         if "model-index" in formats:
             entry, why = _model_index_result(summary)
             if entry is None:
@@ -239,12 +241,21 @@ def export(runs: list[str | Path], out: str | Path | None = None, model_id: str 
                 index_entries.append(entry)
     if "model-index" in formats and index_entries:
         block = {"model-index": [{"name": model, "results": index_entries}]}
-        write("model-index.yaml", yaml.safe_dump(block, sort_keys=False, allow_unicode=True))
+        plan("model-index.yaml", yaml.safe_dump(block, sort_keys=False, allow_unicode=True))
     record["model_index_skipped"] = index_skipped
     record["time"] = (
         "leaderboard `time` = the utterance's share, by duration, of its batch's synchronised model forward time "
-        "(transcripts.jsonl model_s); audio decoding and LM decoding beside the model are not in it"
+        "(transcripts.jsonl model_s; the warm-up batch included, which summary.json's model_rtfx leaves out); audio "
+        "decoding and LM decoding beside the model are not in it"
     )
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise ExportError(f"out={str(out)!r} is a link or not a folder: give a folder for the exports")
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in planned.items():
+        if "/" in name or name in (".", "..") or "\0" in name:
+            raise ExportError(f"{name!r}: not a plain file name")  # cannot happen: every part is cleaned
+        write_text_atomic(out / name, text)
+        record["files"].append(name)
     write_json_atomic(out / "export.json", record)
     return record | {"out": str(out)}
 
@@ -294,7 +305,7 @@ def _app(cfg: Any) -> None:
     runs = list(cfg.run) if OmegaConf.is_list(cfg.run) else [cfg.run]
     try:
         record = export([str(r) for r in runs], cfg.out, cfg.model_id, list(cfg.formats))
-    except (ExportError, OSError) as err:
+    except (ExportError, OSError, ValueError) as err:  # ValueError: a name the OS cannot take (a NUL in it)
         print(f"w2v2bench.export: error: {one_line(err)}", file=sys.stderr)
         sys.exit(1)
     for run in record["runs"]:

@@ -181,8 +181,19 @@ class PrecisionStats:
     rechecked_utterances: int = 0  # recheck_margin: utterances re-run in fp32
     compared_utterances: int = 0  # check_precision: utterances run in both
     max_abs_logit_diff: float = 0.0  # check_precision: over every valid frame and token
-    close_frames: int = 0  # recheck_margin: frames with a second token within the bound
-    bound_violations: int = 0  # check_precision with recheck_margin: frames the bound called safe that changed
+    close_frames: int = 0  # recheck_margin: frames with a second token within the bound (or a non-finite logit)
+    # check_precision with recheck_margin: frames where fp32's argmax is not among the fast pass's tokens within the
+    # bound (the premise of exactness; 0: it held on every frame)
+    bound_violations: int = 0
+    non_finite_frames: int = 0  # check_precision: frames with a NaN or infinite logit (left out of the difference)
+
+    def add(self, other: PrecisionStats) -> None:
+        self.rechecked_utterances += other.rechecked_utterances
+        self.compared_utterances += other.compared_utterances
+        self.max_abs_logit_diff = max(self.max_abs_logit_diff, other.max_abs_logit_diff)
+        self.close_frames += other.close_frames
+        self.bound_violations += other.bound_violations
+        self.non_finite_frames += other.non_finite_frames
 
 
 @dataclass
@@ -332,33 +343,37 @@ class Transcriber:
     @torch.inference_mode()
     def _against_reference(self, inputs, batch, mask, frames, logits, ids, out: Output) -> Output:
         """check_precision: the reference's ids beside the run's, and the largest logit difference; recheck_margin:
-        each utterance with a frame whose top-two margin is under the bound takes the reference's ids."""
+        each utterance with a frame whose top-two margin is under the bound takes the reference's ids. The counts
+        reach `precision_stats` only once the batch is done (an out-of-memory split would count it twice)."""
         valid = torch.arange(ids.shape[1], device=ids.device)[None, :] < frames[:, None]
         fast = logits.float()
-        stats = self.precision_stats
-        low = margin = None
+        found = PrecisionStats()
+        low = None
         if self.recheck_margin is not None:
-            top2 = fast.topk(2, dim=-1).values
-            margin = (top2[..., 0] - top2[..., 1]).masked_fill(~valid, torch.inf)
             low, close = doubtful_rows(fast, frames, self.tokens.blank_id, self.recheck_margin)
-            stats.close_frames += int(close.sum())
+            found.close_frames = int(close.sum())
         reference_ids = None
         if self.check_precision:
             reference = self._reference(batch, mask).float()
             if reference.shape != fast.shape:
                 raise RuntimeError(f"reference logits {tuple(reference.shape)} vs the run's {tuple(fast.shape)}")
-            diff = (fast - reference).abs().amax(dim=-1).masked_fill(~valid, 0)
-            stats.max_abs_logit_diff = max(stats.max_abs_logit_diff, float(diff.max()))
-            stats.compared_utterances += len(inputs)
+            finite = torch.isfinite(fast).all(dim=-1) & torch.isfinite(reference).all(dim=-1)
+            found.non_finite_frames = int((~finite & valid).sum())
+            diff = (fast - reference).abs().amax(dim=-1).masked_fill(~(valid & finite), 0)
+            found.max_abs_logit_diff = float(diff.max()) if diff.numel() else 0.0
+            found.compared_utterances = len(inputs)
             reference_ids = reference.argmax(dim=-1)
             out.fp32_ids = collapse(reference_ids, frames, self.tokens.blank_id)
             if low is not None:
-                # a frame the bound called safe whose argmax still changed: the bound does not hold here
-                unsafe = (reference_ids != ids) & valid & (margin > self.recheck_margin)
-                stats.bound_violations += int(unsafe.sum())
+                # the bound's premise: fp32's argmax is among the tokens within the bound of the fast top logit;
+                # a frame where it is not breaks it (whether or not the frame was called close)
+                top = fast.double().max(dim=-1).values
+                at_reference = fast.double().gather(-1, reference_ids[..., None]).squeeze(-1)
+                outside = ~(at_reference >= top - self.recheck_margin * (1 + 1e-6))
+                found.bound_violations = int((outside & valid & finite).sum())
         if low is not None and bool(low.any()):
             rows = low.nonzero().flatten().tolist()
-            stats.rechecked_utterances += len(rows)
+            found.rechecked_utterances = len(rows)
             if reference_ids is not None:
                 fixed = [out.fp32_ids[r] for r in rows]
             else:
@@ -370,6 +385,7 @@ class Transcriber:
             for r, f in zip(rows, fixed, strict=True):
                 ids_out[r] = f
             out.ids = ids_out
+        self.precision_stats.add(found)
         return out
 
     def _reference(self, batch: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

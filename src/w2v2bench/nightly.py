@@ -45,6 +45,10 @@ REPORTED = (
 BASELINE = "run_id run_dir finished checkpoint weights wer cer rtfx git_hash".split()
 
 
+def _outcome(row: dict) -> tuple[str | None, str | None]:
+    return (None, row.get("error")) if row.get("error") else (row.get("pred_text"), None)
+
+
 def _data_commit(row: dict) -> str | None:
     return ((row.get("config") or {}).get("data") or {}).get("commit")
 
@@ -80,7 +84,8 @@ def changed_utterances(new_dir: Path, base_dir: Path) -> tuple[list[dict], dict[
     changed = []
     for uid in common:
         before, after = base[uid], new[uid]
-        if (before.get("pred_text"), before.get("error")) == (after.get("pred_text"), after.get("error")):
+        # a failed row's pred_text is "" since issue #17, null before: the same failure either way
+        if _outcome(before) == _outcome(after):
             continue
         errors = [
             None if r.get("error") else r["substitutions"] + r["deletions"] + r["insertions"] for r in (before, after)

@@ -108,9 +108,18 @@ JOURNAL_VERSION = 1
 JOURNALS = "transcripts.partial*.jsonl"
 
 
+# keys added to the config after runs were written, at their default: left out of the hash, so that a run
+# interrupted under the version before still resumes (a set value is part of it, as any setting)
+LATER_KEYS_DEFAULTS = {"recheck_margin": None}
+
+
 def config_sha256(config: dict) -> str:
     """What identifies a run's settings: the resolved config, less the keys a resumed run may change."""
-    kept = {k: v for k, v in flatten(config).items() if k not in RESUMABLE_KEYS}
+    kept = {
+        k: v
+        for k, v in flatten(config).items()
+        if k not in RESUMABLE_KEYS and not (k in LATER_KEYS_DEFAULTS and v == LATER_KEYS_DEFAULTS[k])
+    }
     return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -509,6 +518,7 @@ def precision_check(ranks: list, config: dict) -> dict | None:
         "compared_utterances": compared,
         "max_abs_logit_diff": max(c.max_abs_logit_diff for c in checks) if compared else None,
         "bound_violations": sum(c.bound_violations for c in checks) if compared and margin is not None else None,
+        "non_finite_frames": sum(c.non_finite_frames for c in checks) if compared else None,
     }
 
 

@@ -290,6 +290,31 @@ def edit_counts(
     return stored, counted
 
 
+def check_figures(summary: dict[str, Any], rows: list[dict[str, Any]], path: Path) -> None:
+    """The summary's WER, CER and counts are the sums over its rows (what a model card or an export would carry)."""
+    scored = [r for r in rows if r["error"] is None]
+    ref_words = sum(r["ref_words"] for r in scored)
+    errors = {k: sum(r[k] for r in scored) for k in ("substitutions", "deletions", "insertions")}
+    ref_chars, char_errors = sum(r["ref_chars"] for r in scored), sum(r["char_errors"] for r in scored)
+    expected = {
+        "ref_words": ref_words,
+        "word_errors": errors,
+        "wer": sum(errors.values()) / ref_words if ref_words else None,
+        "cer": char_errors / ref_chars if ref_chars else None,
+    }
+    for key, value in expected.items():
+        found = summary.get(key)
+        if isinstance(value, float) or value is None:
+            if value is None:
+                same = found is None or (isinstance(found, float) and math.isnan(found))
+            else:
+                same = isinstance(found, float) and abs(found - value) <= 1e-9 * max(1.0, abs(value))
+        else:
+            same = found == value
+        if not same:
+            raise ResultsFileError(f"{path}: field {key}: {found!r}, but its rows sum to {value!r}")
+
+
 def read_run(folder: str | os.PathLike) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """A complete run folder's summary and rows, each validated and the two consistent: the summary counts
     its rows, and each scored row's edit counts are those of its own texts under the run's normaliser."""
@@ -308,9 +333,13 @@ def read_run(folder: str | os.PathLike) -> tuple[dict[str, Any], list[dict[str, 
         normalize = normalizer(summary["normalizer"] if summary["normalizer"] != "none" else None)
     except ValueError as err:
         raise ResultsFileError(f"{folder / 'summary.json'}: {err}") from None
-    merge = summary.get("merge_compounds", False)
+    if summary.get("merge_compounds"):
+        raise ResultsFileError(
+            f"{folder / 'summary.json'}: merge_compounds is a re-score's setting (status rescored), not a run's"
+        )
+    check_figures(summary, rows, folder / "summary.json")
     for number, row in enumerate(rows, start=1):
-        stored, counted = edit_counts(parse_row(row), normalize, merge)
+        stored, counted = edit_counts(parse_row(row), normalize)
         if counted != stored:
             raise ResultsFileError(
                 f"{folder / 'transcripts.jsonl'}:{number}: the edit counts {stored} are not those of its own "

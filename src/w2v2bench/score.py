@@ -127,6 +127,13 @@ NORMALIZERS: dict[str, Callable[[str], str]] = {"none": lambda text: text, "basi
 CODE_NORMALIZER = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 
 
+# modules whose functions run programs, touch files or end the process: never a text normaliser
+REFUSED_MODULES = frozenset(
+    {"os", "posix", "nt", "sys", "subprocess", "shutil", "builtins", "importlib", "ctypes", "pty", "socket",
+     "signal", "runpy", "code", "pickle", "marshal", "multiprocessing", "threading", "pathlib", "io", "webbrowser"}
+)  # fmt: skip
+
+
 def normalizer(name: str | None, allow_code: bool = False) -> Callable[[str], str]:
     """The normaliser called `name`; with `allow_code` (a command line's own value, never a file's) also a
     `module:function` importable from the Python path, such as the Open ASR Leaderboard's
@@ -137,9 +144,12 @@ def normalizer(name: str | None, allow_code: bool = False) -> Callable[[str], st
     if CODE_NORMALIZER.fullmatch(key):
         if not allow_code:
             raise ValueError(
-                f"normalizer={name!r} is code (module:function): it runs only when given on the command line of "
-                "`python -m w2v2bench.score`, never when named by a file"
+                f"normalizer={name!r} is code (module:function): only `python -m w2v2bench.score` runs one, given on "
+                "its command line (never a run, never one named by a file)"
             )
+        top = key.split(".", 1)[0].split(":", 1)[0]
+        if top in REFUSED_MODULES:
+            raise ValueError(f"normalizer={name!r}: module {top} is refused (it runs programs or ends the process)")
         return _code_normalizer(key)
     raise ValueError(f"normalizer={name!r}: expected one of {sorted(NORMALIZERS)}, null, or module:function")
 
@@ -162,7 +172,7 @@ def _code_normalizer(spec: str) -> Callable[[str], str]:
     def apply(text: str) -> str:
         try:
             out = target(text)
-        except Exception as err:
+        except (Exception, SystemExit) as err:
             raise ValueError(f"normalizer={spec!r} failed on {text[:60]!r}: {type(err).__name__}: {err}") from None
         if not isinstance(out, str):
             raise ValueError(f"normalizer={spec!r} returned a {type(out).__name__} for {text[:60]!r}, not a str")
