@@ -81,6 +81,7 @@ def test_a_changed_weight_is_a_new_export(tmp_path):
     assert first.settings()["cache"] != second.settings()["cache"] and not second.settings()["cached"]
 
 
+@pytest.mark.slow  # a run per damaged cache: make test-slow
 def test_backend_failures_are_one_line(tmp_path):
     def failing(args: list[str]) -> list[str]:
         backend = [] if any(a.startswith("backend=") for a in args) else ["backend=onnxruntime"]
@@ -212,6 +213,7 @@ def test_device_auto_with_another_backend_is_the_cpu(monkeypatch):
     assert (cfg.device, cfg.batch_size) == ("cpu", 1)
 
 
+@pytest.mark.slow  # quantises the export: make test-slow
 def test_int8_is_a_recorded_variant_beside_the_fp32_export(tmp_path):
     cache = tmp_path / "cache"
     jobs = {

@@ -343,6 +343,7 @@ def mirror_repo(folder: Path, with_dev: bool = False) -> Path:
     return folder
 
 
+@pytest.mark.slow  # datasets' parquet reader end to end: make test-slow
 def test_a_mirrored_hub_repo_is_read_offline_through_datasets(tiny_checkpoint, tmp_path):
     from .test_cli import bench, local, read_run
 

@@ -122,6 +122,7 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
+@pytest.mark.slow  # many LM files, each a run: make test-slow
 def test_bad_lm_inputs_fail_with_one_line_before_any_audio(tmp_path, clean_lm):
     no_lm = tmp_path / "no-lm"
     shutil.copytree(DEMO_MODEL, no_lm)

@@ -337,7 +337,6 @@ def read_run(folder: str | os.PathLike) -> tuple[dict[str, Any], list[dict[str, 
         raise ResultsFileError(
             f"{folder / 'summary.json'}: merge_compounds is a re-score's setting (status rescored), not a run's"
         )
-    check_figures(summary, rows, folder / "summary.json")
     for number, row in enumerate(rows, start=1):
         stored, counted = edit_counts(parse_row(row), normalize)
         if counted != stored:
@@ -345,4 +344,5 @@ def read_run(folder: str | os.PathLike) -> tuple[dict[str, Any], list[dict[str, 
                 f"{folder / 'transcripts.jsonl'}:{number}: the edit counts {stored} are not those of its own "
                 f"reference and transcript {counted}"
             )
+    check_figures(summary, rows, folder / "summary.json")
     return summary, rows
