@@ -305,8 +305,9 @@ def test_hostile_run_folders_are_refused_or_kept_inside_out(tmp_path):
     cases = {
         "the default out is a link": ([f"run={link}"], "is a link or not a folder"),
         "a WER its rows do not give": (
-            [f"run={_edited(run, tmp_path / 'wer', wer=0.0001)}"], "field wer: 0.0001, but its rows sum to"),
-        "no WER at all": ([f"run={_edited(run, tmp_path / 'null', wer=None)}"], "field wer: None, but its rows sum"),
+            [f"run={_edited(run, tmp_path / 'wer', wer=0.0001)}"], "field wer: 0.0001, but its own counts give 1/4"),
+        "no WER at all": (
+            [f"run={_edited(run, tmp_path / 'null', wer=None)}"], "field wer: None, but its own counts give 1/4"),
         "a re-score's flag on a run": (
             [f"run={_edited(run, tmp_path / 'merge', merge_compounds=True)}"], "merge_compounds is a re-score's"),
         "DATASET_ once cleaned": ([f"run={run}", "model_id='org/DATASET x'"], "holds MODEL_ or DATASET_"),
@@ -346,9 +347,54 @@ def test_a_merge_compounds_re_score_with_tampered_counts_is_refused_by_the_analy
     assert done.returncode == 1 and "are not its merge_compounds counts" in done.stderr, done.stderr
 
 
-@pytest.mark.parametrize("spec", ["os:system", "sys:exit", "builtins:exit", "subprocess:run"])
-def test_a_normaliser_from_modules_that_run_programs_is_refused(spec, tmp_path):
-    run = write_run(tmp_path / "run", [row("1-1", "echo pwned > /tmp/x", "A")])
-    done = rescore(f"run={run}", f"normalizer={spec}")
+@pytest.mark.parametrize(
+    "spec",
+    ["os:system", "sys:exit", "builtins:exit", "subprocess:run", "posixpath:os.system", "tempfile:_os.system",
+     "timeit:timeit", "pdb:run", "w2v2bench.files:os.system", "sysmod:system"],
+)  # fmt: skip
+def test_a_normaliser_that_could_run_its_text_is_refused(spec, tmp_path):
+    # found by attacking it: a deny-list of modules was walked around (posixpath:os.system ran each reference text
+    # as a shell command, timeit:timeit as Python); now nothing of the standard library, reached in any way
+    marker = tmp_path / "PWNED"
+    (tmp_path / "sysmod.py").write_text("from os import system\n")
+    run = write_run(tmp_path / "run", [row("1-1", f"touch {marker}", "A")])
+    done = rescore(f"run={run}", f"normalizer={spec}", env={"PYTHONPATH": str(tmp_path)})
     errors = [line for line in done.stderr.splitlines() if line.startswith("w2v2bench.score: error:")]
-    assert done.returncode == 1 and len(errors) == 1 and "is refused" in errors[0], done.stderr
+    assert done.returncode == 1 and len(errors) == 1, done.stderr
+    assert "standard library" in errors[0] or "is a module" in errors[0], errors[0]
+    assert not marker.exists()
+
+
+def test_export_names_that_would_not_fit_or_look_like_options(tmp_path):
+    run = write_run(tmp_path / "run", [row("1-1", "A CAT", "A CAT")])
+    long = _edited(run, tmp_path / "long", config__data__name="a" * 300)
+    for args, message in (
+        ([f"run=[{run},{long}]", f"out={tmp_path / 'multi'}"], "over 200: shorten the run's names"),
+        ([f"run={run}", "out=''"], "out='': give a folder"),
+    ):
+        done = export(*args)
+        errors = [line for line in done.stderr.splitlines() if line.startswith("w2v2bench.export: error:")]
+        assert done.returncode == 1 and len(errors) == 1 and message in errors[0], (args, done.stderr)
+    assert not (tmp_path / "multi").exists()  # nothing half-written
+    dash = _edited(run, tmp_path / "dash", config__data__name="-r")
+    assert export(f"run={dash}", "model_id=org/m", "formats=[jiwer]").returncode == 0
+    assert sorted(p.name for p in (dash / "export").iterdir()) == [
+        "_-r-test-clean.hyp.txt",
+        "_-r-test-clean.ref.txt",
+        "export.json",
+    ]
+
+
+def test_a_summary_whose_rates_are_not_its_own_counts_is_refused_by_the_table(tmp_path):
+    run = write_run(tmp_path / "root" / "run", [row("1-1", "A CAT SAT", "A CAT")])
+    _edited(run, tmp_path / "root" / "tampered", wer=0.01)
+    done = subprocess.run(
+        [sys.executable, "-m", "w2v2bench.table", f"root={tmp_path / 'root'}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0 and "but its own counts give 1/3" in done.stdout + done.stderr, (
+        done.stdout + done.stderr
+    )
+    assert "1.00" not in (tmp_path / "root" / "table.md").read_text()

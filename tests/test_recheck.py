@@ -140,6 +140,12 @@ def test_a_non_finite_frame_is_always_doubtful():
     assert doubtful_rows(logits, torch.tensor([3]), B, bound=1.0)[0].tolist() == [True]
 
 
+def test_minus_infinity_is_a_token_ruled_out_not_an_overflow():
+    ninf = float("-inf")
+    logits = torch.tensor([[[5.0, 0, 0, ninf], [0, 5, 0, ninf], [5, 0, 0, ninf]]])
+    assert doubtful_rows(logits, torch.tensor([3]), B, bound=1.0) == (torch.tensor([False]), torch.tensor([0]))
+
+
 def test_rounding_cannot_narrow_the_bound():
     # found by attacking it: in float32 the top-two gap rounds to just over 0.7, so the frame was not close, yet
     # logits moved by 0.34999999776 (under 0.7 / 2) make token 1 win
@@ -187,6 +193,20 @@ def test_nan_logits_are_rechecked_and_counted_not_hidden():
     stats = transcriber.precision_stats
     assert got == expected and stats.rechecked_utterances >= len(inputs)
     assert stats.non_finite_frames == len(inputs) and stats.max_abs_logit_diff < 1e-3
+
+
+def test_tokens_both_rule_out_are_no_difference():
+    transcriber, inputs = _demo_inputs(1)
+
+    def rule_out(out):
+        out[..., 3] = float("-inf")
+
+    transcriber.model.lm_head.register_forward_hook(lambda module, args, out: rule_out(out) or out)
+    transcriber.use_backend(Perturbed(transcriber.model, lambda out: None))
+    transcriber._check_requested, transcriber.recheck_margin = True, 1.0
+    transcriber.forward(inputs)
+    stats = transcriber.precision_stats
+    assert stats.non_finite_frames == 0 and stats.max_abs_logit_diff == 0 and stats.bound_violations == 0
 
 
 def test_a_frame_outside_the_bound_is_a_violation_even_where_it_looked_safe():

@@ -38,14 +38,17 @@ def doubtful_rows(
     cannot change the collapsed ids when its neighbours are not close and every token within `bound` is neutral
     between them: the previous or next frame's token, or the blank when those two differ (`A ? B`: A, B or
     blank all give "AB"; `A ? A`: a blank would split it into "AA"; `A ? _`: A or blank). The sequence's edges
-    count as blanks. A frame with a non-finite logit (an overflow) is always doubtful. Compared in float64 with
-    the bound widened by a millionth, so that rounding cannot narrow it. Returns (rows with any other close frame,
-    close frames per row)."""
+    count as blanks. A frame with a NaN or +inf logit (an overflow) is always doubtful; a -inf logit is a token
+    the model rules out. Compared in float64 with the bound widened by a millionth, so that rounding cannot
+    narrow it. Returns (rows with any other close frame, close frames per row)."""
     logits = logits.double()
     top = logits.max(dim=-1, keepdim=True).values
     candidates = logits >= top - bound * (1 + 1e-6)  # (batch, frames, vocabulary): the tokens the true argmax may be
     valid = torch.arange(logits.shape[1], device=logits.device)[None, :] < lengths[:, None]
-    broken = ~torch.isfinite(logits).all(dim=-1) & valid
+    # NaN or +inf anywhere, or no finite top: an overflow (a -inf logit is a token the model rules out, as some do)
+    broken = (
+        torch.isnan(logits).any(dim=-1) | torch.isposinf(logits).any(dim=-1) | ~torch.isfinite(top[..., 0])
+    ) & valid
     close = (candidates.sum(dim=-1) > 1) & valid | broken
     ids = logits.argmax(dim=-1).masked_fill(~valid, blank_id)
     blank = torch.full_like(ids[:, :1], blank_id)

@@ -185,12 +185,18 @@ def export(runs: list[str | Path], out: str | Path | None = None, model_id: str 
     if len(ids) > 1:
         raise ExportError(f"the runs are of different models ({sorted(ids)}): export them one model at a time")
     (model,) = ids
+    if out is not None and not str(out).strip():
+        raise ExportError("out='': give a folder for the exports (default: <first run>/export)")
     out = Path(out) if out is not None else loaded[0][0] / "export"
     record: dict[str, Any] = {"model_id": model, "git_hash": git_hash(), "runs": [], "files": []}
     index_entries, index_skipped = [], []
     planned: dict[str, str] = {}  # file name -> text: every name checked before anything is written
 
     def plan(name: str, text: str) -> None:
+        if len(name.encode()) > 200:  # with the atomic write's temporary suffix it must fit the file system's 255
+            raise ExportError(
+                f"{name[:60]}...: a file name of {len(name.encode())} bytes, over 200: shorten the run's names"
+            )
         if name in planned:
             raise ExportError(f"two runs would both write {name} (the same model, data and split): export them apart")
         planned[name] = text
@@ -200,6 +206,8 @@ def export(runs: list[str | Path], out: str | Path | None = None, model_id: str 
         names = _run_names(summary)
         # names from the run's own files: cleaned as the leaderboard's are (never a path of their own)
         stem = "-".join(SAFE.sub("_", names[k]) for k in ("data_name", "partition", "split"))
+        if stem[0] in "-.":  # never a hidden file, nor one a command line would take for an option
+            stem = "_" + stem
         # the jiwer CLI skips every line of fewer than 2 characters (an empty transcript, "I"), which would pair
         # the wrong lines: those utterances are left out, and the rates over the rest are what it must print
         kept = [s for s in scored if len(s.text) > 1 and len(s.pred_text) > 1]

@@ -357,9 +357,12 @@ class Transcriber:
             reference = self._reference(batch, mask).float()
             if reference.shape != fast.shape:
                 raise RuntimeError(f"reference logits {tuple(reference.shape)} vs the run's {tuple(fast.shape)}")
-            finite = torch.isfinite(fast).all(dim=-1) & torch.isfinite(reference).all(dim=-1)
+            # per token: equal infinities (a token both rule out) differ by 0; NaN or unequal infinities do not count
+            # as a difference but mark the frame
+            token_diff = torch.where(fast == reference, torch.zeros_like(fast), (fast - reference).abs())
+            finite = torch.isfinite(token_diff).all(dim=-1)
             found.non_finite_frames = int((~finite & valid).sum())
-            diff = (fast - reference).abs().amax(dim=-1).masked_fill(~(valid & finite), 0)
+            diff = token_diff.nan_to_num(0.0, posinf=0.0).amax(dim=-1).masked_fill(~(valid & finite), 0)
             found.max_abs_logit_diff = float(diff.max()) if diff.numel() else 0.0
             found.compared_utterances = len(inputs)
             reference_ids = reference.argmax(dim=-1)

@@ -256,7 +256,29 @@ def validate_summary(summary: object, path: str | os.PathLike, complete: bool = 
         raise ResultsFileError(f"{path}: the run is not complete (status {summary['status']!r})")
     if summary["status"] in ("complete", "rescored"):
         _validate(_COMPLETE, summary, path)
+        # the rates are those of the summary's own counts (a table or a model card shows both side by side)
+        errors = summary["word_errors"]
+        for key, wrong, total in (
+            ("wer", errors["substitutions"] + errors["deletions"] + errors["insertions"], summary["ref_words"]),
+            ("cer", summary.get("char_errors"), summary.get("ref_chars")),
+        ):
+            if wrong is not None and total is not None and not _same_rate(summary[key], wrong, total):
+                raise ResultsFileError(
+                    f"{path}: field {key}: {summary[key]!r}, but its own counts give {wrong}/{total}"
+                )
     return summary
+
+
+def _same_rate(found: object, errors: int, total: int) -> bool:
+    """Whether `found` is errors / total (None or NaN where total is 0)."""
+    if not isinstance(errors, int) or not isinstance(total, int):
+        return False
+    if total == 0:
+        return found is None or (isinstance(found, float) and math.isnan(found))
+    if isinstance(found, bool) or not isinstance(found, (int, float)):
+        return False
+    value = errors / total
+    return abs(found - value) <= 1e-9 * max(1.0, abs(value))
 
 
 def _validate(adapter: TypeAdapter, value: dict, path: Path) -> None:
@@ -295,22 +317,24 @@ def check_figures(summary: dict[str, Any], rows: list[dict[str, Any]], path: Pat
     scored = [r for r in rows if r["error"] is None]
     ref_words = sum(r["ref_words"] for r in scored)
     errors = {k: sum(r[k] for r in scored) for k in ("substitutions", "deletions", "insertions")}
+    errors_total = sum(errors.values())
     ref_chars, char_errors = sum(r["ref_chars"] for r in scored), sum(r["char_errors"] for r in scored)
     expected = {
         "ref_words": ref_words,
         "word_errors": errors,
+        "ref_chars": ref_chars if "ref_chars" in summary else None,
+        "char_errors": char_errors if "char_errors" in summary else None,
         "wer": sum(errors.values()) / ref_words if ref_words else None,
         "cer": char_errors / ref_chars if ref_chars else None,
     }
     for key, value in expected.items():
         found = summary.get(key)
-        if isinstance(value, float) or value is None:
-            if value is None:
-                same = found is None or (isinstance(found, float) and math.isnan(found))
-            else:
-                same = isinstance(found, float) and abs(found - value) <= 1e-9 * max(1.0, abs(value))
+        if key in ("wer", "cer"):
+            same = _same_rate(found, *((errors_total, ref_words) if key == "wer" else (char_errors, ref_chars)))
+        elif value is None:
+            same = True  # a summary written before it had the field
         else:
-            same = found == value
+            same = found == value and not isinstance(found, bool)
         if not same:
             raise ResultsFileError(f"{path}: field {key}: {found!r}, but its rows sum to {value!r}")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import re
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -127,11 +128,9 @@ NORMALIZERS: dict[str, Callable[[str], str]] = {"none": lambda text: text, "basi
 CODE_NORMALIZER = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 
 
-# modules whose functions run programs, touch files or end the process: never a text normaliser
-REFUSED_MODULES = frozenset(
-    {"os", "posix", "nt", "sys", "subprocess", "shutil", "builtins", "importlib", "ctypes", "pty", "socket",
-     "signal", "runpy", "code", "pickle", "marshal", "multiprocessing", "threading", "pathlib", "io", "webbrowser"}
-)  # fmt: skip
+# the standard library holds functions that run their text as a command or as code (os.system, timeit.timeit,
+# pdb.run, ...): a normaliser is never one of its functions, nor reached through one of its modules
+STANDARD_LIBRARY = frozenset(sys.stdlib_module_names) | {"builtins"}
 
 
 def normalizer(name: str | None, allow_code: bool = False) -> Callable[[str], str]:
@@ -148,14 +147,18 @@ def normalizer(name: str | None, allow_code: bool = False) -> Callable[[str], st
                 "its command line (never a run, never one named by a file)"
             )
         top = key.split(".", 1)[0].split(":", 1)[0]
-        if top in REFUSED_MODULES:
-            raise ValueError(f"normalizer={name!r}: module {top} is refused (it runs programs or ends the process)")
+        if top in STANDARD_LIBRARY:
+            raise ValueError(
+                f"normalizer={name!r}: {top} is in Python's standard library, which is refused (some of its functions "
+                "run their text as a command or as code)"
+            )
         return _code_normalizer(key)
     raise ValueError(f"normalizer={name!r}: expected one of {sorted(NORMALIZERS)}, null, or module:function")
 
 
 def _code_normalizer(spec: str) -> Callable[[str], str]:
     import importlib
+    import inspect
 
     module_name, _, attribute = spec.partition(":")
     try:
@@ -166,8 +169,13 @@ def _code_normalizer(spec: str) -> Callable[[str], str]:
         if not hasattr(target, part):
             raise ValueError(f"normalizer={spec!r}: {module_name} has no attribute {attribute}")
         target = getattr(target, part)
+        if inspect.ismodule(target):  # `pkg:os.system` would walk into another module
+            raise ValueError(f"normalizer={spec!r}: {part} is a module; name the function in its own module")
     if not callable(target):
         raise ValueError(f"normalizer={spec!r}: {attribute} is a {type(target).__name__}, not a function")
+    home = str(getattr(target, "__module__", None) or getattr(type(target), "__module__", "")).split(".")[0]
+    if home in STANDARD_LIBRARY:  # `mymod:system` after `from os import system`
+        raise ValueError(f"normalizer={spec!r}: {attribute} comes from {home}, in Python's standard library: refused")
 
     def apply(text: str) -> str:
         try:
