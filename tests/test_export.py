@@ -4,6 +4,7 @@ the jiwer CLI, PyYAML for model-index), and the leaderboard's file against the n
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -398,3 +399,26 @@ def test_a_summary_whose_rates_are_not_its_own_counts_is_refused_by_the_table(tm
         done.stdout + done.stderr
     )
     assert "1.00" not in (tmp_path / "root" / "table.md").read_text()
+
+
+def test_lhotse_reads_the_manifests_and_a_fifo_is_left_out(tmp_path):
+    lhotse = pytest.importorskip("lhotse")
+    run = tmp_path / "run"
+    done = bench("model=demo", "data=demo", "split=clean", "limit=6", f"output_dir={run}")
+    assert done.returncode == 0, done.stderr
+    rows, _ = read_run(run)
+    # a hostile transcripts.jsonl could name a FIFO (a reader would wait on it forever): left out, and said
+    fifo = tmp_path / "fifo.flac"
+    os.mkfifo(fifo)
+    rows[0]["audio_filepath"] = str(fifo)
+    (run / "transcripts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    done = export(f"run={run}", "formats=[lhotse]")
+    assert done.returncode == 0, done.stderr
+    out = run / "export"
+    recordings = lhotse.load_manifest(out / "demo-test-clean.recordings.jsonl")
+    supervisions = lhotse.load_manifest(out / "demo-test-clean.supervisions.jsonl")
+    lhotse.validate_recordings_and_supervisions(recordings, supervisions)
+    assert [s.id for s in supervisions] == [r["id"] for r in rows[1:]]
+    assert [s.custom["pred_text"] for s in supervisions] == [r["pred_text"] for r in rows[1:]]
+    assert recordings[rows[1]["id"]].load_audio().shape[1] == recordings[rows[1]["id"]].num_samples
+    assert json.loads((out / "export.json").read_text())["runs"][0]["lhotse_left_out"] == [rows[0]["id"]]

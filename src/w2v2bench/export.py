@@ -1,8 +1,8 @@
 """A finished run in the shapes other tools read as they are: the Open ASR Leaderboard's result file, a NeMo
-manifest, plain text for the jiwer CLI, and a Hugging Face `model-index` block for a model card.
+manifest, plain text for the jiwer CLI, a Hugging Face `model-index` block for a model card, and lhotse manifests.
 
 Usage: python -m w2v2bench.export run=<run folder> [run=[<folder>,<folder>]] [out=<folder>] [model_id=<org/name>]
-       [formats=[leaderboard,nemo,jiwer,model-index]]
+       [formats=[leaderboard,nemo,jiwer,model-index,lhotse]]
 
 Every file holds the text that was scored (`score.scored_text`: the run's normaliser, single spaces), so each
 tool's WER and CER on it equal the run's. Failed utterances are left out, as the run's WER leaves them out, and
@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +33,7 @@ from .score import Counts, normalizer, rate, scored_text
 
 __all__ = ["ExportError", "export", "leaderboard_name"]
 
-FORMATS = ("leaderboard", "nemo", "jiwer", "model-index")
+FORMATS = ("leaderboard", "nemo", "jiwer", "model-index", "lhotse")
 SAFE = re.compile(r"[^A-Za-z0-9._-]")  # what a leaderboard file name keeps of a name; the rest becomes "_"
 # the Hub's task and dataset names for LibriSpeech (model-index `dataset.type` is a Hub dataset id)
 LIBRISPEECH_HUB_ID = "openslr/librispeech_asr"
@@ -124,6 +126,35 @@ def scored_rows(summary: dict, rows: list[dict]) -> tuple[list[Scored], int]:
             )
         )
     return out, failed
+
+
+def lhotse_manifests(scored: list[Scored]) -> tuple[list[dict], list[dict], list[str]]:
+    """(lhotse recordings, supervisions, ids left out): a recording per audio file, its header read with soundfile
+    (a path that is not a regular file, gone or unreadable is left out: a FIFO would hang the reader); the
+    supervision holds the scored reference as `text` and the transcript in `custom.pred_text`."""
+    import soundfile as sf
+
+    recordings, supervisions, left_out = [], [], []
+    for s in scored:
+        path = s.audio_filepath
+        try:
+            if path is None or not stat.S_ISREG(os.stat(path).st_mode):
+                raise OSError("not a regular file")
+            info = sf.info(path)
+        except (OSError, RuntimeError, sf.LibsndfileError):
+            left_out.append(s.id)
+            continue
+        duration = info.frames / info.samplerate
+        recordings.append(
+            {"id": s.id, "sources": [{"type": "file", "channels": list(range(info.channels)), "source": path}],
+             "sampling_rate": info.samplerate, "num_samples": info.frames, "duration": duration,
+             "channel_ids": list(range(info.channels))}
+        )  # fmt: skip
+        supervisions.append(
+            {"id": s.id, "recording_id": s.id, "start": 0.0, "duration": duration, "channel": 0, "text": s.text,
+             "custom": {"pred_text": s.pred_text}}
+        )  # fmt: skip
+    return recordings, supervisions, left_out
 
 
 def _jsonl(records: list[dict]) -> str:
@@ -241,6 +272,11 @@ def export(runs: list[str | Path], out: str | Path | None = None, model_id: str 
         if "jiwer" in formats:
             plan(f"{stem}.ref.txt", "".join(s.text + "\n" for s in kept))
             plan(f"{stem}.hyp.txt", "".join(s.pred_text + "\n" for s in kept))
+        if "lhotse" in formats:
+            recordings, supervisions, left_out = lhotse_manifests(scored)
+            run_record["lhotse_left_out"] = left_out
+            plan(f"{stem}.recordings.jsonl", _jsonl(recordings))
+            plan(f"{stem}.supervisions.jsonl", _jsonl(supervisions))
         if "model-index" in formats:
             entry, why = _model_index_result(summary)
             if entry is None:
@@ -285,6 +321,8 @@ Usage: python -m w2v2bench.export run=<run folder> [out=<folder>] [model_id=<org
              nemo         <data>-<partition>-<split>.nemo.jsonl: NeMo's speech_to_text_eval.py reads it
              jiwer        <...>.ref.txt and <...>.hyp.txt: jiwer -r <ref.txt> -h <hyp.txt> [--cer]
              model-index  model-index.yaml: paste into a model card's metadata (runs over a whole split only)
+             lhotse       <...>.recordings.jsonl and <...>.supervisions.jsonl: lhotse's load_manifest reads them
+                          (audio from files only; the transcript in each supervision's custom.pred_text)
 
 Every file holds the scored text (the run's normaliser, single spaces): each tool's WER and CER equal the run's.
 Failed utterances are left out (the run's WER leaves them out too) and counted in export.json.
