@@ -315,7 +315,7 @@ Usage: python -m w2v2bench.export run=<run folder> [out=<folder>] [model_id=<org
   run        one run folder, or a list of them (the same model)
   out        default <first run>/export; nothing else is written
   model_id   the model's name in the files; default its Hub id, or local/<model.name> for a folder
-  formats    any of leaderboard, nemo, jiwer, model-index (default all):
+  formats    any of leaderboard, nemo, jiwer, model-index, lhotse (default all):
              leaderboard  MODEL_<org>-<name>_DATASET_<path>_<name>_<partition>.<split>.jsonl with audio_filepath,
                           duration, time, text, pred_text: the Open ASR Leaderboard's score_results reads it
              nemo         <data>-<partition>-<split>.nemo.jsonl: NeMo's speech_to_text_eval.py reads it
