@@ -28,6 +28,14 @@ def collapse(ids: torch.Tensor, lengths: torch.Tensor, blank_id: int) -> list[li
     return out
 
 
+def within_bound(logits: torch.Tensor, bound: float) -> torch.Tensor:
+    """(..., vocabulary) mask of the tokens within `bound` of each frame's top logit: where the true argmax may be
+    when every logit is off by less than `bound / 2`. In float64, the bound widened by a millionth, so that
+    rounding cannot narrow it."""
+    logits = logits.double()
+    return logits >= logits.max(dim=-1, keepdim=True).values - bound * (1 + 1e-6)
+
+
 def doubtful_rows(
     logits: torch.Tensor, lengths: torch.Tensor, blank_id: int, bound: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -39,11 +47,9 @@ def doubtful_rows(
     between them: the previous or next frame's token, or the blank when those two differ (`A ? B`: A, B or
     blank all give "AB"; `A ? A`: a blank would split it into "AA"; `A ? _`: A or blank). The sequence's edges
     count as blanks. A frame with a NaN or +inf logit (an overflow) is always doubtful; a -inf logit is a token
-    the model rules out. Compared in float64 with the bound widened by a millionth, so that rounding cannot
-    narrow it. Returns (rows with any other close frame, close frames per row)."""
-    logits = logits.double()
+    the model rules out. Returns (rows with any other close frame, close frames per row)."""
     top = logits.max(dim=-1, keepdim=True).values
-    candidates = logits >= top - bound * (1 + 1e-6)  # (batch, frames, vocabulary): the tokens the true argmax may be
+    candidates = within_bound(logits, bound)  # (batch, frames, vocabulary)
     valid = torch.arange(logits.shape[1], device=logits.device)[None, :] < lengths[:, None]
     # NaN or +inf anywhere, or no finite top: an overflow (a -inf logit is a token the model rules out, as some do)
     broken = (

@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import one_line
-from .ctc import CTCTokens, collapse, doubtful_rows
+from .ctc import CTCTokens, collapse, doubtful_rows, within_bound
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 BATCHING = ("exact", "naive")
@@ -370,9 +370,8 @@ class Transcriber:
             if low is not None:
                 # the bound's premise: fp32's argmax is among the tokens within the bound of the fast top logit;
                 # a frame where it is not breaks it (whether or not the frame was called close)
-                top = fast.double().max(dim=-1).values
-                at_reference = fast.double().gather(-1, reference_ids[..., None]).squeeze(-1)
-                outside = ~(at_reference >= top - self.recheck_margin * (1 + 1e-6))
+                near = within_bound(fast, self.recheck_margin)
+                outside = ~near.gather(-1, reference_ids[..., None]).squeeze(-1)
                 found.bound_violations = int((outside & valid & finite).sum())
         if low is not None and bool(low.any()):
             rows = low.nonzero().flatten().tolist()

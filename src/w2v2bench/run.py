@@ -225,18 +225,18 @@ def run(
                 tic = time.perf_counter()
                 outputs = forward_with_backoff(transcriber, inputs, stats)  # ids are on the host: synchronised
                 elapsed = time.perf_counter() - tic
+                samples = sum(map(len, inputs))
                 stats.n_batches += 1
                 if timed:
                     stats.model_s += elapsed
-                    stats.model_audio_s += sum(map(len, inputs)) / SAMPLE_RATE
+                    stats.model_audio_s += samples / SAMPLE_RATE
                 else:
                     stats.warmup_batches += 1
                 stats.padded_samples += len(inputs) * max(map(len, inputs))
-                stats.valid_samples += sum(map(len, inputs))
+                stats.valid_samples += samples
                 ok = [out[0] for out in outputs if not isinstance(out, str)]
                 # each utterance's share of the batch's synchronised model time, by its length
-                total_samples = sum(map(len, inputs))
-                shares = [elapsed * len(x) / total_samples for x in inputs]
+                shares = [elapsed * len(x) / samples for x in inputs]
                 pending.append((decoded, outputs, decoder.submit(ok), shares))
                 del decoded, inputs, outputs, ok, shares
                 while len(pending) > lookahead:
