@@ -14,16 +14,16 @@ from pathlib import Path
 DRIVER = """
 import json, os, signal, sys
 import w2v2bench.__main__ as cli
-from w2v2bench import report
+from w2v2bench import resume
 from transformers import Wav2Vec2ForCTC  # imported once, before any fork
 
 def child(job):
     armed, count = [False], [0]
-    finish = report.Journal.finish
+    finish = resume.Journal.finish
     def arming_finish(self, *args, **kwargs):
         armed[0] = True
         return finish(self, *args, **kwargs)
-    report.Journal.finish = arming_finish
+    resume.Journal.finish = arming_finish
     def guarded(call):
         def step(*args, **kwargs):
             if armed[0]:

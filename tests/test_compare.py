@@ -31,8 +31,7 @@ from w2v2bench.compare import (
     thresholds_exceeded,
     write,
 )
-from w2v2bench.report import SCHEMA_VERSION
-from w2v2bench.results import ResultsFileError, parse_row
+from w2v2bench.results import SCHEMA_VERSION, ResultsFileError, parse_row
 from w2v2bench.score import char_counts, totals, word_counts
 
 from .conftest import LIBRISPEECH

@@ -109,7 +109,7 @@ def test_which_missing_weights_only_training_uses(key, training_only):
 
 
 def test_a_resume_may_find_the_dataset_commit_unknown(tmp_path):
-    from w2v2bench.report import check_resumable, config_sha256
+    from w2v2bench.resume import check_resumable, config_sha256
 
     data = {"name": "librispeech", "partition": "test", "dataset": "openslr/librispeech_asr", "commit": "a" * 40}
     config = {"data": data, "split": "clean", "resume": False}

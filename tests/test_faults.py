@@ -17,7 +17,7 @@ import torch
 
 from w2v2bench.data import load_audio, local_utterances
 from w2v2bench.model import load_model
-from w2v2bench.report import JOURNAL
+from w2v2bench.resume import JOURNAL
 from w2v2bench.run import run
 
 from .conftest import LIBRISPEECH
@@ -221,7 +221,7 @@ def test_unwritable_output_dir_fails_before_any_work(tiny_checkpoint, tmp_path):
 
 def test_a_write_failure_mid_run_keeps_what_was_done(tiny_checkpoint, tmp_path, monkeypatch):
     # a full disk at the N-th write: the run fails with the cause, the journal keeps earlier batches
-    from w2v2bench import report
+    from w2v2bench import resume as report
 
     transcriber = load_model(str(tiny_checkpoint))
     journal = report.Journal(tmp_path, "run-id", "config-hash")
@@ -258,8 +258,8 @@ def whole_run(tiny_checkpoint, tmp_path_factory):
 def interrupted(whole: Path, dest: Path, tamper) -> tuple[list[dict], dict]:
     """`whole` as a kill after its last batch leaves it (summary `running`, every row in the journal), with
     the journal lines changed by `tamper(lines, rows, summary)`."""
-    from w2v2bench.report import _journal_line, config_sha256
     from w2v2bench.results import parse_row
+    from w2v2bench.resume import _journal_line, config_sha256
 
     rows, summary = read_run(whole)
     dest.mkdir()
@@ -273,7 +273,7 @@ def interrupted(whole: Path, dest: Path, tamper) -> tuple[list[dict], dict]:
 
 
 def _keyed(run_id: str, row: dict) -> str:
-    from w2v2bench.report import _row_sha256
+    from w2v2bench.resume import _row_sha256
 
     return json.dumps({**row, "row_sha256": _row_sha256(run_id, row)}) + "\n"
 
@@ -568,7 +568,7 @@ def test_a_hostile_model_folder_runs_nothing(tiny_checkpoint, tmp_path, make, st
 
 
 def test_transcripts_are_in_utterance_id_order_whatever_the_source_order(tmp_path):
-    from w2v2bench import report
+    from w2v2bench import resume as report
     from w2v2bench.results import UtteranceResult
 
     def result(index: int, utt_id: str) -> UtteranceResult:

@@ -222,7 +222,7 @@ def test_a_frame_outside_the_bound_is_a_violation_even_where_it_looked_safe():
 
 
 def test_a_run_interrupted_before_recheck_margin_existed_still_resumes():
-    from w2v2bench.report import config_sha256
+    from w2v2bench.resume import config_sha256
 
     config = {"model": {"name": "demo"}, "split": "other"}
     assert config_sha256({**config, "recheck_margin": None}) == config_sha256(config)

@@ -4,8 +4,8 @@ import sys
 
 import pytest
 
-from w2v2bench.report import gather
 from w2v2bench.rescore import rescore
+from w2v2bench.table import gather
 
 from .fake_runs import UTTERANCES, make_run
 

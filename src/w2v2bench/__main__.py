@@ -22,6 +22,7 @@ from .backends import BackendError, make_backend
 from .config import ConfigError, load_reference, one_line, register
 from .data import DataError, cached_dataset, hub_dataset_commit, hub_utterances, local_utterances, open_stream
 from .decoders import DecoderError, make_decoder
+from .files import write_json_atomic
 from .model import (
     OFFLINE_HINT,
     HubUnavailable,
@@ -33,23 +34,12 @@ from .model import (
     resolve_checkpoint,
     resolve_defaults,
 )
-from .report import (
-    SCHEMA_VERSION,
-    Claim,
-    Journal,
-    Resume,
-    build_summary,
-    claim_output_dir,
-    config_sha256,
-    recover_journals,
-    reference_check,
-    remove_journals,
-    write_json_atomic,
-    write_tables,
-)
-from .results import ResultsFileError
+from .results import SCHEMA_VERSION, ResultsFileError
+from .resume import Claim, Journal, Resume, claim_output_dir, config_sha256, recover_journals, remove_journals
 from .run import run
 from .score import normalizer, totals
+from .summary import build_summary, reference_check
+from .table import write_tables
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_REFERENCE_FAILED = 0, 1, 3
 

@@ -23,7 +23,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
 from .config import one_line, quiet_defaults, quiet_hydra
-from .report import write_json_atomic, write_text_atomic
+from .files import write_json_atomic, write_text_atomic
 from .results import read_summary, read_transcripts
 from .score import Counts, normalizer, scored_text
 

@@ -31,8 +31,10 @@ from tabulate import tabulate
 
 from .align import aligned
 from .config import one_line, quiet_defaults, quiet_hydra
-from .report import git_hash, prepare_output_dir, versions, write_json_atomic
+from .files import write_json_atomic
+from .provenance import git_hash, versions
 from .results import read_run, read_summary
+from .resume import prepare_output_dir
 from .score import Counts, normalizer, rate
 
 __all__ = [

@@ -27,7 +27,8 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
 from .config import one_line, quiet_defaults, quiet_hydra
-from .report import git_hash, write_json_atomic, write_text_atomic
+from .files import write_json_atomic, write_text_atomic
+from .provenance import git_hash
 from .results import ResultsFileError, read_run
 from .score import Counts, normalizer, rate, scored_text
 

@@ -9,10 +9,13 @@ between the check and the read.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import stat
+import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 _KINDS = {
     stat.S_IFIFO: "a FIFO (named pipe)",
@@ -68,3 +71,20 @@ def sha256_regular(path: str | os.PathLike) -> str:
     """The sha256 of a regular file's bytes, read in blocks (see `open_regular`: a FIFO or a device is refused)."""
     with open_regular(path) as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write to a temporary file beside `path`, then rename: readers never see half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; results are for the team to read
+    os.replace(tmp, path)
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    write_text_atomic(path, json.dumps(payload, indent=2, allow_nan=True) + "\n")
+
+
+def write_jsonl_atomic(path: Path, rows: Iterable[dict]) -> None:
+    write_text_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))

@@ -28,8 +28,8 @@ from omegaconf import MISSING, OmegaConf
 from . import history
 from .analysis import alignment_text, load_rows, write_analysis
 from .config import one_line, quiet_defaults, quiet_hydra
+from .files import write_json_atomic
 from .history import SplitKey
-from .report import write_json_atomic
 from .results import ResultsFileError, read_summary
 
 __all__ = ["Judgement", "NightlyReport", "changed_utterances", "find_runs", "nightly", "plot_trend"]

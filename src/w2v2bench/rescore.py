@@ -27,8 +27,11 @@ from omegaconf import MISSING, OmegaConf
 
 from .analysis import is_scored, load_rows, load_summary, write_analysis
 from .config import one_line, quiet_defaults, quiet_hydra
-from .report import check_reference, git_hash, versions, write_json_atomic, write_jsonl_atomic, write_tables
+from .files import write_json_atomic, write_jsonl_atomic
+from .provenance import git_hash, versions
 from .score import Counts, normalizer, rate, utterance_counts
+from .summary import check_reference
+from .table import write_tables
 
 __all__ = ["rescore"]
 

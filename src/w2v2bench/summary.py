@@ -1,0 +1,172 @@
+"""Run outputs: transcripts.jsonl as results arrive, summary.json, wer.md/wer.csv, the reference check.
+
+Every output describes itself (schema version, config, versions, git hash, device); nothing is parsed
+back out of a path. `gather` re-reads summaries under a folder into one model x split table.
+"""
+
+from __future__ import annotations
+
+import math
+import socket
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from .config import ReferenceConfig
+from .provenance import git_hash, versions
+from .results import SCHEMA_VERSION
+from .resume import Resume
+from .score import Totals
+
+
+@dataclass(frozen=True)
+class ReferenceCheck:
+    wer: float
+    tolerance: float
+    source: str | None
+    passed: bool
+    measured_wer: float
+
+    def line(self) -> str:
+        verdict = "PASS" if self.passed else "FAIL"
+        return (
+            f"reference check {verdict}: WER {self.measured_wer * 100:.2f} % vs {self.wer * 100:.2f} % "
+            f"expected (tolerance {self.tolerance * 100:.2f} points; {self.source})"
+        )
+
+
+def check_reference(measured_wer: float, expected: float, tolerance: float, source: str | None) -> ReferenceCheck:
+    passed = not math.isnan(measured_wer) and abs(measured_wer - expected) <= tolerance + 1e-12
+    return ReferenceCheck(expected, tolerance, source, passed, measured_wer)
+
+
+def reference_check(
+    reference: ReferenceConfig | None,
+    t: Totals,
+    data: str,
+    split: str,
+    partition: str,
+    limit: int | None,
+    decoder: str = "greedy",
+) -> tuple[ReferenceCheck | None, str]:
+    """The check against published figures, or why there is none."""
+    if reference is None or not reference.wer:
+        return None, "no reference figures for this model"
+    if reference.decoder.value != decoder:
+        return None, f"reference {reference.name!r} is for decoder={reference.decoder.value}, this run used {decoder}"
+    if reference.data != data:
+        return None, f"reference {reference.name!r} is for data {reference.data!r}, not {data!r}"
+    if split not in reference.wer:
+        return None, f"reference {reference.name!r} has no figure for split={split!r}"
+    if reference.partition.value != partition:
+        return None, f"reference {reference.name!r} is for data.partition={reference.partition.value!r}"
+    if limit is not None:
+        return None, f"skipped: limit={limit} scores a subset, the reference is for the whole split"
+    expected_n = reference.utterances.get(split, t.n_utterances)
+    if expected_n != t.n_utterances:
+        return None, (
+            f"skipped: {t.n_utterances} utterances scored, the reference is for all {expected_n} of {partition}-{split}"
+        )
+    if t.n_failed:
+        check = check_reference(float("nan"), reference.wer[split], reference.tolerance, reference.source)
+        return check, f"failed: {t.n_failed} utterance(s) could not be transcribed"
+    return check_reference(t.wer, reference.wer[split], reference.tolerance, reference.source), "checked"
+
+
+def precision_check(ranks: list, config: dict) -> dict | None:
+    """What checking the run's precision or runtime against PyTorch fp32 found, over every rank; None: not asked."""
+    checks = [s.precision_check for s in ranks if s.precision_check is not None]
+    if not checks:
+        return None
+    compared = sum(c.compared_utterances for c in checks)
+    margin = config.get("recheck_margin")
+    return {
+        "reference": "PyTorch fp32 (the model's own forward, exact batching)",
+        "recheck_margin": margin,
+        "rechecked_utterances": sum(c.rechecked_utterances for c in checks),
+        "close_frames": sum(c.close_frames for c in checks) if margin is not None else None,
+        "compared_utterances": compared,
+        "max_abs_logit_diff": max(c.max_abs_logit_diff for c in checks) if compared else None,
+        "bound_violations": sum(c.bound_violations for c in checks) if compared and margin is not None else None,
+        "non_finite_frames": sum(c.non_finite_frames for c in checks) if compared else None,
+    }
+
+
+def build_summary(
+    config: dict,
+    started: str,
+    t: Totals,
+    ranks: list,
+    load_s: float,
+    model: dict,
+    device: str,
+    run_id: str,
+    resume: Resume | None,
+) -> dict:
+    """summary.json: the figures from the results, timing from each rank's stats, and what ran where."""
+    wall_s = max(s.wall_s for s in ranks)  # ranks run side by side: the slowest one is the run's wall
+    timed_audio_s = sum(s.audio_s for s in ranks)
+    model_s, model_audio_s = sum(s.model_s for s in ranks), sum(s.model_audio_s for s in ranks)
+    padded, valid = sum(s.padded_samples for s in ranks), sum(s.valid_samples for s in ranks)
+    differs = [s.precision_differs for s in ranks if s.precision_differs is not None]
+    timed_utterances = sum(s.n_utterances for s in ranks)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "status": "complete",
+        "run_id": run_id,
+        "started": started,
+        "finished": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "wer": t.wer,
+        "cer": t.cer,
+        "n_utterances": t.n_utterances,
+        "n_failed": t.n_failed,
+        "failed_excluded_from_wer": True,
+        "ref_words": t.words.ref_words,
+        "word_errors": {
+            "substitutions": t.words.substitutions,
+            "deletions": t.words.deletions,
+            "insertions": t.words.insertions,
+        },
+        "ref_chars": t.chars.ref_words,
+        "char_errors": t.chars.errors,
+        "normalizer": config["normalizer"] or "none",
+        "audio_s": t.audio_s,
+        # timing covers what this run's processes transcribed (all of it unless resumed)
+        "timed_utterances": timed_utterances,
+        "timed_audio_s": timed_audio_s,
+        "resumed_from": None if resume is None else len(resume.kept),
+        "resume_dropped": None if resume is None else len(resume.dropped),
+        "resume_dropped_reasons": None if resume is None else resume.dropped[:20],
+        "wall_s": wall_s,
+        "load_s": load_s,
+        "rtfx": timed_audio_s / wall_s if wall_s else 0.0,
+        "model_s": model_s,
+        "model_rtfx": model_audio_s / model_s if model_s else 0.0,
+        "warmup_batches": sum(s.warmup_batches for s in ranks),
+        "n_batches": sum(s.n_batches for s in ranks),
+        "oom_splits": sum(s.oom_splits for s in ranks),
+        "padding_fraction": 1 - valid / padded if padded else 0.0,
+        "precision": config["precision"],
+        # null: batches of batch_size ran; else why the model ran at batch size 1 (its batches cannot be made exact)
+        "batching_fallback": model.get("batching_fallback"),
+        "precision_differs_from_fp32": sum(differs) if differs else None,
+        "precision_check": precision_check(ranks, config),
+        "world_size": len(ranks),
+        "ranks": [
+            {
+                "rank": r,
+                "utterances": s.n_utterances,
+                "audio_s": s.audio_s,
+                "wall_s": s.wall_s,
+                "rtfx": s.audio_s / s.wall_s if s.wall_s else 0.0,
+            }
+            for r, s in enumerate(ranks)
+        ],
+        "model": model,
+        "device": device,
+        "host": socket.gethostname(),
+        "git_hash": git_hash(),
+        "versions": versions(),
+        "command": " ".join(sys.argv),
+        "config": config,
+    }
