@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 import torch
 from hydra import compose, initialize
+from hydra.core.config_store import ConfigStore
 
-from w2v2bench import compare as compare_module
 from w2v2bench.align import aligned
+from w2v2bench.cli.compare import CompareConfig
 from w2v2bench.compare import (
     CompareError,
     compare,
@@ -318,7 +319,7 @@ def test_cli_usage_and_offline_hub_fail_in_one_line(tmp_path):
 
 
 def test_run_args_compose_as_a_list():
-    compare_module.register()
+    ConfigStore.instance().store(name="compare", node=CompareConfig)
     with initialize(version_base=None):
         cfg = compose("compare", overrides=["a=x", "b=y", "run_args=['data=local','data.root=/d','limit=2']"])
     assert list(cfg.run_args) == ["data=local", "data.root=/d", "limit=2"]

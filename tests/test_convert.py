@@ -24,8 +24,8 @@ import torch
 from omegaconf import OmegaConf
 from transformers import Wav2Vec2Config, Wav2Vec2ForCTC, Wav2Vec2Processor
 
-from w2v2bench import convert as convert_module
 from w2v2bench import random_model
+from w2v2bench.cli import convert as convert_cli
 from w2v2bench.convert import ConversionError, convert, fairseq_symbols, hf_vocab, parse_conv_layers
 from w2v2bench.random_model import VOCAB
 from w2v2bench.safe_pickle import (
@@ -530,10 +530,10 @@ def test_command_line_writes_only_out(tmp_path, monkeypatch, capsys, good, argv,
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", ["w2v2bench.convert", *argv])
     if status is None:
-        convert_module.main()
+        convert_cli.main()
     else:
         with pytest.raises(SystemExit) as exit_:
-            convert_module.main()
+            convert_cli.main()
         assert exit_.value.code == status
     captured = capsys.readouterr()
     assert output in captured.out + captured.err

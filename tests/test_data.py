@@ -158,7 +158,7 @@ def test_hub_rows_become_utterances_decoded_from_bytes(monkeypatch):
 def test_each_hub_dataset_names_its_config_and_split_in_its_conf_file(monkeypatch, overrides, called):
     import datasets
 
-    from w2v2bench import __main__ as cli
+    from w2v2bench.cli import bench as cli
 
     from .test_config import compose_with
 
@@ -177,8 +177,8 @@ def test_each_hub_dataset_names_its_config_and_split_in_its_conf_file(monkeypatc
 
 
 def test_a_split_a_hub_dataset_does_not_have_is_named(monkeypatch):
-    from w2v2bench import __main__ as cli
-    from w2v2bench.config import ConfigError
+    from w2v2bench.cli import bench as cli
+    from w2v2bench.errors import ConfigError
 
     from .test_config import compose_with
 
@@ -190,7 +190,7 @@ def test_a_split_a_hub_dataset_does_not_have_is_named(monkeypatch):
 def test_a_dataset_that_cannot_be_opened_fails_before_the_model_loads_in_one_line(monkeypatch):
     import datasets
 
-    from w2v2bench import __main__ as cli
+    from w2v2bench.cli import bench as cli
 
     from .test_config import compose_with
 
@@ -376,7 +376,7 @@ GOOD_ROW = {"audio": {"bytes": b"", "path": "1-2-3.flac"}, "text": "A", "id": "1
 def test_a_hub_row_without_what_the_harness_needs_is_one_line_before_the_model_loads(monkeypatch, rows, message):
     import datasets
 
-    from w2v2bench import __main__ as cli
+    from w2v2bench.cli import bench as cli
 
     from .test_config import compose_with
 
@@ -389,7 +389,7 @@ def test_a_hub_row_without_what_the_harness_needs_is_one_line_before_the_model_l
 def test_a_shard_that_fails_later_stops_the_run_in_one_line(monkeypatch):
     import datasets
 
-    from w2v2bench import __main__ as cli
+    from w2v2bench.cli import bench as cli
 
     from .test_config import compose_with
 
@@ -414,8 +414,8 @@ def test_a_shard_that_fails_later_stops_the_run_in_one_line(monkeypatch):
     ],
 )
 def test_a_bad_hub_setting_is_one_line(monkeypatch, overrides, message):
-    from w2v2bench import __main__ as cli
-    from w2v2bench.config import ConfigError
+    from w2v2bench.cli import bench as cli
+    from w2v2bench.errors import ConfigError
 
     from .test_config import compose_with
 

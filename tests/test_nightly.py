@@ -142,7 +142,7 @@ def bench(*overrides) -> int:
     """The harness in this process (`evaluate`, what `python -m w2v2bench` calls): no second torch import."""
     from hydra import compose, initialize_config_module
 
-    from w2v2bench.__main__ import evaluate
+    from w2v2bench.cli.bench import evaluate
     from w2v2bench.config import register
 
     register()

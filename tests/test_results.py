@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from w2v2bench import analysis, compare, nightly, rescore, table
+from w2v2bench.cli import analysis, compare, nightly, table
+from w2v2bench.cli import score as rescore
 from w2v2bench.results import ResultsFileError, read_summary, read_transcripts
 
 from .fake_runs import UTTERANCES, make_run

@@ -277,7 +277,7 @@ DRIVER = textwrap.dedent(
         elif event == "import" and str(args[0]).startswith("fairseq"):
             events.append([event, args[0]])
 
-    from w2v2bench import convert
+    from w2v2bench.cli import convert
     import torch._dynamo  # transformers imports it; its import makes torch's cache folder in /tmp, input or not
     from transformers import Wav2Vec2ForCTC
     sys.addaudithook(hook)

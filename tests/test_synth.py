@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from w2v2bench import synth
+from w2v2bench.cli import synth as synth_cli
 
 ASSETS = Path(synth.__file__).parent / "assets"
 needs_espeak = pytest.mark.skipif(
@@ -95,7 +96,7 @@ def test_speakers_of_test_other_are_harder_and_unseen():
     ],
 )
 def test_cli_names_bad_values(argv, message, capsys):
-    assert synth.main(argv) == 2
+    assert synth_cli.main(argv) == 2
     assert message in capsys.readouterr().err
 
 

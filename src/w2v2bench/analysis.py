@@ -10,22 +10,17 @@ from __future__ import annotations
 
 import math
 import re
-import sys
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import hydra
 import jiwer
-from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, OmegaConf
 
-from .config import one_line, quiet_defaults, quiet_hydra
 from .files import write_json_atomic, write_text_atomic
 from .results import read_summary, read_transcripts
-from .score import Counts, normalizer, scored_text
+from .score import Counts, normalizer, pct, scored_text
 
 __all__ = [
     "Analysis",
@@ -246,10 +241,6 @@ def analyse(
     )
 
 
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x * 100:.2f}"
-
-
 def _table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
@@ -265,7 +256,7 @@ def markdown(analysis: Analysis, title: str) -> str:
     parts = [
         f"# Error analysis: {title}",
         "",
-        f"WER {_pct(a['wer'])} % over {a['ref_words']} reference words in "
+        f"WER {pct(a['wer'])} % over {a['ref_words']} reference words in "
         f"{a['n_utterances'] - a['n_failed']} utterances ({errors['substitutions']} substitutions, "
         f"{errors['deletions']} deletions, {errors['insertions']} insertions); "
         f"normaliser: {a['normalizer']}; failed utterances: {a['n_failed']}.",
@@ -291,17 +282,14 @@ def markdown(analysis: Analysis, title: str) -> str:
         "",
         _table(
             ["length", "utterances", "ref words", "errors", "WER %"],
-            [
-                [g["bucket"], g["n_utterances"], g["ref_words"], g["errors"], _pct(g["wer"])]
-                for g in a["length_buckets"]
-            ],
+            [[g["bucket"], g["n_utterances"], g["ref_words"], g["errors"], pct(g["wer"])] for g in a["length_buckets"]],
         ),
         "",
         "## WER by speaker (worst first)",
         "",
         _table(
             ["speaker", "utterances", "ref words", "S", "D", "I", "WER %"],
-            [[g[k] for k in SPEAKER_COLUMNS] + [_pct(g["wer"])] for g in a["speakers"]],
+            [[g[k] for k in SPEAKER_COLUMNS] + [pct(g["wer"])] for g in a["speakers"]],
         ),
         "",
         f"## The {len(a['worst'])} utterances with the most word errors",
@@ -310,7 +298,7 @@ def markdown(analysis: Analysis, title: str) -> str:
         parts += [
             "",
             f"**{w['id']}** ({w['duration_s']} s): {w['errors']} errors in {w['ref_words']} words "
-            f"(WER {_pct(w['wer'])} %)",
+            f"(WER {pct(w['wer'])} %)",
             "```",
             w["alignment"],
             "```",
@@ -396,48 +384,8 @@ def write_analysis(
 # ----------------------------------------------------------------------------------------------------------
 # Command line
 
-HELP = """w2v2bench.analysis: error analysis of a finished run, from its transcripts.jsonl (no model run)
 
-Usage: python -m w2v2bench.analysis run=<run folder> [normalizer=none|basic|whisper]
+if __name__ == "__main__":  # the old spelling of `python -m w2v2bench analysis`
+    from .cli.analysis import main
 
-Writes analysis.md, analysis.json, wer_by_length.png, ref.trn and hyp.trn into the run folder.
-normalizer: the one the run was scored with (summary.json) unless given.
-
-== Config ==
-$CONFIG"""
-
-
-@dataclass
-class AnalysisConfig:
-    run: str = MISSING
-    normalizer: str | None = None
-    defaults: list[Any] = quiet_defaults()
-    hydra: Any = quiet_hydra(HELP)
-
-
-@hydra.main(version_base=None, config_name="analysis")
-def _app(cfg: Any) -> None:
-    if OmegaConf.is_missing(cfg, "run"):
-        print(
-            "w2v2bench.analysis: error: missing run=; usage: python -m w2v2bench.analysis run=<run folder>",
-            file=sys.stderr,
-        )
-        sys.exit(2)
-    try:
-        analysis = write_analysis(Path(cfg.run), cfg.normalizer)
-    except (ValueError, OSError) as err:
-        print(f"w2v2bench.analysis: error: {one_line(err)}", file=sys.stderr)
-        sys.exit(1)
-    print(
-        f"WER {_pct(_wer(analysis.words))} % ({analysis.normalizer}); wrote analysis.md, analysis.json, "
-        f"wer_by_length.png, ref.trn, hyp.trn in {cfg.run}"
-    )
-
-
-def main() -> None:
-    ConfigStore.instance().store(name="analysis", node=AnalysisConfig)
-    _app()
-
-
-if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -23,19 +23,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import hydra
 import numpy as np
-from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, OmegaConf
 from tabulate import tabulate
 
 from .align import aligned
-from .config import one_line, quiet_defaults, quiet_hydra
 from .files import write_json_atomic
 from .provenance import git_hash, versions
 from .results import read_run, read_summary
 from .resume import prepare_output_dir
-from .score import Counts, normalizer, rate
+from .score import Counts, normalizer, pct, rate
 
 __all__ = [
     "Bootstrap",
@@ -59,7 +55,6 @@ __all__ = [
     "write",
 ]
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_THRESHOLDS = 0, 1, 2, 4
 COMPARE_SCHEMA_VERSION = 1
 ABSENT = "<absent>"  # a setting one side does not have
 HARNESS_OK = (0, 3)  # exit 3 (reference check failed) still wrote a complete run
@@ -691,10 +686,6 @@ def compare(
     )
 
 
-def _pct(x: float) -> str:
-    return "n/a" if math.isnan(x) else f"{x * 100:.2f}"
-
-
 def _pct_delta(x: float) -> str:
     return "n/a" if math.isnan(x) else f"{x * 100:+.2f}"
 
@@ -810,8 +801,8 @@ def render(comparison: Comparison) -> tuple[str, str]:
         head += ["", _checkpoint_summary(comparison.checkpoints)]
     wa, wb = runs.words_a, runs.words_b
     table = [
-        ["WER %", _pct(runs.wer_a), _pct(runs.wer_b), _pct_delta(runs.wer_delta)],
-        ["CER %", _pct(runs.cer_a), _pct(runs.cer_b), _pct_delta(runs.cer_delta)],
+        ["WER %", pct(runs.wer_a), pct(runs.wer_b), _pct_delta(runs.wer_delta)],
+        ["CER %", pct(runs.cer_a), pct(runs.cer_b), _pct_delta(runs.cer_delta)],
         ["word errors", wa.errors, wb.errors, f"{wb.errors - wa.errors:+d}"],
         ["substitutions", wa.substitutions, wb.substitutions, f"{wb.substitutions - wa.substitutions:+d}"],
         ["deletions", wa.deletions, wb.deletions, f"{wb.deletions - wa.deletions:+d}"],
@@ -886,79 +877,8 @@ def write(comparison: Comparison, out: str | Path, config: Mapping[str, Any] | N
 # ----------------------------------------------------------------------------------------------------------
 # Command line
 
-HELP = """w2v2bench.compare: two runs, or two checkpoints run on the same data, side by side
 
-Usage: python -m w2v2bench.compare a=<A> b=<B> [key=value ...]
+if __name__ == "__main__":  # the old spelling of `python -m w2v2bench compare`
+    from .cli.compare import main
 
-  a, b          both run folders (summary.json + transcripts.jsonl), or both checkpoints (a folder with
-                config.json, or a Hugging Face Hub model id)
-  run_args      checkpoints only: harness overrides for both runs, as a Hydra list of quoted strings:
-                "run_args=['data=local','data.root=/data/LibriSpeech','split=other','device=cuda']"
-  out           where compare.md and compare.json go (and, for checkpoints, the runs a/ and b/)
-  max_wer_delta the largest |WER_B - WER_A| allowed, a fraction (0.001 = 0.1 points; default 0: none)
-  fail_on_transcript_diff  any differing transcript exceeds the thresholds (default true)
-
-Exit status: 0 within thresholds, 4 thresholds exceeded, 1 error, 2 usage.
-
-== Config ==
-$CONFIG"""
-
-
-@dataclass
-class CompareConfig:
-    """Command-line schema; Hydra writes nothing but `out`."""
-
-    a: str = MISSING
-    b: str = MISSING
-    out: str = "results/compare/${now:%Y-%m-%d_%H-%M-%S}"
-    run_args: list[str] = field(default_factory=list)
-    max_wer_delta: float = 0.0
-    fail_on_transcript_diff: bool = True
-    bootstrap_samples: int = 10_000
-    seed: int = 0
-    defaults: list[Any] = quiet_defaults()
-    hydra: Any = quiet_hydra(HELP)
-
-
-def register() -> None:
-    ConfigStore.instance().store(name="compare", node=CompareConfig)
-
-
-@hydra.main(version_base=None, config_name="compare")
-def _app(cfg: Any) -> None:
-    missing = [key for key in ("a", "b") if OmegaConf.is_missing(cfg, key)]
-    if missing:
-        print(
-            f"w2v2bench.compare: error: missing {', '.join(f'{k}=' for k in missing)}; usage: "
-            "python -m w2v2bench.compare a=<run or checkpoint> b=<run or checkpoint>",
-            file=sys.stderr,
-        )
-        sys.exit(EXIT_USAGE)
-    config = OmegaConf.to_container(cfg, resolve=True)
-    try:
-        comparison = compare(
-            cfg.a,
-            cfg.b,
-            config["out"],
-            run_args=list(cfg.run_args),
-            max_wer_delta=cfg.max_wer_delta,
-            fail_on_transcript_diff=cfg.fail_on_transcript_diff,
-            bootstrap_samples=cfg.bootstrap_samples,
-            seed=cfg.seed,
-        )
-        summary = write(comparison, config["out"], config)
-    except (ValueError, OSError) as err:  # CompareError, ModelError, unreadable files
-        print(f"w2v2bench.compare: error: {one_line(err)}", file=sys.stderr)
-        sys.exit(EXIT_ERROR)
-    print(summary)
-    print(f"report: {Path(config['out']) / 'compare.md'} (settings, every differing utterance); compare.json")
-    sys.exit(EXIT_THRESHOLDS if comparison.reasons else EXIT_OK)
-
-
-def main() -> None:
-    register()
-    _app()
-
-
-if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

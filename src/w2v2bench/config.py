@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 from importlib import resources
-from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
+
+from .errors import ConfigError
 
 
 class Choice(str, Enum):
@@ -152,24 +153,6 @@ class BenchConfig:
     verbose: bool = False
 
 
-def quiet_defaults() -> Any:
-    """Defaults list of a tool's own Hydra config: no logging set-up of Hydra's."""
-    steps = ["_self_", {"override hydra/job_logging": "none"}, {"override hydra/hydra_logging": "none"}]
-    return field(default_factory=lambda: list(steps))
-
-
-def quiet_hydra(help_template: str) -> Any:
-    """Hydra settings of a key=value tool (convert, compare, ...): it writes nothing but its own outputs."""
-    return field(
-        default_factory=lambda: {
-            "output_subdir": None,
-            "run": {"dir": "."},
-            "job": {"chdir": False},
-            "help": {"template": help_template},
-        }
-    )
-
-
 def asset_path(name: str) -> str:
     """`${asset:demo-model}`: a folder shipped inside the package (found from any working directory)."""
     return str(resources.files("w2v2bench") / "assets" / name)
@@ -205,15 +188,6 @@ def register() -> None:
     cs.store(group="reference", name="schema", node=ReferenceConfig)
     cs.store(group="decoder", name="schema", node=DecoderConfig)
     cs.store(group="backend", name="schema", node=BackendConfig)
-
-
-class ConfigError(ValueError):
-    """A bad setting found before any work: printed as one line, exit status 1."""
-
-
-def one_line(err: BaseException | str) -> str:
-    """An error message as the one line a command prints (some libraries' messages run over lines)."""
-    return "; ".join(line.strip() for line in str(err).splitlines() if line.strip())
 
 
 def load_reference(name: str) -> ReferenceConfig:

@@ -12,19 +12,14 @@ from __future__ import annotations
 import argparse
 import ast
 import json
-import pickle
 import re
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import hydra
-from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, OmegaConf
+from omegaconf import OmegaConf
 
-from .config import one_line, quiet_defaults, quiet_hydra
 from .files import read_text
 from .safe_pickle import load_checkpoint
 
@@ -678,57 +673,8 @@ def convert(checkpoint_path: str | Path, dict_path: str | Path, out_dir: str | P
 # ----------------------------------------------------------------------------------------------------------
 # Command line
 
-HELP = """w2v2bench.convert: fairseq wav2vec 2.0 CTC checkpoint -> Hugging Face folder (no fairseq needed)
 
-Usage: python -m w2v2bench.convert checkpoint=<file.pt> dict=<dict.ltr.txt> out=<folder>
+if __name__ == "__main__":  # the old spelling of `python -m w2v2bench convert`
+    from .cli.convert import main
 
-  checkpoint  fairseq fine-tuned CTC checkpoint (2020 `args` or later `cfg` form); unpickled through an
-              allow-list: fairseq.* objects become inert placeholders, anything else executable is refused
-  dict        the fine-tuning dictionary (dict.ltr.txt: one `<symbol> <count>` per line)
-  out         a new or empty folder; receives config.json, model.safetensors, preprocessor_config.json,
-              vocab.json and the tokenizer files
-
-== Config ==
-$CONFIG"""
-
-
-@dataclass
-class ConvertConfig:
-    """Command-line schema: three required paths, and Hydra told to write nothing but `out`."""
-
-    checkpoint: str = MISSING
-    dict: str = MISSING
-    out: str = MISSING
-    defaults: list[Any] = quiet_defaults()
-    hydra: Any = quiet_hydra(HELP)
-
-
-def register() -> None:
-    ConfigStore.instance().store(name="convert", node=ConvertConfig)
-
-
-@hydra.main(version_base=None, config_name="convert")
-def _app(cfg: Any) -> None:
-    missing = [key for key in ("checkpoint", "dict", "out") if OmegaConf.is_missing(cfg, key)]
-    if missing:
-        print(
-            f"w2v2bench.convert: error: missing {', '.join(f'{k}=' for k in missing)}; usage: "
-            "python -m w2v2bench.convert checkpoint=<file.pt> dict=<dict.ltr.txt> out=<folder>",
-            file=sys.stderr,
-        )
-        sys.exit(2)
-    try:
-        report = convert(cfg.checkpoint, cfg.dict, cfg.out)
-    except (ValueError, OSError, pickle.UnpicklingError) as err:  # ConversionError, UnreadableCheckpoint
-        print(f"w2v2bench.convert: error: {one_line(err)}", file=sys.stderr)
-        sys.exit(1)
-    print(report.summary())
-
-
-def main() -> None:
-    register()
-    _app()
-
-
-if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

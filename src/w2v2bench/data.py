@@ -23,7 +23,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from .config import one_line
+from .errors import one_line
 from .files import read_regular, read_text
 
 SAMPLE_RATE = 16_000

@@ -43,8 +43,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import one_line
 from .ctc import CTCTokens, collapse, doubtful_rows, within_bound
+from .errors import one_line
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 BATCHING = ("exact", "naive")

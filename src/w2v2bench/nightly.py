@@ -14,23 +14,19 @@ failed, a run did not complete, or the harness exited non-zero); 2 bad arguments
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import hydra
-from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, OmegaConf
-
 from . import history
 from .analysis import alignment_text, load_rows, write_analysis
-from .config import one_line, quiet_defaults, quiet_hydra
+from .errors import one_line
 from .files import write_json_atomic
 from .history import SplitKey
 from .results import ResultsFileError, read_summary
+from .score import pct
 
 __all__ = ["Judgement", "NightlyReport", "changed_utterances", "find_runs", "nightly", "plot_trend"]
 
@@ -155,8 +151,8 @@ def judge(run: dict, baseline: dict | None, source: str | None, max_wer_increase
         j.reasons.append(f"{run['n_failed']} of {run['n_utterances']} utterances could not be transcribed")
     if run["reference_passed"] is False:
         j.reasons.append(
-            f"reference check failed: WER {_pct(run['wer'])} % vs {_pct(run['reference_wer'])} % expected "
-            f"(tolerance {_pct(run['reference_tolerance'])} points)"
+            f"reference check failed: WER {pct(run['wer'])} % vs {pct(run['reference_wer'])} % expected "
+            f"(tolerance {pct(run['reference_tolerance'])} points)"
         )
     if run["wer"] is None or (isinstance(run["wer"], float) and math.isnan(run["wer"])):
         j.reasons.append("no WER: no reference words were scored")
@@ -166,7 +162,7 @@ def judge(run: dict, baseline: dict | None, source: str | None, max_wer_increase
     wer_delta = j.delta("wer")
     if wer_delta is not None and wer_delta > max_wer_increase + 1e-12:
         j.reasons.append(
-            f"WER rose {wer_delta * 100:.2f} points ({_pct(baseline['wer'])} % -> {_pct(run['wer'])} %), more than "
+            f"WER rose {wer_delta * 100:.2f} points ({pct(baseline['wer'])} % -> {pct(run['wer'])} %), more than "
             f"the {max_wer_increase * 100:.2f} allowed"
         )
     try:
@@ -213,10 +209,6 @@ class NightlyReport:
         }
 
 
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None or math.isnan(x) else f"{x * 100:.2f}"
-
-
 def _signed(x: float | None, scale: float = 1.0, digits: int = 2) -> str:
     return "n/a" if x is None or math.isnan(x) else f"{x * scale:+.{digits}f}"
 
@@ -237,7 +229,7 @@ def _reference(run: dict) -> str:
     if run["reference_passed"] is None:
         return "none"
     verdict = "PASS" if run["reference_passed"] else "FAIL"
-    return f"{verdict} ({_pct(run['reference_wer'])} ± {_pct(run['reference_tolerance'])})"
+    return f"{verdict} ({pct(run['reference_wer'])} ± {pct(run['reference_tolerance'])})"
 
 
 def markdown(report: NightlyReport, show_changed: int) -> str:
@@ -257,7 +249,7 @@ def markdown(report: NightlyReport, show_changed: int) -> str:
         run, base = j.run, j.baseline
         base_text = "none" if base is None else f"{base['finished'][:16]} ({j.baseline_source})"
         lines.append(
-            f"| {SplitKey(run)} | {_pct(run['wer'])} | {_signed(j.delta('wer'), 100)} | {_pct(run['cer'])} | "
+            f"| {SplitKey(run)} | {pct(run['wer'])} | {_signed(j.delta('wer'), 100)} | {pct(run['cer'])} | "
             f"{run['rtfx']:.1f} | {_signed(j.delta('rtfx'), digits=1)} | {_reference(run)} | {base_text} | "
             f"{len(j.changed) if base else 'n/a'} | {j.verdict.upper()} |"
         )
@@ -287,8 +279,8 @@ def markdown(report: NightlyReport, show_changed: int) -> str:
             )
             rtfx_ratio = run["rtfx"] / base["rtfx"] - 1 if base["rtfx"] else float("nan")
             lines.append(
-                f"- WER {_pct(base['wer'])} % -> {_pct(run['wer'])} % ({_signed(j.delta('wer'), 100)} points); "
-                f"CER {_pct(base['cer'])} % -> {_pct(run['cer'])} %; RTFx {base['rtfx']:.1f} -> {run['rtfx']:.1f} "
+                f"- WER {pct(base['wer'])} % -> {pct(run['wer'])} % ({_signed(j.delta('wer'), 100)} points); "
+                f"CER {pct(base['cer'])} % -> {pct(run['cer'])} %; RTFx {base['rtfx']:.1f} -> {run['rtfx']:.1f} "
                 f"({_signed(rtfx_ratio, 100, 1)} %)"
             )
         lines += [f"- fails: {r}" for r in j.reasons] + [f"- note: {n}" for n in j.notes]
@@ -413,89 +405,8 @@ def nightly(
 # ----------------------------------------------------------------------------------------------------------
 # Command line
 
-HELP = """w2v2bench.nightly: record a night's runs, compare each with its baseline, report; exit 1 on a regression
 
-Usage: python -m w2v2bench.nightly runs=<folder> [history=results/history.sqlite] [max_wer_increase=0.001]
-         [baseline=<run folder> | baseline=[<run folder>,...]] [out=<folder>] [harness_status=<n>]
+if __name__ == "__main__":  # the old spelling of `python -m w2v2bench nightly`
+    from .cli.nightly import main
 
-  runs              a folder holding tonight's run folders (any depth), e.g. one multirun's output_dir root
-  history           the SQLite history (created on first use; safe with concurrent writers)
-  max_wer_increase  WER rise (a fraction: 0.001 = 0.1 points) over the baseline that fails the night
-  baseline          run folder(s) to compare with instead of the previous good run of the same model x split
-  out               where nightly.md, nightly.json and trend.png go (default: runs)
-  harness_status    the matrix run's exit status; non-zero fails the night (a run that wrote nothing)
-  show_changed      changed utterances shown per run in nightly.md (all are in nightly.json)
-
-Exit status: 0 pass, 1 fail (WER regression, reference check failed, run incomplete or failed), 2 bad arguments.
-
-== Config ==
-$CONFIG"""
-
-
-@dataclass
-class NightlyConfig:
-    runs: str = MISSING
-    history: str = str(history.DEFAULT_PATH)
-    max_wer_increase: float = 0.001
-    baseline: Any = None  # a run folder or a list of them
-    out: str | None = None
-    harness_status: int = 0
-    show_changed: int = 20
-    defaults: list[Any] = quiet_defaults()
-    hydra: Any = quiet_hydra(HELP)
-
-
-def _baselines(value: Any) -> list[Path]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [Path(value)]
-    return [Path(v) for v in OmegaConf.to_container(value)]
-
-
-@hydra.main(version_base=None, config_name="nightly")
-def _app(cfg: Any) -> None:
-    if OmegaConf.is_missing(cfg, "runs"):
-        print(
-            "w2v2bench.nightly: error: missing runs=; usage: python -m w2v2bench.nightly runs=<folder>", file=sys.stderr
-        )
-        sys.exit(EXIT_USAGE)
-    try:
-        report = nightly(
-            Path(cfg.runs),
-            Path(cfg.history),
-            max_wer_increase=cfg.max_wer_increase,
-            baselines=_baselines(cfg.baseline),
-            out=Path(cfg.out) if cfg.out else None,
-            harness_status=cfg.harness_status,
-            show_changed=cfg.show_changed,
-        )
-    except history.HistoryError as err:  # the history cannot be used: the night is not recorded
-        print(f"w2v2bench.nightly: error: {one_line(err)}", file=sys.stderr)
-        sys.exit(EXIT_FAIL)
-    except (ValueError, FileNotFoundError) as err:  # a bad setting, a runs or baseline folder that is not there
-        print(f"w2v2bench.nightly: error: {one_line(err)}", file=sys.stderr)
-        sys.exit(EXIT_USAGE)
-    except OSError as err:
-        print(f"w2v2bench.nightly: error: {one_line(err)}", file=sys.stderr)
-        sys.exit(EXIT_FAIL)
-    out = Path(cfg.out or cfg.runs)
-    for j in report.judgements:
-        delta = "no baseline" if j.baseline is None else f"{_signed(j.delta('wer'), 100)} points"
-        print(
-            f"{j.verdict.upper()} {SplitKey(j.run)}: WER {_pct(j.run['wer'])} % ({delta}), "
-            f"{len(j.changed)} changed transcripts" + "".join(f"; {r}" for r in j.reasons)
-        )
-    for problem in report.problems:
-        print(f"FAIL {problem}")
-    print(f"nightly {'PASS' if report.passed else 'FAIL'}: {out / 'nightly.md'}, {out / 'trend.png'}")
-    sys.exit(report.exit_status)
-
-
-def main() -> None:
-    ConfigStore.instance().store(name="nightly", node=NightlyConfig)
-    _app()
-
-
-if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal, NotRequired
 from pydantic import AfterValidator, ConfigDict, Field, Strict, TypeAdapter, ValidationError
 from typing_extensions import TypedDict
 
-from .config import one_line
+from .errors import one_line
 from .files import read_text
 
 Count = Annotated[int, Strict(), Field(ge=0, le=2**53)]  # no real count comes near; larger ones overflow C longs

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from .config import ConfigError, one_line
 from .data import Utterance, audio_sha256
+from .errors import EXIT_OK, EXIT_REFERENCE_FAILED, ConfigError, one_line
 from .files import open_regular, write_jsonl_atomic, write_text_atomic
 from .results import ResultsFileError, RowError, UtteranceResult, edit_counts, parse_row, read_summary
 
@@ -305,3 +305,35 @@ def check_resumable(output_dir: Path, config: dict) -> dict:
         shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in differing)
         raise ConfigError(f"resume=true: the config differs from the interrupted run's in {shown}")
     return stored
+
+
+def already_complete(claim: Claim) -> int:
+    """resume=true on a run that finished: nothing to transcribe; leftovers of a kill after the finish go."""
+    remove_journals(claim.path)
+    passed = (claim.stored.get("reference") or {}).get("passed")
+    print(f"the run in {claim.path} is already complete: nothing to resume")
+    return EXIT_REFERENCE_FAILED if passed is False else EXIT_OK
+
+
+def _kept(resume: Resume | None) -> list:
+    return [] if resume is None else sorted(resume.candidates.values(), key=lambda r: r.index)
+
+
+def check_same_decoder(before: object, now: dict, has_rows: bool) -> None:
+    """A resumed run decodes with the interrupted run's decoder: same settings, same LM and lexicon contents.
+    `before` is what the interrupted run's summary.json recorded (absent when it died before its decoder was
+    built, or was written before decoders were recorded: then only greedy rows can be taken on)."""
+    if before is None and (not has_rows or now.get("name") == "greedy"):
+        return
+    if not isinstance(before, dict):
+        raise ConfigError(
+            f"resume: the interrupted run's summary.json records its decoder as {str(before)[:60]!r}, not as an "
+            "object: its journal rows cannot be checked against this decoder; start a new run in another output_dir"
+        )
+    if before == now:
+        return
+    changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+    raise ConfigError(
+        f"resume: the decoder differs from the interrupted run's ({', '.join(changed)[:200]} changed): its journal "
+        "rows were decoded otherwise; put the old files back, or start a new run in another output_dir"
+    )

@@ -7,6 +7,7 @@ split; any table (per split, per speaker, per length bucket) is a re-aggregation
 from __future__ import annotations
 
 import functools
+import math
 import re
 import sys
 from collections.abc import Callable, Iterable
@@ -222,7 +223,12 @@ def totals(results: Iterable) -> Totals:
     return Totals(n, failed, audio_s, words, chars)
 
 
-if __name__ == "__main__":  # python -m w2v2bench.score run=<run folder>: re-score a run (w2v2bench.rescore)
-    from w2v2bench.rescore import main
+def pct(x: float | None) -> str:
+    """A fraction as a percentage with two decimals, for people ("n/a" for none or NaN)."""
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x * 100:.2f}"
 
-    main()
+
+if __name__ == "__main__":  # the old spelling of `python -m w2v2bench score`
+    from .cli.score import main
+
+    raise SystemExit(main())

@@ -11,12 +11,20 @@ import socket
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
+import torch
+
+from .analysis import write_analysis
 from .config import ReferenceConfig
+from .errors import EXIT_OK, EXIT_REFERENCE_FAILED
+from .files import write_json_atomic
+from .model import device_name
 from .provenance import git_hash, versions
 from .results import SCHEMA_VERSION
 from .resume import Resume
-from .score import Totals
+from .score import Totals, totals
+from .table import write_tables
 
 
 @dataclass(frozen=True)
@@ -170,3 +178,56 @@ def build_summary(
         "command": " ".join(sys.argv),
         "config": config,
     }
+
+
+def finish(
+    cfg, config, started, reference, journal, resume, per_rank, load_s, transcriber, run_id, decoder
+) -> tuple[int, list[str]]:
+    """Every output, then `complete` as the last step; the caller then removes the journals and prints
+    (status, lines). A kill anywhere in between is resumed."""
+    output_dir = Path(config["output_dir"])
+    if resume is not None and resume.dropped:
+        shown = "; ".join(resume.dropped[:3]) + ("; ..." if len(resume.dropped) > 3 else "")
+        print(f"resume: {len(resume.dropped)} journal line(s) left out and transcribed again: {shown}")
+    results = journal.finish(resume.kept if resume is not None else {}, (r for new, _ in per_rank for r in new))
+    t = totals(results)
+    check, reference_note = reference_check(
+        reference, t, cfg.data.name, cfg.split.value, cfg.data.partition.value, cfg.limit, cfg.decoder.name.value
+    )
+    summary = build_summary(
+        config,
+        started,
+        t,
+        [s for _, s in per_rank],
+        load_s,
+        vars(transcriber.info),
+        device_name(transcriber.device),
+        run_id,
+        resume,
+    )
+    summary["reference"] = (
+        None
+        if check is None
+        else {"wer": check.wer, "tolerance": check.tolerance, "source": check.source, "passed": check.passed}
+    )
+    summary["reference_note"] = reference_note
+    # the card's figure for this split even where it was not checked (a leaderboard shows it beside ours)
+    figure = None if reference is None else reference.wer.get(cfg.split.value)
+    summary["reference_figure"] = None if figure is None else {"wer": figure, "decoder": reference.decoder.value}
+    summary["decoder"] = decoder
+    backend = transcriber.backend
+    summary["backend"] = (
+        backend.settings()
+        if backend is not None
+        else {"name": "torch", "version": torch.__version__, "precision": cfg.precision.value}
+    )
+    table = write_tables(output_dir, summary)
+    write_analysis(output_dir, summary=summary)
+    status = EXIT_OK if check is None or check.passed else EXIT_REFERENCE_FAILED
+    lines = [
+        table.to_markdown(index=False),
+        f"outputs: {output_dir}",
+        check.line() if check is not None else f"reference check: none ({reference_note})",
+    ]
+    write_json_atomic(output_dir / "summary.json", summary)  # the commit point, and this function's last step
+    return status, lines

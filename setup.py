@@ -1,0 +1,14 @@
+"""The package list, found rather than kept by hand (everything else is in pyproject.toml).
+
+Every folder under src/w2v2bench is a package (the data folders under assets/ too, as setuptools wants for
+data it installs); the Hydra configs at the top of the repository (conf/) install as w2v2bench.conf, each
+config group folder a package of YAML files.
+"""
+
+from setuptools import find_namespace_packages, setup
+
+CONF = ["w2v2bench.conf", *(f"w2v2bench.conf.{name}" for name in find_namespace_packages("conf"))]
+setup(
+    packages=[*find_namespace_packages("src", include=["w2v2bench", "w2v2bench.*"]), *CONF],
+    package_data={name: ["*.yaml"] for name in CONF},
+)

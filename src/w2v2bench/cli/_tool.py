@@ -1,0 +1,41 @@
+"""The scaffold every key=value tool shares: quiet Hydra settings and one `tool_main`."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import field
+from typing import Any
+
+import hydra
+from hydra.core.config_store import ConfigStore
+
+
+def quiet_defaults() -> Any:
+    """Defaults list of a tool's own Hydra config: no logging set-up of Hydra's."""
+    steps = ["_self_", {"override hydra/job_logging": "none"}, {"override hydra/hydra_logging": "none"}]
+    return field(default_factory=lambda: list(steps))
+
+
+def quiet_hydra(help_template: str) -> Any:
+    """Hydra settings of a key=value tool (convert, compare, ...): it writes nothing but its own outputs."""
+    return field(
+        default_factory=lambda: {
+            "output_subdir": None,
+            "run": {"dir": "."},
+            "job": {"chdir": False},
+            "help": {"template": help_template},
+        }
+    )
+
+
+def tool_main(name: str, schema: type, body: Callable[[Any], int | None]) -> None:
+    """Parse `key=value` arguments against `schema` (a dataclass) with Hydra, run `body(cfg)` and exit with the
+    status it returns (None: 0)."""
+    ConfigStore.instance().store(name=name, node=schema)
+
+    def task(cfg: Any) -> None:
+        status = body(cfg)
+        sys.exit(status or 0)
+
+    hydra.main(version_base=None, config_name=name)(task)()
