@@ -33,7 +33,7 @@ def peak_rss_mb() -> float:
 
 def make_corpus(dest: Path, repeat: int, limit: int | None, audio: Path = AUDIO) -> Path:
     """An OpenSLR test-other tree holding `audio`'s test-other utterances `repeat` times (symlinks)."""
-    from w2v2bench.data import local_utterances
+    from w2v2bench.data.local import local_utterances
 
     utts = local_utterances(audio, "test", "other")[:limit]
     if dest.exists():
@@ -62,7 +62,7 @@ def worker_card(corpus: Path, model_dir: Path, args) -> dict:
     from datasets import Dataset
     from transformers import Wav2Vec2ForCTC, Wav2Vec2Processor
 
-    from w2v2bench.data import local_utterances
+    from w2v2bench.data.local import local_utterances
 
     utts = local_utterances(corpus, "test", "other")
     start = time.perf_counter()
@@ -97,7 +97,7 @@ def worker_bare(corpus: Path, model_dir: Path, args) -> dict:
     import torch
     from transformers import Wav2Vec2ForCTC, Wav2Vec2Processor
 
-    from w2v2bench.data import local_utterances
+    from w2v2bench.data.local import local_utterances
 
     utts = local_utterances(corpus, "test", "other")
     start = time.perf_counter()
@@ -129,7 +129,7 @@ def worker_harness(
     import transformers  # noqa: F401  (imported before the clock starts, as in the other methods)
 
     from w2v2bench.backends import make_backend
-    from w2v2bench.data import local_utterances
+    from w2v2bench.data.local import local_utterances
     from w2v2bench.model import load_model
     from w2v2bench.run import run
 
@@ -170,7 +170,10 @@ def worker_harness(
 
 def worker_forward(corpus: Path, model_dir: Path, args) -> dict:
     """Pure model forward on the harness's own batches: audio decoded and batches planned beforehand."""
-    from w2v2bench.data import SAMPLE_RATE, decode, local_utterances, plan_batches
+    from w2v2bench.data import SAMPLE_RATE
+    from w2v2bench.data.audio import decode
+    from w2v2bench.data.batching import plan_batches
+    from w2v2bench.data.local import local_utterances
     from w2v2bench.model import load_model
 
     utts = local_utterances(corpus, "test", "other")
@@ -528,9 +531,11 @@ def worker_profile(corpus: Path, model_dir: Path, args) -> dict:
     on the host, H2D copy, model, argmax + CTC collapse on the device, D2H of the ids, text + scoring on the host."""
     import torch
 
-    from w2v2bench.data import decode, local_utterances
+    from w2v2bench.data.audio import decode
+    from w2v2bench.data.local import local_utterances
+    from w2v2bench.metrics.edits import utterance_counts
+    from w2v2bench.metrics.normalizers import normalizer
     from w2v2bench.model import load_model
-    from w2v2bench.score import normalizer, utterance_counts
 
     device = torch.device(args.device)
 

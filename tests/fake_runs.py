@@ -6,8 +6,10 @@ import json
 from pathlib import Path
 
 from w2v2bench.files import write_json_atomic
+from w2v2bench.metrics import Counts, rate
+from w2v2bench.metrics.edits import char_counts, word_counts
+from w2v2bench.metrics.normalizers import normalizer
 from w2v2bench.results import SCHEMA_VERSION, UtteranceResult
-from w2v2bench.score import Counts, char_counts, normalizer, rate, word_counts
 
 # (id, reference, hypothesis, duration_s): ids carry the speaker first, as LibriSpeech ids do
 UTTERANCES = [

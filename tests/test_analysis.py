@@ -16,7 +16,9 @@ from w2v2bench.analysis import (
     load_rows,
     write_analysis,
 )
-from w2v2bench.score import Counts, normalizer, word_counts
+from w2v2bench.metrics import Counts
+from w2v2bench.metrics.edits import word_counts
+from w2v2bench.metrics.normalizers import normalizer
 
 from .conftest import LIBRISPEECH
 from .fake_runs import UTTERANCES, make_run

@@ -12,7 +12,8 @@ import torch
 
 from w2v2bench.backends import BackendError, make_backend
 from w2v2bench.config import asset_path
-from w2v2bench.data import load_audio, local_utterances
+from w2v2bench.data.audio import load_audio
+from w2v2bench.data.local import local_utterances
 from w2v2bench.model import load_model
 
 from .conftest import ARCHITECTURES, LIBRISPEECH

@@ -9,7 +9,7 @@ import pytest
 import torch
 from transformers import Wav2Vec2ForCTC, Wav2Vec2Processor
 
-from w2v2bench.data import load_audio
+from w2v2bench.data.audio import load_audio
 
 from .conftest import LIBRISPEECH
 

@@ -25,15 +25,15 @@ from w2v2bench.compare import (
     compare_runs,
     diff_checkpoints,
     load_run,
-    mapsswe,
-    paired_bootstrap,
     render,
     resolve_target,
     thresholds_exceeded,
     write,
 )
+from w2v2bench.metrics import totals
+from w2v2bench.metrics.edits import char_counts, word_counts
+from w2v2bench.metrics.significance import mapsswe, paired_bootstrap
 from w2v2bench.results import SCHEMA_VERSION, ResultsFileError, parse_row
-from w2v2bench.score import char_counts, totals, word_counts
 
 from .conftest import LIBRISPEECH
 

@@ -10,16 +10,10 @@ import soundfile as sf
 from hypothesis import given
 from hypothesis import strategies as st
 
-from w2v2bench.data import (
-    AudioError,
-    DataError,
-    Utterance,
-    decode,
-    decoded_windows,
-    load_audio,
-    local_utterances,
-    plan_batches,
-)
+from w2v2bench.data import AudioError, DataError, Utterance
+from w2v2bench.data.audio import decode, load_audio
+from w2v2bench.data.batching import decoded_windows, plan_batches
+from w2v2bench.data.local import local_utterances
 
 from .conftest import LIBRISPEECH
 
@@ -116,7 +110,7 @@ class FakeStream:
 def test_hub_rows_become_utterances_decoded_from_bytes(monkeypatch):
     import datasets
 
-    from w2v2bench.data import hub_utterances
+    from w2v2bench.data.hub import hub_utterances
 
     flac = LIBRISPEECH / "test-clean/1089/134686/1089-134686-0001.flac"
     row = {

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from w2v2bench.data import local_utterances
+from w2v2bench.data.local import local_utterances
 from w2v2bench.distributed import duration_s, shard
 
 from .conftest import LIBRISPEECH

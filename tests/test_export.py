@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from w2v2bench.export import ExportError, leaderboard_name
-from w2v2bench.score import normalizer
+from w2v2bench.metrics.normalizers import normalizer
 
 from .test_cli import bench, local, read_run
 from .test_compare import row, write_run

@@ -15,7 +15,8 @@ import soundfile as sf
 import soxr
 import torch
 
-from w2v2bench.data import load_audio, local_utterances
+from w2v2bench.data.audio import load_audio
+from w2v2bench.data.local import local_utterances
 from w2v2bench.model import load_model
 from w2v2bench.resume import JOURNAL
 from w2v2bench.run import run

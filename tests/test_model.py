@@ -3,7 +3,9 @@ import pytest
 import torch
 from transformers import AutoModelForCTC, Wav2Vec2Processor
 
-from w2v2bench.data import load_audio, local_utterances, plan_batches
+from w2v2bench.data.audio import load_audio
+from w2v2bench.data.batching import plan_batches
+from w2v2bench.data.local import local_utterances
 from w2v2bench.model import ModelError, load_model, parse_device, resolve_checkpoint
 
 from .conftest import ARCHITECTURES, LIBRISPEECH
@@ -64,16 +66,18 @@ def test_exact_batches_equal_batch_size_one_on_real_audio(tiny_architectures, ar
 )
 def test_each_closed_leak_is_needed(tiny_architectures, architecture, leak, monkeypatch):
     # with the fix for that leak switched off, batch 32 no longer equals batch size 1: the test above can fail
-    from w2v2bench import model as model_module
+    from torch.nn import functional
+
+    from w2v2bench.model import Transcriber, exact
 
     if leak == "MaskedGroupNorm":
         monkeypatch.setattr(
-            model_module.MaskedGroupNorm,
+            exact.MaskedGroupNorm,
             "forward",
-            lambda self, x: model_module.F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps),
+            lambda self, x: functional.group_norm(x, self.num_groups, self.weight, self.bias, self.eps),
         )
     else:
-        monkeypatch.setattr(model_module.Transcriber, "_zero_padded_frames", lambda self, module, args, out: out)
+        monkeypatch.setattr(Transcriber, "_zero_padded_frames", lambda self, module, args, out: out)
     with pytest.raises(AssertionError):
         assert_batches_equal_batch_size_one(load_model(str(tiny_architectures[architecture])), n=8)
 

@@ -172,7 +172,8 @@ class Perturbed:
 
 def _demo_inputs(n: int = 3):
     from w2v2bench.config import asset_path
-    from w2v2bench.data import load_audio, local_utterances
+    from w2v2bench.data.audio import load_audio
+    from w2v2bench.data.local import local_utterances
     from w2v2bench.model import load_model
 
     transcriber = load_model(asset_path("demo-model"))

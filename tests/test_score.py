@@ -3,7 +3,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from w2v2bench.score import Counts, char_counts, normalizer, rate, word_counts
+from w2v2bench.metrics import Counts, rate
+from w2v2bench.metrics.edits import char_counts, word_counts
+from w2v2bench.metrics.normalizers import normalizer
 
 
 @pytest.mark.parametrize(

@@ -19,8 +19,10 @@ from typing import Any
 import jiwer
 
 from .files import write_json_atomic, write_text_atomic
+from .metrics import Counts, pct
+from .metrics.edits import scored_text
+from .metrics.normalizers import normalizer
 from .results import read_summary, read_transcripts
-from .score import Counts, normalizer, pct, scored_text
 
 __all__ = [
     "Analysis",

@@ -24,9 +24,11 @@ import yaml
 
 from .errors import one_line
 from .files import write_json_atomic, write_text_atomic
+from .metrics import Counts, rate
+from .metrics.edits import scored_text
+from .metrics.normalizers import normalizer
 from .provenance import git_hash
 from .results import ResultsFileError, read_run
-from .score import Counts, normalizer, rate, scored_text
 
 __all__ = ["ExportError", "export", "leaderboard_name"]
 

@@ -25,8 +25,8 @@ from .analysis import alignment_text, load_rows, write_analysis
 from .errors import one_line
 from .files import write_json_atomic
 from .history import SplitKey
+from .metrics import pct
 from .results import ResultsFileError, read_summary
-from .score import pct
 
 __all__ = ["Judgement", "NightlyReport", "changed_utterances", "find_runs", "nightly", "plot_trend"]
 

@@ -20,8 +20,10 @@ from pathlib import Path
 
 from .analysis import is_scored, load_rows, load_summary, write_analysis
 from .files import write_json_atomic, write_jsonl_atomic
+from .metrics import Counts, rate
+from .metrics.edits import utterance_counts
+from .metrics.normalizers import normalizer
 from .provenance import git_hash, versions
-from .score import Counts, normalizer, rate, utterance_counts
 from .summary import check_reference
 from .table import write_tables
 

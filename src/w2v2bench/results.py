@@ -296,7 +296,8 @@ def edit_counts(
 ) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """(the row's stored edit counts, those of its own reference and transcript); a failed row counts nothing.
     Counts written before whitespace was collapsed for scoring (`score.scored_text`) still match."""
-    from .score import Counts, legacy_utterance_counts, utterance_counts
+    from .metrics import Counts
+    from .metrics.edits import legacy_utterance_counts, utterance_counts
 
     def fields(words: Counts, chars: Counts) -> tuple[int, ...]:
         return words.substitutions, words.deletions, words.insertions, words.ref_words, chars.errors, chars.ref_words
@@ -331,7 +332,7 @@ def check_figures(summary: dict[str, Any], rows: list[dict[str, Any]], path: Pat
 def read_run(folder: str | os.PathLike) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """A complete run folder's summary and rows, each validated and the two consistent: the summary counts
     its rows, and each scored row's edit counts are those of its own texts under the run's normaliser."""
-    from .score import normalizer
+    from .metrics.normalizers import normalizer
 
     folder = Path(folder)
     summary = read_summary(folder / "summary.json", complete=True)

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from .data import Utterance, audio_sha256
+from .data import Utterance
+from .data.audio import audio_sha256
 from .errors import EXIT_OK, EXIT_REFERENCE_FAILED, ConfigError, one_line
 from .files import open_regular, write_jsonl_atomic, write_text_atomic
 from .results import ResultsFileError, RowError, UtteranceResult, edit_counts, parse_row, read_summary

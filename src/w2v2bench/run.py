@@ -20,12 +20,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .data import SAMPLE_RATE, Decoded, Utterance, decoded_windows, plan_batches
+from .data import SAMPLE_RATE, Decoded, Utterance
+from .data.batching import decoded_windows, plan_batches
 from .decoders import DecodeFailure, Decoder
 from .decoders.greedy import GreedyDecoder
-from .model import Output, PrecisionStats, Transcriber
+from .metrics import Counts, rate
+from .metrics.edits import utterance_counts
+from .model import Output, Transcriber
+from .model.precision import PrecisionStats
 from .results import UtteranceResult
-from .score import Counts, rate, utterance_counts
 
 
 def is_out_of_memory(err: BaseException) -> bool:

@@ -19,11 +19,10 @@ from .analysis import write_analysis
 from .config import ReferenceConfig
 from .errors import EXIT_OK, EXIT_REFERENCE_FAILED
 from .files import write_json_atomic
-from .model import device_name
-from .provenance import git_hash, versions
+from .metrics import Totals, totals
+from .provenance import device_name, git_hash, versions
 from .results import SCHEMA_VERSION
 from .resume import Resume
-from .score import Totals, totals
 from .table import write_tables
 
 

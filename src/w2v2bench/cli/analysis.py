@@ -11,7 +11,7 @@ from omegaconf import MISSING, OmegaConf
 
 from ..analysis import _wer, write_analysis
 from ..errors import one_line
-from ..score import pct
+from ..metrics import pct
 from ._tool import quiet_defaults, quiet_hydra, tool_main
 
 HELP = """w2v2bench.analysis: error analysis of a finished run, from its transcripts.jsonl (no model run)

@@ -18,20 +18,15 @@ from omegaconf import DictConfig, OmegaConf
 from .. import distributed, summary
 from ..backends import BackendError, make_backend
 from ..config import load_reference, register
-from ..data import DataError, cached_dataset, hub_dataset_commit, hub_utterances, local_utterances, open_stream
+from ..data import DataError
+from ..data.hub import cached_dataset, hub_dataset_commit, hub_utterances, open_stream
+from ..data.local import local_utterances
 from ..decoders import DecoderError, make_decoder
 from ..errors import EXIT_OK, EXIT_REFERENCE_FAILED, EXIT_RUN_FAILED, ConfigError, one_line
 from ..files import write_json_atomic
-from ..model import (
-    OFFLINE_HINT,
-    HubUnavailable,
-    ModelError,
-    hub_unreachable_reason,
-    load_model,
-    parse_device,
-    resolve_checkpoint,
-    resolve_defaults,
-)
+from ..hub import OFFLINE_HINT, HubUnavailable, hub_unreachable_reason
+from ..metrics.normalizers import normalizer
+from ..model import ModelError, load_model, parse_device, resolve_checkpoint, resolve_defaults
 from ..results import SCHEMA_VERSION, ResultsFileError
 from ..resume import (
     Journal,
@@ -45,7 +40,6 @@ from ..resume import (
     remove_journals,
 )
 from ..run import run
-from ..score import normalizer
 
 
 def utterance_source(cfg: DictConfig):

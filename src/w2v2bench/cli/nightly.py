@@ -12,8 +12,8 @@ from omegaconf import MISSING, OmegaConf
 from .. import history
 from ..errors import one_line
 from ..history import SplitKey
+from ..metrics import pct
 from ..nightly import EXIT_FAIL, EXIT_USAGE, _signed, nightly
-from ..score import pct
 from ._tool import quiet_defaults, quiet_hydra, tool_main
 
 HELP = """w2v2bench.nightly: record a night's runs, compare each with its baseline, report; exit 1 on a regression

@@ -10,8 +10,8 @@ from typing import Any
 from omegaconf import MISSING, OmegaConf
 
 from ..errors import one_line
+from ..metrics import pct
 from ..rescore import rescore
-from ..score import pct
 from ._tool import quiet_defaults, quiet_hydra, tool_main
 
 HELP = """w2v2bench.score: re-score a finished run from its transcripts.jsonl (no model run)

@@ -129,7 +129,7 @@ def language_model_folder(checkpoint: str, local: bool, revision: str | None) ->
         return folder if folder.is_dir() else None
     from huggingface_hub import snapshot_download
 
-    from ..model import OFFLINE_HINT, hub_unreachable_reason
+    from ..hub import OFFLINE_HINT, hub_unreachable_reason
 
     reason = hub_unreachable_reason()
     try:

@@ -30,21 +30,20 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 import pickle
 import re
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .ctc import CTCTokens, collapse, doubtful_rows, within_bound
-from .errors import one_line
+from ..ctc import CTCTokens, collapse, doubtful_rows, within_bound
+from ..errors import one_line
+from ..hub import OFFLINE_HINT, HubUnavailable, _cached_commit, hub_unreachable_reason
+from .exact import MaskedGroupNorm, batching_fallback, feature_encoder_norm, stacked_positional_convs
+from .precision import PrecisionStats
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 BATCHING = ("exact", "naive")
@@ -52,38 +51,6 @@ BATCHING = ("exact", "naive")
 
 class ModelError(ValueError):
     """A checkpoint that cannot be loaded or a setting it cannot run with."""
-
-
-class HubUnavailable(RuntimeError):
-    """The Hub cannot be reached and nothing usable is cached; the message says what to run instead."""
-
-
-OFFLINE_HINT = (
-    "run offline with model.checkpoint=<local folder> data=local data.root=<LibriSpeech folder>, "
-    "or `make demo` for the shipped offline model and corpus"
-)
-
-
-HUB_PROBE_S = 4.0  # with interpreter start-up and a failed cache look-up, "unreachable" is said within 10 s
-
-
-@functools.cache
-def hub_unreachable_reason(timeout_s: float = HUB_PROBE_S) -> str | None:
-    """Why the Hub cannot be reached (None if it can): one HEAD request, no retries, once per process (the
-    data source and the model ask the same question; a hanging connection costs its time budget once)."""
-    from huggingface_hub import constants
-
-    if constants.HF_HUB_OFFLINE:
-        return "HF_HUB_OFFLINE is set"
-    endpoint = constants.ENDPOINT
-    try:
-        urllib.request.urlopen(urllib.request.Request(endpoint, method="HEAD"), timeout=timeout_s).close()
-    except urllib.error.HTTPError:
-        return None  # it answered: reachable
-    except (urllib.error.URLError, OSError) as err:
-        reason = getattr(err, "reason", err)
-        return f"{endpoint} did not answer ({reason})"
-    return None
 
 
 def resolve_checkpoint(checkpoint: str) -> tuple[str, bool]:
@@ -94,66 +61,6 @@ def resolve_checkpoint(checkpoint: str) -> tuple[str, bool]:
     if checkpoint.startswith(("/", "./", "../", "~")) or path.exists():
         raise ModelError(f"model.checkpoint={checkpoint!r}: no such folder (expected a Hugging Face model folder)")
     return checkpoint, False
-
-
-class MaskedGroupNorm(nn.Module):
-    """`nn.GroupNorm` whose statistics come from each row's first `valid_frames[b]` frames only."""
-
-    def __init__(self, norm: nn.GroupNorm):
-        super().__init__()
-        self.num_groups, self.eps = norm.num_groups, norm.eps
-        self.weight, self.bias = norm.weight, norm.bias
-        self.valid_frames: torch.Tensor | None = None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        valid = self.valid_frames
-        if valid is None:
-            return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
-        batch, channels, frames = x.shape
-        groups = x.float().reshape(batch, self.num_groups, channels // self.num_groups, frames)
-        mask = (torch.arange(frames, device=x.device)[None, :] < valid[:, None]).to(groups.dtype)
-        mask = mask[:, None, None, :]
-        count = (valid.to(groups.dtype) * (channels // self.num_groups))[:, None, None, None]
-        mean = (groups * mask).sum(dim=(2, 3), keepdim=True) / count
-        var = (((groups - mean) * mask) ** 2).sum(dim=(2, 3), keepdim=True) / count
-        normed = ((groups - mean) * torch.rsqrt(var + self.eps)).reshape(batch, channels, frames)
-        out = normed * self.weight.float()[None, :, None] + self.bias.float()[None, :, None]
-        return out.to(x.dtype)
-
-
-# transformers model types whose every padding leak is closed above, each proven by a test of batch 32 against
-# batch size 1 on real audio (tests/test_model.py); any other type runs at batch size 1
-PROVEN_EXACT = ("wav2vec2", "hubert", "data2vec-audio")
-
-
-def batching_fallback(config) -> str | None:
-    """Why batches of this model cannot be made exact (None when they can): then it runs at batch size 1."""
-    model_type = getattr(config, "model_type", None)
-    if model_type not in PROVEN_EXACT:
-        return (
-            f"model_type {model_type!r} is not one whose padding leaks are closed ({', '.join(PROVEN_EXACT)}): "
-            "ran at batch size 1"
-        )
-    if getattr(config, "add_adapter", False):
-        return "its adapter layers (add_adapter: true) convolve padded frames: ran at batch size 1"
-    return None
-
-
-def stacked_positional_convs(model: nn.Module) -> list[nn.Module]:
-    """The layers of a positional embedding made of several convs (data2vec-audio's), else []."""
-    pos = getattr(getattr(model.base_model, "encoder", None), "pos_conv_embed", None)
-    layers = getattr(pos, "layers", None)
-    return list(layers) if isinstance(layers, nn.ModuleList) and len(layers) > 1 else []
-
-
-def feature_encoder_norm(model: nn.Module) -> str:
-    """ "group" (over time, in the first conv layer), "layer" (per frame) or "none": read from the modules, so
-    a class whose config has no `feat_extract_norm` (data2vec-audio) is described as it is."""
-    layers = getattr(getattr(model.base_model, "feature_extractor", None), "conv_layers", None)
-    norm = getattr(layers[0], "layer_norm", None) if layers else None
-    if isinstance(norm, nn.GroupNorm):
-        return "group"
-    return "layer" if isinstance(norm, nn.LayerNorm) else "none"
 
 
 @dataclass(frozen=True)
@@ -172,28 +79,6 @@ class ModelInfo:
     model_type: str = "wav2vec2"
     architecture: str = "Wav2Vec2ForCTC"
     batching_fallback: str | None = None  # why it ran at batch size 1 whatever batch_size said (None: batched)
-
-
-@dataclass
-class PrecisionStats:
-    """What checking a fast precision or another runtime against PyTorch fp32 found in one process."""
-
-    rechecked_utterances: int = 0  # recheck_margin: utterances re-run in fp32
-    compared_utterances: int = 0  # check_precision: utterances run in both
-    max_abs_logit_diff: float = 0.0  # check_precision: over every valid frame and token
-    close_frames: int = 0  # recheck_margin: frames with a second token within the bound (or a non-finite logit)
-    # check_precision with recheck_margin: frames where fp32's argmax is not among the fast pass's tokens within the
-    # bound (the premise of exactness; 0: it held on every frame)
-    bound_violations: int = 0
-    non_finite_frames: int = 0  # check_precision: frames with a NaN or infinite logit (left out of the difference)
-
-    def add(self, other: PrecisionStats) -> None:
-        self.rechecked_utterances += other.rechecked_utterances
-        self.compared_utterances += other.compared_utterances
-        self.max_abs_logit_diff = max(self.max_abs_logit_diff, other.max_abs_logit_diff)
-        self.close_frames += other.close_frames
-        self.bound_violations += other.bound_violations
-        self.non_finite_frames += other.non_finite_frames
 
 
 @dataclass
@@ -574,11 +459,6 @@ def resolve_defaults(device: str, batch_size: int | None) -> tuple[str, int]:
     return device, batch_size
 
 
-def _cached_commit(cached: object) -> str | None:
-    path = Path(cached) if isinstance(cached, str) else None
-    return path.parent.name if path is not None and path.parent.parent.name == "snapshots" else None
-
-
 def parse_device(device: str) -> torch.device:
     """`cpu`, `cuda` or `cuda:N`, checked against what this machine has."""
     if not re.fullmatch(r"cpu|cuda(:\d+)?", device):
@@ -590,9 +470,3 @@ def parse_device(device: str) -> torch.device:
         if index >= torch.cuda.device_count():
             raise ModelError(f"device={device!r}: only {torch.cuda.device_count()} CUDA device(s)")
     return torch.device(device)
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"cpu ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
