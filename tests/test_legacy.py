@@ -1,0 +1,515 @@
+"""Today's behaviour, pinned through the command line only.
+
+tests/data/legacy/ holds what the code of one commit wrote (its README.md says which, make_legacy.sh how): a
+complete run, an interrupted one with its journal, a re-score, an export, a compare and a nightly's
+history.sqlite. Later code must resume, re-score, compare, export, table and record them as that code did.
+Every check runs `python -m w2v2bench` or `python -m w2v2bench.<tool>` in a subprocess and imports no module
+of the package, so these tests hold across moves of its modules.
+
+The runs were made with relative paths (./model, ./corpus) from a work folder; each test rebuilds that layout
+in its own folder (symlinks to the package's demo model and corpus, copies of the fixtures) and runs there, so
+the config hashes match wherever the checkout lives. Nothing is written under tests/data.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import hashlib
+import importlib.util
+import io
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+LEGACY = Path(__file__).parent / "data" / "legacy"
+# the runs' settings (make_legacy.sh); only output_dir and resume may differ in a resume of them
+RUN_ARGS = [
+    "model=demo",
+    "model.checkpoint=./model",
+    "data=demo",
+    "data.root=./corpus",
+    "split=other",
+    "limit=6",
+    "device=cpu",
+]
+RUN_FILES = {
+    ".w2v2bench.lock",
+    "analysis.json",
+    "analysis.md",
+    "hyp.trn",
+    "ref.trn",
+    "summary.json",
+    "transcripts.jsonl",
+    "wer.csv",
+    "wer.md",
+    "wer_by_length.png",
+}
+# files of a run folder written from its counts and texts only (no timing, path or plot): equal byte for byte
+TEXT_FILES = ("analysis.json", "analysis.md", "hyp.trn", "ref.trn")
+# summary.json keys that depend on the clock, the machine, the checkout or the command line
+SUMMARY_VOLATILE = (
+    "run_id",
+    "started",
+    "finished",
+    "wall_s",
+    "load_s",
+    "rtfx",
+    "model_s",
+    "model_rtfx",
+    "ranks.*.wall_s",
+    "ranks.*.rtfx",
+    "host",
+    "device",
+    "git_hash",
+    "versions",
+    "command",
+    "config.output_dir",
+)
+# transcripts.jsonl: the model's time per utterance, and the absolute audio path (checked on its own)
+ROW_VOLATILE = ("model_s", "audio_filepath")
+IDS = [f"7418-14661-{n:04d}" for n in range(6)]
+# the complete run's figures (tests/data/legacy/complete/summary.json)
+WER, CER = 0.2682926829268293, 0.06779661016949153
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Helpers
+
+
+def package_assets() -> Path:
+    """The installed package's assets folder, found without importing any of its modules."""
+    spec = importlib.util.find_spec("w2v2bench")
+    assert spec is not None and spec.submodule_search_locations, "w2v2bench is not importable"
+    assets = Path(list(spec.submodule_search_locations)[0]) / "assets"
+    assert (assets / "demo-model").is_dir() and (assets / "demo-corpus").is_dir(), f"no demo assets in {assets}"
+    return assets
+
+
+def layout(folder: Path, *fixtures: str, **renamed: str) -> Path:
+    """`folder` as the fixtures' work folder was: ./model and ./corpus, and copies of the named fixtures
+    (`renamed`: new name -> fixture)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    assets = package_assets()
+    for name, asset in (("model", "demo-model"), ("corpus", "demo-corpus")):
+        if not (folder / name).exists():
+            (folder / name).symlink_to(assets / asset, target_is_directory=True)
+    for name, fixture in {**{f: f for f in fixtures}, **renamed}.items():
+        source = LEGACY / fixture
+        if source.is_dir():
+            shutil.copytree(source, folder / name)
+        else:
+            shutil.copy2(source, folder / name)
+    return folder
+
+
+def cli(folder: Path, tool: str | None, *args: str) -> subprocess.CompletedProcess:
+    """`python -m w2v2bench[.tool] args...` run in `folder`, offline."""
+    module = "w2v2bench" if tool is None else f"w2v2bench.{tool}"
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+
+
+def ok(done: subprocess.CompletedProcess, status: int = 0) -> subprocess.CompletedProcess:
+    assert done.returncode == status, f"exit {done.returncode}, expected {status}\n{done.stdout}\n{done.stderr}"
+    return done
+
+
+def load(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def without(tree: dict, keys: tuple[str, ...]) -> dict:
+    """A copy of `tree` less the dotted `keys` (`*` stands for every item of a list); each key must exist,
+    so that a renamed field is noticed."""
+    out = copy.deepcopy(tree)
+    for key in keys:
+        _drop(out, key.split("."), key)
+    return out
+
+
+def _drop(node: object, parts: list[str], key: str) -> None:
+    head, rest = parts[0], parts[1:]
+    if head == "*":
+        assert isinstance(node, list), f"{key}: not a list"
+        for item in node:
+            _drop(item, rest, key)
+        return
+    assert isinstance(node, dict) and head in node, f"{key}: missing"
+    if rest:
+        _drop(node[head], rest, key)
+    else:
+        del node[head]
+
+
+def files(folder: Path) -> set[str]:
+    return {p.name for p in folder.iterdir()}
+
+
+def audio_path(folder: Path, utt_id: str) -> str:
+    """The absolute audio path a run started in `folder` records for one utterance."""
+    speaker, chapter, _ = utt_id.split("-")
+    return os.path.join(os.path.realpath(folder), "corpus", "test-other", speaker, chapter, f"{utt_id}.flac")
+
+
+def csv_rows(path: Path, dropped: tuple[str, ...] = ()) -> list[dict]:
+    return [{k: v for k, v in r.items() if k not in dropped} for r in csv.DictReader(io.StringIO(path.read_text()))]
+
+
+def assert_same_run(run: Path, reference: Path, kept_paths: dict[str, str]) -> None:
+    """`run` gave the same transcripts and figures as the committed run `reference`; an utterance in
+    `kept_paths` keeps that audio path (a resumed run's journal row), the others were read from run/../corpus."""
+    new, old = rows(run / "transcripts.jsonl"), rows(reference / "transcripts.jsonl")
+    assert [r["id"] for r in new] == IDS
+    assert [without(r, ROW_VOLATILE) for r in new] == [without(r, ROW_VOLATILE) for r in old]
+    for row in new:
+        assert isinstance(row["model_s"], float) and row["model_s"] > 0
+        assert row["audio_filepath"] == kept_paths.get(row["id"], audio_path(run.parent, row["id"]))
+    for name in TEXT_FILES:
+        assert (run / name).read_bytes() == (reference / name).read_bytes(), name
+    assert csv_rows(run / "wer.csv", ("rtfx",)) == csv_rows(reference / "wer.csv", ("rtfx",))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Resume
+
+
+@pytest.fixture(scope="module")
+def resumed(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """A copy of the interrupted run, named resumed/, completed with resume=true: (its folder, the process)."""
+    folder = layout(tmp_path_factory.mktemp("resume"), resumed="interrupted")
+    done = cli(folder, None, *RUN_ARGS, "output_dir=./resumed", "resume=true")
+    return folder / "resumed", done
+
+
+def test_resume_completes_the_interrupted_run(resumed):
+    run, done = resumed
+    ok(done)  # as the complete run: limit=6 skips the reference check
+    assert "resuming: 2 journal rows of the interrupted run in resumed" in done.stdout
+    assert "reference check: none (skipped: limit=6 scores a subset, the reference is for the whole split)" in (
+        done.stdout
+    )
+    assert files(run) == RUN_FILES  # the journal is gone, the lock file stays
+    journal = rows(LEGACY / "interrupted/transcripts.partial.jsonl")
+    kept = {r["id"]: r["audio_filepath"] for r in journal[1:]}
+    assert sorted(kept) == ["7418-14661-0000", "7418-14661-0002"]  # two batches of one, longest first
+    assert_same_run(run, LEGACY / "complete", kept)
+
+    summary, complete = load(run / "summary.json"), load(LEGACY / "complete/summary.json")
+    assert summary["status"] == "complete"
+    assert summary["run_id"] == load(LEGACY / "interrupted/summary.json")["run_id"] == journal[0]["run_id"]
+    expected = copy.deepcopy(complete)
+    expected.update(
+        timed_utterances=4,  # only what this process transcribed is timed
+        timed_audio_s=5.2564,
+        resumed_from=2,
+        resume_dropped=0,
+        resume_dropped_reasons=[],
+        n_batches=4,
+    )
+    expected["ranks"][0].update(utterances=4, audio_s=5.2564)
+    expected["config"]["resume"] = True
+    assert without(summary, SUMMARY_VOLATILE) == without(expected, SUMMARY_VOLATILE)
+    assert summary["config"]["output_dir"] == "./resumed"
+
+
+def test_rerun_gives_the_complete_run_and_resuming_it_does_nothing(tmp_path):
+    layout(tmp_path, "complete")
+    ok(cli(tmp_path, None, *RUN_ARGS, "output_dir=./rerun"))
+    assert files(tmp_path / "rerun") == RUN_FILES
+    assert_same_run(tmp_path / "rerun", LEGACY / "complete", {})
+    summary, complete = load(tmp_path / "rerun/summary.json"), load(LEGACY / "complete/summary.json")
+    assert without(summary, SUMMARY_VOLATILE) == without(complete, SUMMARY_VOLATILE)
+
+    done = ok(cli(tmp_path, None, *RUN_ARGS, "output_dir=./complete", "resume=true"))
+    assert "the run in complete is already complete: nothing to resume" in done.stdout
+    for path in (LEGACY / "complete").iterdir():
+        assert (tmp_path / "complete" / path.name).read_bytes() == path.read_bytes(), path.name
+    assert files(tmp_path / "complete") == files(LEGACY / "complete")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Re-score, compare, export, table
+
+
+RESCORE_VOLATILE = (
+    "rescore.source_run",
+    "rescore.rescored_at",
+    "rescore.git_hash",
+    "rescore.versions",
+    "rescore.command",
+)
+
+
+def test_rescore_reproduces_the_committed_rescore(tmp_path):
+    layout(tmp_path, "complete")
+    done = ok(cli(tmp_path, "score", "run=./complete", "out=./rescore", "normalizer=basic"))
+    assert "9 substitutions, 2 deletions, 0 insertions in 41 reference words; outputs: rescore" in done.stdout
+    out, committed = tmp_path / "rescore", LEGACY / "rescore"
+    assert files(out) == files(committed) == RUN_FILES - {".w2v2bench.lock"}
+    summary = load(out / "summary.json")
+    assert without(summary, RESCORE_VOLATILE) == without(load(committed / "summary.json"), RESCORE_VOLATILE)
+    assert summary["rescore"]["source_run"] == os.path.realpath(tmp_path / "complete")
+    assert (summary["status"], summary["normalizer"], summary["wer"], summary["cer"]) == ("rescored", "basic", WER, CER)
+    for name in files(committed) - {"summary.json", "wer_by_length.png"}:
+        assert (out / name).read_bytes() == (committed / name).read_bytes(), name
+    # the source run is left as it was
+    for path in (LEGACY / "complete").iterdir():
+        assert (tmp_path / "complete" / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+COMPARE_VOLATILE = ("created", "git_hash", "versions", "command", "runs.settings")
+
+
+def machine_setting(name: str) -> bool:
+    """A run setting compare lists that differs with the machine or checkout, not with the code's behaviour:
+    the resumed run is made now, the complete one was made by make_legacy.sh."""
+    return name in ("git_hash", "device") or name.startswith("versions.")
+
+
+def markdown_sections(text: str) -> dict[str, list[str]]:
+    """compare.md by `## ` heading ("" for what comes before the first)."""
+    sections, name = {"": []}, ""
+    for line in text.splitlines():
+        if line.startswith("## "):
+            name = line
+            sections[name] = []
+        else:
+            sections[name].append(line)
+    return sections
+
+
+def test_compare(resumed, tmp_path):
+    layout(tmp_path, "complete", "rescore", "interrupted")
+    shutil.copytree(resumed[0], tmp_path / "resumed")
+    done = ok(cli(tmp_path, "compare", "a=./complete", "b=./resumed", "out=./compare"))
+    assert "**Identical**: all 6 transcripts are the same." in done.stdout
+    report, committed = load(tmp_path / "compare/compare.json"), load(LEGACY / "compare/compare.json")
+    assert without(report, COMPARE_VOLATILE) == without(committed, COMPARE_VOLATILE)
+    settings = [s for s in report["runs"]["settings"] if not machine_setting(s[0])]
+    assert settings == [s for s in committed["runs"]["settings"] if not machine_setting(s[0])]
+    assert settings == [["config.resume", False, True]]
+    key = {k: report[k] for k in ("identical", "within_thresholds", "reasons", "wer_a", "wer_b", "wer_delta")}
+    assert key == {
+        "identical": True,
+        "within_thresholds": True,
+        "reasons": [],
+        "wer_a": WER,
+        "wer_b": WER,
+        "wer_delta": 0.0,
+    }
+    runs = report["runs"]
+    assert (runs["n_paired"], runs["better"], runs["worse"], runs["same"], runs["differences"]) == (6, 0, 0, 6, [])
+    assert runs["bootstrap"] == {"samples": 10000, "seed": 0, "delta_low": 0.0, "delta_high": 0.0, "p_value": 1.0}
+    # compare.md as committed, but for the settings table's rows of machine settings (and its column widths)
+    md = markdown_sections((tmp_path / "compare/compare.md").read_text())
+    md_committed = markdown_sections((LEGACY / "compare/compare.md").read_text())
+    table = md.pop("## Run settings that differ")
+    assert md == {k: v for k, v in md_committed.items() if k != "## Run settings that differ"}
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in table if line.startswith("|")]
+    assert cells[0] == ["setting", "A", "B"]
+    assert [c for c in cells[2:] if not machine_setting(c[0])] == [["config.resume", "false", "true"]]
+
+    # a re-score and an interrupted run are not runs to compare: exit 1, one line, nothing written
+    for other, status in (("rescore", "'rescored'"), ("interrupted", "'running', no transcripts.jsonl")):
+        done = ok(cli(tmp_path, "compare", "a=./complete", f"b=./{other}", f"out=./with-{other}"), 1)
+        assert f"'{other}': the run is not complete (status {status}); finish it with the harness's resume=true" in (
+            done.stderr
+        )
+        assert not (tmp_path / f"with-{other}").exists()
+
+
+def test_export_reproduces_the_committed_export(tmp_path):
+    layout(tmp_path, "complete")
+    done = ok(cli(tmp_path, "export", "run=./complete", "out=./export"))
+    assert "note: no model-index entry for complete: limit=6 scores a subset" in done.stdout
+    out, committed = tmp_path / "export", LEGACY / "export"
+    assert files(out) == files(committed)
+    for name in files(committed) - {"export.json"}:
+        assert (out / name).read_bytes() == (committed / name).read_bytes(), name
+    report = load(out / "export.json")
+    assert without(report, ("git_hash",)) == without(load(committed / "export.json"), ("git_hash",))
+    # the recorded audio paths lie in make_legacy.sh's deleted work folder: lhotse's manifests leave every row out
+    assert report["runs"][0]["lhotse_left_out"] == IDS
+    assert (report["runs"][0]["wer"], report["runs"][0]["jiwer"]["wer"]) == (WER, WER)
+
+
+TABLE_CSV = (
+    "model,data,split,wer_%,cer_%,errors,substitutions,deletions,insertions,ref_words,utterances,failed,audio_s,"
+    "rtfx,batch_size,reference_%,reference_passed,finished,run\n"
+    "demo,demo,test-other,26.83,6.78,11,9,2,0,41,6,0,10.0,{rtfx},1,,,{finished},root/complete\n"
+)
+LEADERBOARD_CSV = (
+    "model,data,split,class,norm,decoder,backend,utterances,wer_%,card_%,diff_pts,check,rtfx,batch_size,"
+    "precision,device,finished,run\n"
+    'demo,demo,test-other,Wav2Vec2ForCTC,group,greedy,torch,6,26.83,19.87,6.96,"not checked: skipped: limit=6 '
+    'scores a subset, the reference is for the whole split",{rtfx},1,fp32,"{device}",{finished},root/complete\n'
+)
+
+
+def test_table(tmp_path):
+    # the re-score and the interrupted run are left out: one row, the complete run's
+    layout(tmp_path / "root", "complete", "rescore", "interrupted")
+    summary = load(LEGACY / "complete/summary.json")
+    figures = {"rtfx": round(summary["rtfx"], 1), "finished": summary["finished"], "device": summary["device"]}
+    done = ok(cli(tmp_path, "table", "root=./root"))
+    assert "| demo    | demo   | test-other |   26.83 |    6.78 |       11 |" in done.stdout
+    assert (tmp_path / "root/table.csv").read_text() == TABLE_CSV.format(**figures)
+    md = (tmp_path / "root/table.md").read_text().splitlines()
+    assert len(md) == 3 and md[2].startswith("| demo    | demo   | test-other |   26.83 |") and "root/complete" in md[2]
+
+    ok(cli(tmp_path, "table", "root=./root", "view=leaderboard"))
+    assert (tmp_path / "root/leaderboard.csv").read_text() == LEADERBOARD_CSV.format(**figures)
+
+    done = ok(cli(tmp_path, "table", "root=./root/interrupted"), 1)
+    assert "no completed runs (summary.json) under root/interrupted" in done.stdout + done.stderr
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Record: the nightly, with the committed history
+
+
+HISTORY_COLUMNS = (
+    "run_id run_dir recorded_at started finished date status model checkpoint revision weights data partition "
+    "split normalizer n_utterances n_failed ref_words substitutions deletions insertions errors ref_chars "
+    "char_errors wer cer audio_s wall_s rtfx model_rtfx device batch_size precision reference_wer "
+    "reference_tolerance reference_passed reference_note git_hash versions config command verdict "
+    "verdict_reasons baseline_run_id decoder decoder_settings backend"
+).split()
+WEIGHTS = "sha256:6410523b4be9c063ee346c7a2a45deac0cb34691d143174d1220a5e8414d099e"  # demo-model's safetensors
+# what every history row of these runs holds, the nightly's verdict included
+RECORDED = {
+    "status": "complete",
+    "model": "demo",
+    "checkpoint": "./model",
+    "revision": None,
+    "weights": WEIGHTS,
+    "data": "demo",
+    "partition": "test",
+    "split": "other",
+    "normalizer": "none",
+    "n_utterances": 6,
+    "n_failed": 0,
+    "ref_words": 41,
+    "substitutions": 9,
+    "deletions": 2,
+    "insertions": 0,
+    "errors": 11,
+    "ref_chars": 236,
+    "char_errors": 16,
+    "wer": WER,
+    "cer": CER,
+    "audio_s": 10.0453,
+    "batch_size": 1,
+    "precision": "fp32",
+    "reference_wer": None,
+    "reference_tolerance": None,
+    "reference_passed": None,
+    "reference_note": "skipped: limit=6 scores a subset, the reference is for the whole split",
+    "verdict": "pass",
+    "verdict_reasons": "[]",
+    "decoder": "greedy",
+    "decoder_settings": '{"name": "greedy"}',
+    "backend": "torch",
+}
+
+
+def history(path: Path) -> tuple[int, list[str], list[dict]]:
+    """(user_version, the runs table's columns, its rows oldest first), read with the standard library."""
+    with sqlite3.connect(path) as db:
+        db.row_factory = sqlite3.Row
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        columns = [r[1] for r in db.execute("PRAGMA table_info(runs)")]
+        found = [dict(r) for r in db.execute("SELECT * FROM runs ORDER BY rowid")]
+    db.close()
+    return version, columns, found
+
+
+def run_id(summary: Path) -> str:
+    return hashlib.sha256(summary.read_bytes()).hexdigest()[:16]
+
+
+def test_record(resumed, tmp_path):
+    # the committed history: the complete run, recorded by the nightly that made it (read from a copy)
+    layout(tmp_path, "history.sqlite")
+    version, columns, before = history(tmp_path / "history.sqlite")
+    assert (version, columns, len(before)) == (2, HISTORY_COLUMNS, 1)
+    committed = before[0]
+    assert {k: committed[k] for k in RECORDED} == RECORDED
+    assert committed["run_id"] == run_id(LEGACY / "complete/summary.json")
+    assert committed["baseline_run_id"] is None
+    assert committed["run_dir"].endswith("/complete")
+
+    # tonight: a copy of the complete run (the same summary: nothing added) and the resumed one (judged
+    # against the complete run as the previous good one)
+    layout(tmp_path / "runs", "complete")
+    shutil.copytree(resumed[0], tmp_path / "runs/resumed")
+    done = ok(cli(tmp_path, "nightly", "runs=./runs", "history=./history.sqlite", "out=./report"))
+    assert done.stdout.splitlines() == [
+        "PASS demo on demo test-other: WER 26.83 % (no baseline), 0 changed transcripts",
+        "PASS demo on demo test-other: WER 26.83 % (+0.00 points), 0 changed transcripts",
+        "nightly PASS: report/nightly.md, report/trend.png",
+    ]
+    version, columns, after = history(tmp_path / "history.sqlite")
+    assert (version, columns, len(after)) == (2, HISTORY_COLUMNS, 2)
+    assert after[0] == committed  # recorded again: the row is kept as it was (its run_dir too)
+    new = after[1]
+    assert {k: new[k] for k in RECORDED} == RECORDED
+    assert new["run_id"] == run_id(tmp_path / "runs/resumed/summary.json")
+    assert new["baseline_run_id"] == committed["run_id"]
+    assert new["run_dir"] == os.path.realpath(tmp_path / "runs/resumed")
+    assert new["git_hash"] == load(tmp_path / "runs/resumed/summary.json")["git_hash"]
+
+    report = load(tmp_path / "report/nightly.json")
+    assert (report["verdict"], report["exit_status"], report["history_runs"], report["problems"]) == ("pass", 0, 2, [])
+    assert [(r["verdict"], r["wer_delta"], r["n_changed"]) for r in report["runs"]] == [
+        ("pass", None, 0),
+        ("pass", 0.0, 0),
+    ]
+    assert report["runs"][0]["notes"] == ["no baseline: this is the first good run of this model x split"]
+    # the baseline's run_dir is make_legacy.sh's work folder, long gone: its transcripts cannot be compared
+    assert report["runs"][1]["baseline"]["run_id"] == committed["run_id"]
+    assert [n.split(":")[0] for n in report["runs"][1]["notes"]] == ["changed utterances not listed"]
+    assert files(tmp_path / "report") == {"nightly.json", "nightly.md", "trend.png"}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Every reader takes the committed files as they are; an interrupted run is refused with one line
+
+
+def test_readers_accept_the_committed_runs(tmp_path):
+    layout(tmp_path, "complete", "rescore", "interrupted")
+    for run, normalizer in (("complete", "none"), ("rescore", "basic")):
+        for name in (*TEXT_FILES, "wer_by_length.png"):
+            (tmp_path / run / name).unlink()  # written again below
+        done = ok(cli(tmp_path, "analysis", f"run=./{run}"))
+        assert done.stdout.startswith(f"WER 26.83 % ({normalizer}); wrote analysis.md, analysis.json")
+        for name in TEXT_FILES:
+            assert (tmp_path / run / name).read_bytes() == (LEGACY / run / name).read_bytes(), f"{run}/{name}"
+        assert (tmp_path / run / "wer_by_length.png").stat().st_size > 0
+
+    for tool, args, message in (
+        ("analysis", ["run=./interrupted"], "run='interrupted': no transcripts.jsonl in that folder"),
+        ("score", ["run=./interrupted", "out=./x"], "run='interrupted': no transcripts.jsonl in that folder"),
+        ("export", ["run=./interrupted", "out=./y"], "interrupted/summary.json: the run is not complete (status "),
+    ):
+        done = ok(cli(tmp_path, tool, *args), 1)
+        assert f"w2v2bench.{tool}: error: {message}" in done.stderr
+    assert files(tmp_path / "interrupted") == files(LEGACY / "interrupted")
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
