@@ -131,7 +131,7 @@ def worker_harness(
     from w2v2bench.backends import make_backend
     from w2v2bench.data.local import local_utterances
     from w2v2bench.model import load_model
-    from w2v2bench.run import run
+    from w2v2bench.pipeline import run
 
     if getattr(args, "tf32", False):  # fp32 storage, TF32 tensor-core matmuls and convolutions
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
@@ -225,12 +225,12 @@ WORKERS |= {f"variant:{name}": worker_variant(name) for name in VARIANTS}
 
 def worker_export(corpus: Path, model_dir: Path, args) -> dict:
     """The ONNX export the runtime rows share (and the int8 row's weights), made before they are timed."""
-    from w2v2bench.backends.export import export_onnx
+    from w2v2bench.backends.onnx_export import export_onnx
     from w2v2bench.model import load_model
 
     exported = export_onnx(load_model(str(model_dir)).model, OUT / "exports")
     if importlib.util.find_spec("onnxruntime") is not None:
-        from w2v2bench.backends.export import quantize_int8
+        from w2v2bench.backends.onnx_export import quantize_int8
 
         quantize_int8(exported)
     return {"wall_s": 0.0, "texts": [], "export_s": None if exported.cached else exported.export_s}
@@ -355,7 +355,7 @@ def main() -> None:
 
     import torch
 
-    from w2v2bench import random_model
+    from w2v2bench.testing import random_model
 
     OUT.mkdir(parents=True, exist_ok=True)
     models = {size: OUT / f"model-{size}" for size in {args.model, args.rss_model}}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from w2v2bench import random_model
+from w2v2bench.testing import random_model
 
 DATA = Path(__file__).parent / "data"
 LIBRISPEECH = DATA / "LibriSpeech"

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from w2v2bench.backends import BackendError, make_backend
+from w2v2bench.backends import make_backend
+from w2v2bench.backends.base import BackendError
 from w2v2bench.config import asset_path
 from w2v2bench.data.audio import load_audio
 from w2v2bench.data.local import local_utterances
@@ -159,7 +160,7 @@ def test_openvino_is_right_after_a_one_frame_first_input(tmp_path):
 
 
 def test_the_export_key_covers_config_and_versions_not_training_only_weights():
-    from w2v2bench.backends.export import export_key
+    from w2v2bench.backends.onnx_export import export_key
 
     model = load_model(asset_path("demo-model")).model
     key = export_key(model)

@@ -19,17 +19,10 @@ from hydra.core.config_store import ConfigStore
 
 from w2v2bench.align import aligned
 from w2v2bench.cli.compare import CompareConfig
-from w2v2bench.compare import (
-    CompareError,
-    compare,
-    compare_runs,
-    diff_checkpoints,
-    load_run,
-    render,
-    resolve_target,
-    thresholds_exceeded,
-    write,
-)
+from w2v2bench.compare import compare, thresholds_exceeded
+from w2v2bench.compare.checkpoints import diff_checkpoints, resolve_target
+from w2v2bench.compare.render import render, write
+from w2v2bench.compare.runs import CompareError, compare_runs, load_run
 from w2v2bench.metrics import totals
 from w2v2bench.metrics.edits import char_counts, word_counts
 from w2v2bench.metrics.significance import mapsswe, paired_bootstrap

@@ -24,16 +24,11 @@ import torch
 from omegaconf import OmegaConf
 from transformers import Wav2Vec2Config, Wav2Vec2ForCTC, Wav2Vec2Processor
 
-from w2v2bench import random_model
 from w2v2bench.cli import convert as convert_cli
-from w2v2bench.convert import ConversionError, convert, fairseq_symbols, hf_vocab, parse_conv_layers
-from w2v2bench.random_model import VOCAB
-from w2v2bench.safe_pickle import (
-    RefusedGlobal,
-    UnreadableCheckpoint,
-    global_kind,
-    load_checkpoint,
-)
+from w2v2bench.convert.fairseq import ConversionError, convert, fairseq_symbols, hf_vocab, parse_conv_layers
+from w2v2bench.convert.safe_pickle import RefusedGlobal, UnreadableCheckpoint, global_kind, load_checkpoint
+from w2v2bench.testing import random_model
+from w2v2bench.testing.random_model import VOCAB
 
 CONV_SPEC = "[(16, 10, 5)] + [(16, 3, 2)] * 2"
 EXTRACTOR_MODE = {"group": "default", "layer": "layer_norm"}

@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from w2v2bench.ctc import CTCTokens, collapse
-from w2v2bench.random_model import VOCAB, processor
+from w2v2bench.testing.random_model import VOCAB, processor
 
 TOKENIZER = processor().tokenizer
 TOKENS = CTCTokens.from_tokenizer(TOKENIZER)

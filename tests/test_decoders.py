@@ -233,7 +233,7 @@ def lm_decoder(lm: Path, workers: int = 0):
 
 
 def test_non_finite_log_probs_are_one_utterances_failure(clean_lm):
-    from w2v2bench.decoders import DecodeFailure
+    from w2v2bench.decoders.base import DecodeFailure
 
     _, decoder = lm_decoder(clean_lm)
     good = np.log(np.full((20, 32), 1 / 32, dtype=np.float32))
@@ -249,7 +249,8 @@ def _dies_on_marked_input(log_probs):
 
 
 def test_a_decoding_process_that_dies_fails_only_its_utterance(clean_lm, monkeypatch):
-    from w2v2bench.decoders import DecodeFailure, lm
+    from w2v2bench.decoders import lm
+    from w2v2bench.decoders.base import DecodeFailure
 
     _, decoder = lm_decoder(clean_lm, workers=2)
     monkeypatch.setattr(lm, "_decode", _dies_on_marked_input)
@@ -270,7 +271,8 @@ def _hangs_on_marked_input(log_probs):
 
 
 def test_a_decoding_that_hangs_fails_its_utterance_in_bounded_time(clean_lm, monkeypatch):
-    from w2v2bench.decoders import DecodeFailure, lm
+    from w2v2bench.decoders import lm
+    from w2v2bench.decoders.base import DecodeFailure
 
     _, decoder = lm_decoder(clean_lm, workers=1)
     monkeypatch.setattr(lm, "_decode", _hangs_on_marked_input)

@@ -14,7 +14,8 @@ import kaldialign
 import pytest
 import yaml
 
-from w2v2bench.export import ExportError, leaderboard_name
+from w2v2bench.export.leaderboard import leaderboard_name
+from w2v2bench.export.scored import ExportError
 from w2v2bench.metrics.normalizers import normalizer
 
 from .test_cli import bench, local, read_run
@@ -326,7 +327,7 @@ def test_hostile_run_folders_are_refused_or_kept_inside_out(tmp_path):
 
 
 def test_an_older_failed_row_and_a_new_one_are_the_same_failure(tmp_path):
-    from w2v2bench.compare import compare_runs, load_run
+    from w2v2bench.compare.runs import compare_runs, load_run
 
     old = write_run(tmp_path / "old", [row("1-1", "A B", "A B"), row("1-2", "C D", None, error="cannot decode")])
     new = write_run(tmp_path / "new", [row("1-1", "A B", "A B"), row("1-2", "C D", "", error="cannot decode")])

@@ -18,8 +18,8 @@ import torch
 from w2v2bench.data.audio import load_audio
 from w2v2bench.data.local import local_utterances
 from w2v2bench.model import load_model
+from w2v2bench.pipeline import run
 from w2v2bench.resume import JOURNAL
-from w2v2bench.run import run
 
 from .conftest import LIBRISPEECH
 from .forked import run_forked

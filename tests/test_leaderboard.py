@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from w2v2bench import random_model
+from w2v2bench.testing import random_model
 
 from .conftest import LIBRISPEECH
 from .ngram import transcripts, write_arpa

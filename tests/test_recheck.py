@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from w2v2bench.compare import compare_runs, load_run
+from w2v2bench.compare.runs import compare_runs, load_run
 from w2v2bench.ctc import doubtful_rows
 
 from .forked import run_forked

@@ -22,7 +22,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from w2v2bench.safe_pickle import MAX_DEPTH, UnreadableCheckpoint, check_structure
+from w2v2bench.convert.safe_pickle import MAX_DEPTH, UnreadableCheckpoint, check_structure
 
 from .test_convert import fairseq_checkpoint, fairseq_state, save, tiny_model, write_dict
 
@@ -373,7 +373,7 @@ def test_the_budget_walk_counts_shared_objects_each_time_and_finds_cycles():
 
 
 def test_a_real_checkpoint_in_both_formats_passes_the_budgets(tmp_path):
-    from w2v2bench.safe_pickle import load_checkpoint
+    from w2v2bench.convert.safe_pickle import load_checkpoint
 
     numpy_values = {
         "best_loss": np.float64(3.25),

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from w2v2bench import synth
 from w2v2bench.cli import synth as synth_cli
+from w2v2bench.testing import synth
 
-ASSETS = Path(synth.__file__).parent / "assets"
+ASSETS = Path(synth.__file__).parents[1] / "assets"
 needs_espeak = pytest.mark.skipif(
     shutil.which("espeak-ng") is None, reason="espeak-ng not installed (apt-get install -y espeak-ng)"
 )

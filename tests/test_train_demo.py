@@ -16,7 +16,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from w2v2bench import synth
+from w2v2bench.testing import synth
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO / "src" / "w2v2bench" / "assets" / "demo-corpus"

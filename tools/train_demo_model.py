@@ -31,7 +31,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))  # run from a checkout without installing
 
-from w2v2bench import synth  # noqa: E402
+from w2v2bench.testing import synth  # noqa: E402
 
 # wav2vec2-base-960h's letter vocabulary, in its id order; <pad> (0) is the CTC blank.
 VOCAB = ["<pad>", "<s>", "</s>", "<unk>", "|", *"ETAONIHSRDLUMWCFGYPBVK'XJQZ"]

@@ -7,8 +7,8 @@ import os
 import torch
 from torch import nn
 
-from . import BackendError
-from .export import INT8, export_onnx, quantize_int8
+from .base import BackendError
+from .onnx_export import INT8, export_onnx, quantize_int8
 
 PRECISIONS = ("fp32", "int8")
 

@@ -13,8 +13,8 @@ import os
 import torch
 from torch import nn
 
-from . import BackendError
-from .export import export_onnx
+from .base import BackendError
+from .onnx_export import export_onnx
 
 HINTS = {"fp32": "f32", "bf16": "bf16"}  # backend.precision -> the CPU plugin's INFERENCE_PRECISION_HINT
 

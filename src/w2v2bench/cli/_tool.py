@@ -36,6 +36,7 @@ def tool_main(name: str, schema: type, body: Callable[[Any], int | None]) -> Non
 
     def task(cfg: Any) -> None:
         status = body(cfg)
-        sys.exit(status or 0)
+        if status:
+            sys.exit(status)
 
     hydra.main(version_base=None, config_name=name)(task)()

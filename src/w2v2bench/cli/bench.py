@@ -16,17 +16,20 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from .. import distributed, summary
-from ..backends import BackendError, make_backend
+from ..backends import make_backend
+from ..backends.base import BackendError
 from ..config import load_reference, register
 from ..data import DataError
 from ..data.hub import cached_dataset, hub_dataset_commit, hub_utterances, open_stream
 from ..data.local import local_utterances
-from ..decoders import DecoderError, make_decoder
+from ..decoders import make_decoder
+from ..decoders.base import DecoderError
 from ..errors import EXIT_OK, EXIT_REFERENCE_FAILED, EXIT_RUN_FAILED, ConfigError, one_line
 from ..files import write_json_atomic
 from ..hub import OFFLINE_HINT, HubUnavailable, hub_unreachable_reason
 from ..metrics.normalizers import normalizer
 from ..model import ModelError, load_model, parse_device, resolve_checkpoint, resolve_defaults
+from ..pipeline import run
 from ..results import SCHEMA_VERSION, ResultsFileError
 from ..resume import (
     Journal,
@@ -39,7 +42,6 @@ from ..resume import (
     recover_journals,
     remove_journals,
 )
-from ..run import run
 
 
 def utterance_source(cfg: DictConfig):

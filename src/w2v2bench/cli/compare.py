@@ -9,7 +9,8 @@ from typing import Any
 
 from omegaconf import MISSING, OmegaConf
 
-from ..compare import compare, write
+from ..compare import compare
+from ..compare.render import write
 from ..errors import one_line
 from ._tool import quiet_defaults, quiet_hydra, tool_main
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from omegaconf import MISSING, OmegaConf
 
-from ..convert import convert
+from ..convert.fairseq import convert
 from ..errors import one_line
 from ._tool import quiet_defaults, quiet_hydra, tool_main
 

@@ -9,7 +9,8 @@ from typing import Any
 from omegaconf import MISSING, OmegaConf
 
 from ..errors import one_line
-from ..export import FORMATS, ExportError, export
+from ..export import FORMATS, export
+from ..export.scored import ExportError
 from ._tool import quiet_defaults, quiet_hydra, tool_main
 
 HELP = """w2v2bench.export: a finished run in the shapes other tools read as they are

@@ -6,7 +6,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..synth import SUBSETS, generate, require_espeak
+from ..testing.synth import SUBSETS, generate, require_espeak
 
 # ---------------------------------------------------------------------------------------------------
 # CLI

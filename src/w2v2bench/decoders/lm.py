@@ -36,7 +36,7 @@ import numpy as np
 
 from ..ctc import CTCTokens
 from ..files import open_regular, read_text, sha256_regular
-from . import DecodeFailure, DecoderError
+from .base import DecodeFailure, DecoderError
 
 LM_FOLDER = "language_model"
 LM_SUFFIXES = (".arpa", ".bin", ".binary", ".klm", ".kenlm")

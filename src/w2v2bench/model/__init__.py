@@ -171,7 +171,7 @@ class Transcriber:
     def prepare(self, wave: np.ndarray) -> np.ndarray:
         """What the model sees for one utterance: exact mode normalises it alone, as batch size 1 does."""
         if len(wave) < self.min_samples:
-            from .data import AudioError
+            from ..data import AudioError
 
             raise AudioError(
                 f"{len(wave)} samples, shorter than the model's first frame ({self.min_samples} samples): nothing to "

@@ -21,6 +21,8 @@ import torch
 from torch import nn
 
 from ..files import read_text, sha256_regular
+from ..model import TRAINING_ONLY
+from .base import BackendError
 
 OPSET = 17
 EXPORT = {"exporter": "torchscript", "opset": OPSET, "input": "input_values (1, samples) fp32", "output": "logits"}
@@ -29,8 +31,6 @@ EXPORT = {"exporter": "torchscript", "opset": OPSET, "input": "input_values (1, 
 def weights_sha256(model: nn.Module) -> str:
     """sha256 of every parameter and buffer, by name, in the model's own state: whatever the checkpoint's source.
     Tensors only training uses (`masked_spec_embed`, random when a checkpoint lacks it) are left out."""
-    from ..model import TRAINING_ONLY
-
     digest = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
         if TRAINING_ONLY.fullmatch(name):
@@ -65,7 +65,6 @@ def files_sha256(folder: Path) -> dict[str, str]:
 def check_cached(folder: Path, path: Path, key: dict) -> None:
     """A cached export is used only as it was written: regular files (no links), exactly the files with the
     checksums its export.json recorded, and its key; anything else is one line naming the folder to delete."""
-    from . import BackendError
 
     def refuse(why: str) -> BackendError:
         return BackendError(f"{path}: {why}; delete {folder} and run again to export afresh")

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from .data import SAMPLE_RATE, Decoded, Utterance
 from .data.batching import decoded_windows, plan_batches
-from .decoders import DecodeFailure, Decoder
+from .decoders.base import DecodeFailure, Decoder
 from .decoders.greedy import GreedyDecoder
 from .metrics import Counts, rate
 from .metrics.edits import utterance_counts

@@ -20,7 +20,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from .files import read_text
+from ..files import read_text
 from .safe_pickle import load_checkpoint
 
 __all__ = [
@@ -672,9 +672,3 @@ def convert(checkpoint_path: str | Path, dict_path: str | Path, out_dir: str | P
 
 # ----------------------------------------------------------------------------------------------------------
 # Command line
-
-
-if __name__ == "__main__":  # the old spelling of `python -m w2v2bench convert`
-    from .cli.convert import main
-
-    raise SystemExit(main())

@@ -3,7 +3,7 @@
 `base` has wav2vec2-base-960h's architecture (same compute as the real model); `tiny` is small enough for
 unit tests. Every family (wav2vec2, hubert, data2vec-audio) uses the base-960h 32-token letter vocabulary and
 processor settings; `norm` picks the feature encoder's norm where the family has the choice.
-Usage: python -m w2v2bench.random_model out=<folder> [size=tiny|base] [family=wav2vec2|hubert|data2vec-audio]
+Usage: python -m w2v2bench.testing.random_model out=<folder> [size=tiny|base] [family=wav2vec2|hubert|data2vec-audio]
        [norm=group|layer] [seed=0]
 """
 

@@ -29,7 +29,7 @@ from typing import Any, BinaryIO, ClassVar
 import numpy as np
 import torch
 
-from .files import open_regular
+from ..files import open_regular
 
 __all__ = [
     "MAX_DEPTH",
@@ -214,7 +214,7 @@ def _our_globals() -> dict[str, Any]:
 
 
 # instances BUILD may fill: allowed by torch as values only (no pickle can name them: the scan refuses)
-_BUILD_ONLY = [(NumpyArray, "w2v2bench.safe_pickle.NumpyArray")]
+_BUILD_ONLY = [(NumpyArray, "w2v2bench.convert.safe_pickle.NumpyArray")]
 
 
 def _normalise(module: str, name: str) -> tuple[str, str]:

@@ -1,0 +1,29 @@
+"""The Open ASR Leaderboard's result file name (its scorer reads model and dataset from it)."""
+
+from __future__ import annotations
+
+from .scored import SAFE, ExportError, _run_names
+
+
+def leaderboard_name(model_id: str, summary: dict) -> str:
+    """The Open ASR Leaderboard's result file name, `MODEL_<org>-<model>_DATASET_<path>_<name>_<split>.jsonl`:
+    its scorer takes model and dataset from this name (the first `-` of the model part back to `/`), and labels
+    `librispeech_test.clean` / `librispeech_test.other` as its LS Clean / LS Other columns."""
+    names = _run_names(summary)
+    if "/" not in model_id:
+        raise ExportError(f"model_id={model_id!r}: expected <org>/<name> (the leaderboard reads the org from it)")
+    dataset_path = names["dataset"] if names["data_source"] == "hub" else names["data_source"]
+    parts = {
+        "model": model_id.replace("/", "-"),
+        "path": dataset_path.replace("/", "-"),
+        "name": names["data_name"],
+        "split": f"{names['partition']}.{names['split']}",
+    }
+    for key, value in parts.items():
+        parts[key] = cleaned = SAFE.sub("_", value)
+        if "MODEL_" in cleaned or "DATASET_" in cleaned:
+            raise ExportError(
+                f"{key} {value!r} holds MODEL_ or DATASET_ (once cleaned), which the leaderboard's file name parser "
+                "splits on"
+            )
+    return f"MODEL_{parts['model']}_DATASET_{parts['path']}_{parts['name']}_{parts['split']}.jsonl"

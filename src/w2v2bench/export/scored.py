@@ -1,0 +1,82 @@
+"""The rows every export writes: each utterance in the text that was scored, and the run's names."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+from ..metrics import Counts
+from ..metrics.edits import scored_text
+from ..metrics.normalizers import normalizer
+
+SAFE = re.compile(r"[^A-Za-z0-9._-]")  # what a leaderboard file name keeps of a name; the rest becomes "_"
+
+
+class ExportError(ValueError):
+    """A run that cannot be exported as asked; printed as one line, exit 1."""
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One utterance as every export writes it."""
+
+    id: str
+    audio_filepath: str | None
+    duration: float
+    time: float | None
+    text: str
+    pred_text: str
+    words: Counts  # the row's own counts, as the run scored it
+    chars: Counts
+
+
+def _run_names(summary: dict) -> dict[str, str]:
+    cfg = summary["config"]
+    data, model = cfg.get("data", {}), cfg.get("model", {})
+    return {
+        "model_name": str(model.get("name")),
+        "checkpoint": str(model.get("checkpoint")),
+        "local": bool(summary.get("model", {}).get("local", True)),
+        "data_source": str(data.get("source")),
+        "data_name": str(data.get("name")),
+        "dataset": str(data.get("dataset")),
+        "partition": str(data.get("partition")),
+        "split": str(cfg.get("split")),
+    }
+
+
+def default_model_id(summary: dict) -> str:
+    """The Hub id for a Hub checkpoint; `local/<model.name>` for a folder (the leaderboard reads `<org>/<name>`)."""
+    names = _run_names(summary)
+    return names["checkpoint"] if not names["local"] and "/" in names["checkpoint"] else f"local/{names['model_name']}"
+
+
+def scored_rows(summary: dict, rows: list[dict]) -> tuple[list[Scored], int]:
+    """(the scored utterances in the text that was scored, the number of failed ones left out)."""
+    try:
+        normalize = normalizer(None if summary["normalizer"] == "none" else summary["normalizer"])
+    except ValueError as err:
+        raise ExportError(str(err)) from None
+    out, failed = [], 0
+    for row in rows:
+        if row["error"] is not None:
+            failed += 1
+            continue
+        out.append(
+            Scored(
+                id=row["id"],
+                audio_filepath=row.get("audio_filepath"),
+                duration=row["duration_s"],
+                time=row.get("model_s"),
+                text=scored_text(row["text"], normalize),
+                pred_text=scored_text(row["pred_text"], normalize),
+                words=Counts(row["substitutions"], row["deletions"], row["insertions"], row["ref_words"]),
+                chars=Counts(row["char_errors"], 0, 0, row["ref_chars"]),
+            )
+        )
+    return out, failed
+
+
+def _jsonl(records: list[dict]) -> str:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
