@@ -25,7 +25,7 @@ install: $(VENV)/.installed ## create .venv with torch (CPU) and w2v2bench in ed
 demo: $(VENV)/.installed ## offline: the shipped demo model on the shipped demo corpus, both splits, reference check
 	$(PY) -m w2v2bench model=demo data=demo split=clean
 	$(PY) -m w2v2bench model=demo data=demo split=other
-	$(PY) -m w2v2bench.table root=results/demo
+	$(PY) -m w2v2bench table root=results/demo
 
 test: $(VENV)/.installed ## the test suite, end-to-end tests marked slow left out (no network; GPU tests only where CUDA exists)
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
@@ -42,7 +42,7 @@ NIGHTLY_ARGS ?=
 nightly: $(VENV)/.installed ## the nightly matrix, recorded in results/history.sqlite, compared with the last good runs (exit 1 on a regression)
 	@night=results/nightly/$$(date -u +%Y-%m-%d_%H-%M-%S); status=0; \
 	$(PY) -m w2v2bench -m $(NIGHTLY_MATRIX) "output_dir=$$night/\$${model.name}/\$${data.partition}-\$${split}" || status=$$?; \
-	$(PY) -m w2v2bench.nightly runs=$$night history=results/history.sqlite harness_status=$$status $(NIGHTLY_ARGS)
+	$(PY) -m w2v2bench nightly runs=$$night history=results/history.sqlite harness_status=$$status $(NIGHTLY_ARGS)
 
 # every official LibriSpeech CTC checkpoint with a card (conf/model/), greedy; and those with an LM, decoder=lm
 LEADERBOARD_MODELS ?= wav2vec2-base-960h,wav2vec2-base-100h,wav2vec2-large-960h,wav2vec2-large-960h-lv60,wav2vec2-large-960h-lv60-self,hubert-large-ls960-ft,hubert-xlarge-ls960-ft,data2vec-audio-base-960h,data2vec-audio-large-960h
@@ -55,7 +55,7 @@ leaderboard: $(VENV)/.installed ## the family on test-clean and test-other (gree
 	$(PY) -m w2v2bench -m model=$(LEADERBOARD_MODELS) split=clean,other $(LEADERBOARD_ARGS) "output_dir=$(LEADERBOARD_DIR)/\$${model.name}/greedy-\$${split}" || status=$$?; \
 	if [ -n "$(LEADERBOARD_LM_MODELS)" ]; then \
 	$(PY) -m w2v2bench -m model=$(LEADERBOARD_LM_MODELS) decoder=lm split=clean,other $(LEADERBOARD_ARGS) "output_dir=$(LEADERBOARD_DIR)/\$${model.name}/lm-\$${split}" || status=$$?; fi; \
-	$(PY) -m w2v2bench.table root=$(LEADERBOARD_DIR) view=leaderboard || status=$$?; \
+	$(PY) -m w2v2bench table root=$(LEADERBOARD_DIR) view=leaderboard || status=$$?; \
 	exit $$status
 
 lint: $(VENV)/.installed ## ruff lint and format check

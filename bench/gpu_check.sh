@@ -50,7 +50,7 @@ PYEOF
 cat "$out/environment.txt" | tee -a "$out/steps.log"
 
 step "CUDA tests (pytest -m cuda)"
-"$PY" -m pytest -q -m cuda -p no:cacheprovider tests/test_model.py >"$out/cuda-tests.log" 2>&1
+"$PY" -m pytest -q -m cuda -p no:cacheprovider tests/model/test_model.py >"$out/cuda-tests.log" 2>&1
 step "CUDA tests: exit $? ($(tail -1 "$out/cuda-tests.log"))"
 
 step "the harness end to end on $device: the demo, fp32, then bf16 with recheck_margin and check_precision"
@@ -60,7 +60,7 @@ step "the harness end to end on $device: the demo, fp32, then bf16 with recheck_
     "$PY" -m w2v2bench model=demo data=demo split=other device=$device precision=bf16 check_precision=true \
         recheck_margin=1.0 output_dir=/tmp/gpu-check/bf16
     echo "exit $?"
-    "$PY" -m w2v2bench.compare a=/tmp/gpu-check/fp32 b=/tmp/gpu-check/bf16 out=/tmp/gpu-check/compare
+    "$PY" -m w2v2bench compare a=/tmp/gpu-check/fp32 b=/tmp/gpu-check/bf16 out=/tmp/gpu-check/compare
     echo "exit $?"
     "$PY" -c "import json; s=json.load(open('/tmp/gpu-check/bf16/summary.json')); print('precision_check', s['precision_check'], 'differs', s['precision_differs_from_fp32'])"
 } >"$out/cli.log" 2>&1

@@ -8,10 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import ARCHITECTURES, DATA, LIBRISPEECH  # noqa: F401
 from w2v2bench.testing import random_model
-
-DATA = Path(__file__).parent / "data"
-LIBRISPEECH = DATA / "LibriSpeech"
 
 # the tests never reach the network: a Hub call must fail at once instead of retrying
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -22,16 +20,6 @@ def tiny_checkpoints(tmp_path_factory) -> dict[str, Path]:
     """Random tiny checkpoints, one per feature-encoder norm: {"group": folder, "layer": folder}."""
     root = tmp_path_factory.mktemp("checkpoints")
     return {norm: random_model.build(root / norm, "tiny", norm, seed=1) for norm in random_model.NORMS}
-
-
-# every architecture of the family this harness makes exact, as (model_type, feature encoder norm)
-ARCHITECTURES = [
-    ("wav2vec2", "group"),
-    ("wav2vec2", "layer"),
-    ("hubert", "group"),
-    ("hubert", "layer"),
-    ("data2vec-audio", "layer"),
-]
 
 
 @pytest.fixture(scope="session")

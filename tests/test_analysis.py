@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import LIBRISPEECH
+from tests.helpers.fake_runs import UTTERANCES, make_run
 from w2v2bench.analysis import (
     alignment_text,
     analyse,
@@ -19,9 +21,6 @@ from w2v2bench.analysis import (
 from w2v2bench.metrics import Counts
 from w2v2bench.metrics.edits import word_counts
 from w2v2bench.metrics.normalizers import normalizer
-
-from .conftest import LIBRISPEECH
-from .fake_runs import UTTERANCES, make_run
 
 
 def rows_of(pairs, durations=None, speakers=None):

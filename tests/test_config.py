@@ -3,10 +3,10 @@ import re
 from importlib import resources
 
 import pytest
-from hydra import compose, initialize_config_module
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ValidationError
 
+from tests.helpers.harness import compose_with
 from w2v2bench.config import load_reference, register
 
 register()
@@ -15,11 +15,6 @@ CONF = resources.files("w2v2bench.conf")
 
 def options(group: str) -> list[str]:
     return sorted(p.name.removesuffix(".yaml") for p in (CONF / group).iterdir() if p.name.endswith(".yaml"))
-
-
-def compose_with(overrides: list[str]):
-    with initialize_config_module(config_module="w2v2bench.conf", version_base=None):
-        return compose(config_name="config", overrides=overrides)
 
 
 def test_default_is_the_model_card_setup():

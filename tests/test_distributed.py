@@ -7,11 +7,10 @@ import sys
 
 import pytest
 
+from tests.helpers import LIBRISPEECH
+from tests.helpers.harness import bench, local, read_run, untimed
 from w2v2bench.data.local import local_utterances
 from w2v2bench.distributed import duration_s, shard
-
-from .conftest import LIBRISPEECH
-from .test_cli import bench, local, read_run, untimed
 
 
 def test_shards_are_balanced_by_seconds_and_cover_everything():

@@ -15,15 +15,14 @@ import soundfile as sf
 import soxr
 import torch
 
+from tests.helpers import LIBRISPEECH
+from tests.helpers.forked import run_forked
+from tests.helpers.harness import bench, local, read_run, untimed
 from w2v2bench.data.audio import load_audio
 from w2v2bench.data.local import local_utterances
 from w2v2bench.model import load_model
 from w2v2bench.pipeline import run
 from w2v2bench.resume import JOURNAL
-
-from .conftest import LIBRISPEECH
-from .forked import run_forked
-from .test_cli import bench, local, read_run, untimed
 
 
 def start(overrides: list[str]) -> subprocess.Popen:

@@ -4,10 +4,9 @@ import sqlite3
 
 import pytest
 
+from tests.helpers.fake_runs import make_run
 from w2v2bench import history
 from w2v2bench.history import SplitKey
-
-from .fake_runs import make_run
 
 
 def test_a_run_is_one_row_and_recording_it_again_adds_nothing(tmp_path):

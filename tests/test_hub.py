@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import LIBRISPEECH
-from .forked import run_forked
-from .stand_in_hub import Repo, StandInHub
-from .test_cli import read_run, untimed
-from .test_data import mirror_repo
+from tests.helpers import LIBRISPEECH
+from tests.helpers.forked import run_forked
+from tests.helpers.harness import mirror_repo, read_run, untimed
+from tests.helpers.stand_in_hub import Repo, StandInHub
 
 README = """---
 configs:

@@ -13,11 +13,10 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
+from tests.helpers import LIBRISPEECH
+from tests.helpers.ngram import transcripts, write_arpa
+from tests.helpers.stand_in_hub import Repo, StandInHub
 from w2v2bench.testing import random_model
-
-from .conftest import LIBRISPEECH
-from .ngram import transcripts, write_arpa
-from .stand_in_hub import Repo, StandInHub
 
 ROOT = Path(__file__).resolve().parents[1]
 # each row's class and feature-encoder norm (issue #15's table, hubert-large's read from its config.json)
@@ -93,7 +92,7 @@ def test_make_leaderboard_runs_every_row_from_the_hub_and_prints_the_table(tmp_p
 def test_a_damaged_summary_is_skipped_with_one_line_and_the_others_count(tmp_path, field, value):
     import json
 
-    from .fake_runs import make_run
+    from tests.helpers.fake_runs import make_run
 
     make_run(tmp_path / "good")
     bad = make_run(tmp_path / "bad", split="other")

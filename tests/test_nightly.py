@@ -5,11 +5,10 @@ import sys
 
 import pytest
 
+from tests.helpers import LIBRISPEECH
+from tests.helpers.fake_runs import UTTERANCES, make_run
 from w2v2bench import history
 from w2v2bench.nightly import judge, nightly
-
-from .conftest import LIBRISPEECH
-from .fake_runs import UTTERANCES, make_run
 
 NIGHT = "2026-01-0{}T03:00:00+00:00".format
 WORSE = {UTTERANCES[0][0]: "HE HOPED THEIR WOOD BE STEW FOR DINNER", UTTERANCES[2][0]: "AFTER NIGHTFALL"}

@@ -4,10 +4,9 @@ import sys
 
 import pytest
 
+from tests.helpers.fake_runs import UTTERANCES, make_run
 from w2v2bench.rescore import rescore
 from w2v2bench.table import gather
-
-from .fake_runs import UTTERANCES, make_run
 
 CARD = {"wer": 0.2, "tolerance": 0.5, "source": "model card", "passed": True}
 

@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.fake_runs import UTTERANCES, make_run
 from w2v2bench.cli import analysis, compare, nightly, table
 from w2v2bench.cli import score as rescore
 from w2v2bench.results import ResultsFileError, read_summary, read_transcripts
-
-from .fake_runs import UTTERANCES, make_run
 
 
 def _edit_row(number: int, change):

@@ -165,12 +165,9 @@ def test_no_test_module_imports_another():
     crossing = []
     for path in TESTS.rglob("test_*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            if (
-                isinstance(node, ast.ImportFrom)
-                and node.level
-                and (node.module or "").split(".")[-1].startswith("test_")
-            ):
-                crossing.append(f"{path.relative_to(TESTS)}: from {'.' * node.level}{node.module}")
-            if isinstance(node, ast.ImportFrom) and node.level and node.module is None:
-                crossing += [f"{path.relative_to(TESTS)}: {a.name}" for a in node.names if a.name.startswith("test_")]
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            names = [(node.module or "").split(".")[-1]] + ([a.name for a in node.names] if node.module is None else [])
+            if (node.level or (node.module or "").startswith("tests.")) and any(n.startswith("test_") for n in names):
+                crossing.append(f"{path.relative_to(TESTS)}: from {'.' * node.level}{node.module or ''} import ...")
     assert not crossing, "shared test code belongs in tests/helpers/:\n" + "\n".join(crossing)

@@ -1,5 +1,3 @@
-import json
-import os
 import subprocess
 import sys
 import time
@@ -9,41 +7,9 @@ import pytest
 import torch
 from transformers import Wav2Vec2ForCTC, Wav2Vec2Processor
 
+from tests.helpers import LIBRISPEECH
+from tests.helpers.harness import bench, local, read_run
 from w2v2bench.data.audio import load_audio
-
-from .conftest import LIBRISPEECH
-
-
-def bench(*overrides, env=None, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "w2v2bench", *overrides],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, **(env or {})},
-        cwd=cwd,
-    )
-
-
-def read_run(folder):
-    rows = [json.loads(line) for line in (folder / "transcripts.jsonl").read_text().splitlines()]
-    return rows, json.loads((folder / "summary.json").read_text())
-
-
-def untimed(rows: list[dict]) -> list[dict]:
-    """Rows less what differs between two runs of the same work: each row's share of the model's time."""
-    return [{k: v for k, v in r.items() if k != "model_s"} for r in rows]
-
-
-def local(checkpoint, out, *extra):
-    return [
-        "data=local",
-        f"data.root={LIBRISPEECH}",
-        f"model.checkpoint={checkpoint}",
-        "model.name=tiny",
-        f"output_dir={out}",
-        *extra,
-    ]
 
 
 def test_local_run_writes_every_output_and_equals_the_card_protocol(tiny_checkpoint, tmp_path):

@@ -10,16 +10,15 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.helpers import ARCHITECTURES, LIBRISPEECH
+from tests.helpers.forked import run_forked
+from tests.helpers.harness import read_run
 from w2v2bench.backends import make_backend
 from w2v2bench.backends.base import BackendError
 from w2v2bench.config import asset_path
 from w2v2bench.data.audio import load_audio
 from w2v2bench.data.local import local_utterances
 from w2v2bench.model import load_model
-
-from .conftest import ARCHITECTURES, LIBRISPEECH
-from .forked import run_forked
-from .test_cli import read_run
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("openvino")

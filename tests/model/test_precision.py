@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tests.helpers.forked import run_forked
+from tests.helpers.harness import read_run
 from w2v2bench.compare.runs import compare_runs, load_run
 from w2v2bench.ctc import doubtful_rows
-
-from .forked import run_forked
-from .test_cli import read_run
 
 B = 0  # the blank
 HIGH, LOW = 10.0, 0.0

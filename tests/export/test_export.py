@@ -14,12 +14,11 @@ import kaldialign
 import pytest
 import yaml
 
+from tests.helpers.fake_runs import row, write_run
+from tests.helpers.harness import bench, local, read_run
 from w2v2bench.export.leaderboard import leaderboard_name
 from w2v2bench.export.scored import ExportError
 from w2v2bench.metrics.normalizers import normalizer
-
-from .test_cli import bench, local, read_run
-from .test_compare import row, write_run
 
 
 def export(*args: str) -> subprocess.CompletedProcess:

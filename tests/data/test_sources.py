@@ -2,7 +2,6 @@ import os
 import re
 import shutil
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,12 +9,12 @@ import soundfile as sf
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.helpers import LIBRISPEECH
+from tests.helpers.harness import mirror_repo
 from w2v2bench.data import AudioError, DataError, Utterance
 from w2v2bench.data.audio import decode, load_audio
 from w2v2bench.data.batching import decoded_windows, plan_batches
 from w2v2bench.data.local import local_utterances
-
-from .conftest import LIBRISPEECH
 
 
 def test_local_tree_in_corpus_order():
@@ -152,9 +151,8 @@ def test_hub_rows_become_utterances_decoded_from_bytes(monkeypatch):
 def test_each_hub_dataset_names_its_config_and_split_in_its_conf_file(monkeypatch, overrides, called):
     import datasets
 
+    from tests.helpers.harness import compose_with
     from w2v2bench.cli import bench as cli
-
-    from .test_config import compose_with
 
     calls = []
     row = {"audio": {"bytes": b"", "path": "x.flac"}, "text": "A", "id": "1-2-3"}
@@ -171,10 +169,9 @@ def test_each_hub_dataset_names_its_config_and_split_in_its_conf_file(monkeypatc
 
 
 def test_a_split_a_hub_dataset_does_not_have_is_named(monkeypatch):
+    from tests.helpers.harness import compose_with
     from w2v2bench.cli import bench as cli
     from w2v2bench.errors import ConfigError
-
-    from .test_config import compose_with
 
     monkeypatch.setattr(cli, "hub_unreachable_reason", lambda: None)
     with pytest.raises(ConfigError, match=r"has no dev-clean: it has \['test-clean', 'test-other'\]"):
@@ -184,9 +181,8 @@ def test_a_split_a_hub_dataset_does_not_have_is_named(monkeypatch):
 def test_a_dataset_that_cannot_be_opened_fails_before_the_model_loads_in_one_line(monkeypatch):
     import datasets
 
+    from tests.helpers.harness import compose_with
     from w2v2bench.cli import bench as cli
-
-    from .test_config import compose_with
 
     def load_dataset(*args, **kwargs):
         raise ValueError("BuilderConfig 'clean' not found.\nAvailable: ['all']")
@@ -240,7 +236,7 @@ DIRTY = {
 
 
 def test_a_dirty_corpus_gives_each_ambiguous_utterance_an_error_naming_both_places(tiny_checkpoint, tmp_path):
-    from .test_cli import bench, local, read_run
+    from tests.helpers.harness import bench, local, read_run
 
     root = dirty_tree(tmp_path / "tree")
     done = bench(*local(tiny_checkpoint, tmp_path / "run"), f"data.root={root}")
@@ -307,7 +303,7 @@ def _empty(chapter):
     ids=["latin-1", "fifo", "empty"],
 )
 def test_a_transcript_file_that_cannot_be_read_stops_the_run_in_one_line(tiny_checkpoint, tmp_path, make, message):
-    from .test_cli import bench, local
+    from tests.helpers.harness import bench, local
 
     chapter = tmp_path / "tree/test-clean/7/1"
     chapter.mkdir(parents=True)
@@ -319,27 +315,9 @@ def test_a_transcript_file_that_cannot_be_read_stops_the_run_in_one_line(tiny_ch
     assert time.monotonic() - t0 < 60
 
 
-def mirror_repo(folder: Path, with_dev: bool = False) -> Path:
-    """The openslr/librispeech_asr repo's files as a cluster mirror holds them: <config>/<split>/*.parquet with
-    its columns (file, audio{bytes, path}, text, speaker_id, chapter_id, id), built from the shipped audio."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    subsets = [("test-clean", "clean", "test"), ("test-other", "other", "test")]
-    for subset, config, split in subsets + ([("dev-clean", "clean", "validation")] if with_dev else []):
-        rows = []
-        for u in local_utterances(LIBRISPEECH, *subset.split("-")):
-            flac = Path(u.path)
-            rows.append({"file": flac.name, "audio": {"bytes": flac.read_bytes(), "path": flac.name}, "text": u.text,
-                         "speaker_id": int(u.speaker), "chapter_id": int(u.chapter), "id": u.id})  # fmt: skip
-        (folder / config / split).mkdir(parents=True)
-        pq.write_table(pa.Table.from_pylist(rows), folder / config / split / "0000.parquet")
-    return folder
-
-
 @pytest.mark.slow  # datasets' parquet reader end to end: make test-slow
 def test_a_mirrored_hub_repo_is_read_offline_through_datasets(tiny_checkpoint, tmp_path):
-    from .test_cli import bench, local, read_run
+    from tests.helpers.harness import bench, local, read_run
 
     mirror = mirror_repo(tmp_path / "librispeech_asr")
     args = [f"model.checkpoint={tiny_checkpoint}", "model.name=tiny", "split=other", "limit=5"]
@@ -370,9 +348,8 @@ GOOD_ROW = {"audio": {"bytes": b"", "path": "1-2-3.flac"}, "text": "A", "id": "1
 def test_a_hub_row_without_what_the_harness_needs_is_one_line_before_the_model_loads(monkeypatch, rows, message):
     import datasets
 
+    from tests.helpers.harness import compose_with
     from w2v2bench.cli import bench as cli
-
-    from .test_config import compose_with
 
     monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: FakeStream(rows))
     monkeypatch.setattr(cli, "hub_unreachable_reason", lambda: None)
@@ -383,9 +360,8 @@ def test_a_hub_row_without_what_the_harness_needs_is_one_line_before_the_model_l
 def test_a_shard_that_fails_later_stops_the_run_in_one_line(monkeypatch):
     import datasets
 
+    from tests.helpers.harness import compose_with
     from w2v2bench.cli import bench as cli
-
-    from .test_config import compose_with
 
     class Failing(FakeStream):
         def __iter__(self):
@@ -408,10 +384,9 @@ def test_a_shard_that_fails_later_stops_the_run_in_one_line(monkeypatch):
     ],
 )
 def test_a_bad_hub_setting_is_one_line(monkeypatch, overrides, message):
+    from tests.helpers.harness import compose_with
     from w2v2bench.cli import bench as cli
     from w2v2bench.errors import ConfigError
-
-    from .test_config import compose_with
 
     monkeypatch.setattr(cli, "hub_unreachable_reason", lambda: None)
     with pytest.raises(ConfigError, match=re.escape(message)):

@@ -22,9 +22,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from tests.helpers.fairseq import fairseq_checkpoint, fairseq_state, save, tiny_model, write_dict
 from w2v2bench.convert.safe_pickle import MAX_DEPTH, UnreadableCheckpoint, check_structure
-
-from .test_convert import fairseq_checkpoint, fairseq_state, save, tiny_model, write_dict
 
 # ---- a small pickle assembler (protocol 2 opcodes, the ones torch.save writes) ----------------------------
 

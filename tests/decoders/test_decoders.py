@@ -15,15 +15,14 @@ import numpy as np
 import pytest
 import torch
 
+from tests.helpers.forked import run_forked
+from tests.helpers.harness import read_run
+from tests.helpers.ngram import transcripts, write_arpa
 from w2v2bench.config import asset_path
 from w2v2bench.data.audio import load_audio
 from w2v2bench.data.local import local_utterances
 from w2v2bench.decoders import make_decoder
 from w2v2bench.model import load_model
-
-from .forked import run_forked
-from .ngram import transcripts, write_arpa
-from .test_cli import read_run
 
 DEMO_MODEL, DEMO_CORPUS = Path(asset_path("demo-model")), Path(asset_path("demo-corpus"))
 

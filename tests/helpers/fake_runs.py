@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 from w2v2bench.files import write_json_atomic
-from w2v2bench.metrics import Counts, rate
+from w2v2bench.metrics import Counts, rate, totals
 from w2v2bench.metrics.edits import char_counts, word_counts
 from w2v2bench.metrics.normalizers import normalizer
-from w2v2bench.results import SCHEMA_VERSION, UtteranceResult
+from w2v2bench.results import SCHEMA_VERSION, UtteranceResult, parse_row
 
 # (id, reference, hypothesis, duration_s): ids carry the speaker first, as LibriSpeech ids do
 UTTERANCES = [
@@ -115,4 +115,50 @@ def make_run(
         },
     }
     write_json_atomic(folder / "summary.json", summary)
+    return folder
+
+
+def row(uid: str, ref: str, hyp: str | None, error: str | None = None) -> dict:
+    words = word_counts(ref, hyp) if hyp is not None and error is None else None
+    chars = char_counts(ref, hyp) if words else None
+    return {
+        "id": uid, "speaker": uid.split("-")[0], "chapter": "1", "duration_s": 1.0, "text": ref, "pred_text": hyp,
+        "substitutions": words.substitutions if words else 0, "deletions": words.deletions if words else 0,
+        "insertions": words.insertions if words else 0, "ref_words": words.ref_words if words else 0,
+        "char_errors": chars.errors if chars else 0, "ref_chars": chars.ref_words if chars else 0,
+        "error": error, "notes": [],
+    }  # fmt: skip
+
+
+def write_run(folder: Path, rows: list[dict], name: str = "m", normalizer: str = "none") -> Path:
+    """A complete run folder as the harness writes it (rows get their corpus index; figures from the rows)."""
+    folder.mkdir(parents=True)
+    rows = [{"index": i, **r} for i, r in enumerate(rows)]
+    (folder / "transcripts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    t = totals(parse_row(r) for r in rows)
+    summary = {
+        "schema_version": SCHEMA_VERSION,
+        "status": "complete",
+        "wer": t.wer,
+        "cer": t.cer,
+        "n_utterances": t.n_utterances,
+        "n_failed": t.n_failed,
+        "ref_words": t.words.ref_words,
+        "word_errors": {"substitutions": t.words.substitutions, "deletions": t.words.deletions,
+                        "insertions": t.words.insertions},
+        "audio_s": t.audio_s,
+        "rtfx": 100.0,
+        "reference": None,
+        "normalizer": normalizer,
+        "model": {"checkpoint": f"/models/{name}", "do_normalize": True},
+        "config": {
+            "model": {"name": name, "checkpoint": f"/models/{name}"},
+            "data": {"name": "librispeech", "partition": "test"},
+            "split": "clean",
+            "batch_size": 1,
+            "limit": None,
+            "output_dir": str(folder),
+        },
+    }  # fmt: skip
+    (folder / "summary.json").write_text(json.dumps(summary))
     return folder

@@ -2,7 +2,7 @@
 
 import pytest
 
-from .test_cli import bench, read_run
+from tests.helpers.harness import bench, read_run
 
 
 @pytest.mark.parametrize("split", ["clean", "other"])

@@ -18,7 +18,7 @@ import torch
 
 from w2v2bench.testing import synth
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CORPUS = REPO / "src" / "w2v2bench" / "assets" / "demo-corpus"
 
 

@@ -3,12 +3,11 @@ import pytest
 import torch
 from transformers import AutoModelForCTC, Wav2Vec2Processor
 
+from tests.helpers import ARCHITECTURES, LIBRISPEECH
 from w2v2bench.data.audio import load_audio
 from w2v2bench.data.batching import plan_batches
 from w2v2bench.data.local import local_utterances
 from w2v2bench.model import ModelError, load_model, parse_device, resolve_checkpoint
-
-from .conftest import ARCHITECTURES, LIBRISPEECH
 
 
 def waves(split: str, n: int | None = None) -> list[np.ndarray]:
