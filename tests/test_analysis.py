@@ -11,16 +11,11 @@ import pytest
 
 from tests.helpers import LIBRISPEECH
 from tests.helpers.fake_runs import UTTERANCES, make_run
-from w2v2bench.analysis import (
-    alignment_text,
-    analyse,
-    bucket_label,
-    load_rows,
-    write_analysis,
-)
+from w2v2bench.analysis import alignment_text, analyse, bucket_label, write_analysis
 from w2v2bench.metrics import Counts
 from w2v2bench.metrics.edits import word_counts
 from w2v2bench.metrics.normalizers import normalizer
+from w2v2bench.results import load_rows
 
 
 def rows_of(pairs, durations=None, speakers=None):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,13 +22,12 @@ from .files import write_json_atomic, write_text_atomic
 from .metrics import Counts, pct
 from .metrics.edits import scored_text
 from .metrics.normalizers import normalizer
-from .results import read_summary, read_transcripts
+from .results import is_scored, load_rows, load_summary, scored
 
 __all__ = [
     "Analysis",
     "LENGTH_EDGES_S",
     "analyse",
-    "load_rows",
     "resolve_normalizer",
     "write_analysis",
     "write_trn",
@@ -40,31 +39,8 @@ TOP_ERRORS = 20
 WORST = 10
 
 
-def load_rows(run_dir: Path) -> list[dict]:
-    """The run's per-utterance rows, in corpus order, validated (`results.read_transcripts`)."""
-    path = Path(run_dir) / "transcripts.jsonl"
-    if not path.exists():
-        raise FileNotFoundError(f"run={str(run_dir)!r}: no transcripts.jsonl in that folder")
-    return read_transcripts(path)
-
-
-def load_summary(run_dir: Path) -> dict | None:
-    """The run's summary.json, validated (`results.read_summary`), or None when there is none."""
-    path = Path(run_dir) / "summary.json"
-    return read_summary(path) if path.exists() else None
-
-
 def resolve_normalizer(name: str | None) -> Callable[[str], str]:
     return normalizer(name)
-
-
-def is_scored(row: dict) -> bool:
-    """Whether a row counts towards WER: transcribed, with a reference (failed ones are reported apart)."""
-    return row.get("error") is None and row.get("text") is not None and row.get("pred_text") is not None
-
-
-def scored(rows: Iterable[dict]) -> list[dict]:
-    return [r for r in rows if is_scored(r)]
 
 
 @dataclass

@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from . import history
-from .analysis import alignment_text, load_rows, write_analysis
+from .analysis import alignment_text, write_analysis
 from .errors import one_line
 from .files import write_json_atomic
 from .history import SplitKey
 from .metrics import pct
-from .results import ResultsFileError, read_summary
+from .results import ResultsFileError, load_rows, read_summary
 
 __all__ = ["Judgement", "NightlyReport", "changed_utterances", "find_runs", "nightly", "plot_trend"]
 

@@ -18,12 +18,12 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .analysis import is_scored, load_rows, load_summary, write_analysis
-from .files import write_json_atomic, write_jsonl_atomic
+from .analysis import write_analysis
 from .metrics import Counts, rate
 from .metrics.edits import utterance_counts
 from .metrics.normalizers import normalizer
 from .provenance import git_hash, versions
+from .results import is_scored, load_rows, load_summary, write_summary, write_transcripts
 from .summary import check_reference
 from .table import write_tables
 
@@ -110,8 +110,8 @@ def rescore(
         },
     }
     out.mkdir(parents=True, exist_ok=True)
-    write_jsonl_atomic(out / "transcripts.jsonl", rescored)
-    write_json_atomic(out / "summary.json", new)
+    write_transcripts(out, rescored)
+    write_summary(out, new)
     write_tables(out, new)
     write_analysis(out, normalize=normalize)
     return new, out

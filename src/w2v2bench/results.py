@@ -1,8 +1,8 @@
-"""The per-utterance result: the dataclass every row of transcripts.jsonl is written from and read back into.
+"""transcripts.jsonl and summary.json: their schema (SCHEMA_VERSION), reading, validation and writing, in one place.
 
-Reading validates a row against the same dataclass (pydantic, strict: an index written as a string, a
-negative count or a missing field is refused with the field named), so what a tool reads back is what the
-harness wrote, or a one-line error.
+Every row is the dataclass `UtteranceResult`; reading validates a row against it (pydantic, strict: an index
+written as a string, a negative count or a missing field is refused with the field named), and a summary
+against its rows' counts, so what a tool reads back is what the harness wrote, or a one-line error.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, NotRequired
@@ -19,7 +19,7 @@ from pydantic import AfterValidator, ConfigDict, Field, Strict, TypeAdapter, Val
 from typing_extensions import TypedDict
 
 from .errors import one_line
-from .files import read_text
+from .files import read_text, write_json_atomic, write_jsonl_atomic
 
 Count = Annotated[int, Strict(), Field(ge=0, le=2**53)]  # no real count comes near; larger ones overflow C longs
 Seconds = Annotated[float, Strict(), Field(ge=0, allow_inf_nan=False)]
@@ -360,3 +360,36 @@ def read_run(folder: str | os.PathLike) -> tuple[dict[str, Any], list[dict[str, 
             )
     check_figures(summary, rows, folder / "summary.json")
     return summary, rows
+
+
+def load_rows(run_dir: Path) -> list[dict]:
+    """The run's per-utterance rows, in corpus order, validated (`results.read_transcripts`)."""
+    path = Path(run_dir) / "transcripts.jsonl"
+    if not path.exists():
+        raise FileNotFoundError(f"run={str(run_dir)!r}: no transcripts.jsonl in that folder")
+    return read_transcripts(path)
+
+
+def load_summary(run_dir: Path) -> dict | None:
+    """The run's summary.json, validated (`results.read_summary`), or None when there is none."""
+    path = Path(run_dir) / "summary.json"
+    return read_summary(path) if path.exists() else None
+
+
+def is_scored(row: dict) -> bool:
+    """Whether a row counts towards WER: transcribed, with a reference (failed ones are reported apart)."""
+    return row.get("error") is None and row.get("text") is not None and row.get("pred_text") is not None
+
+
+def scored(rows: Iterable[dict]) -> list[dict]:
+    return [r for r in rows if is_scored(r)]
+
+
+def write_transcripts(folder: Path, rows: Iterable[dict]) -> None:
+    """transcripts.jsonl, one row a line, written whole (atomically)."""
+    write_jsonl_atomic(Path(folder) / "transcripts.jsonl", rows)
+
+
+def write_summary(folder: Path, summary: dict) -> None:
+    """summary.json, written whole (atomically): a reader sees the old file or the new one, never half of one."""
+    write_json_atomic(Path(folder) / "summary.json", summary)

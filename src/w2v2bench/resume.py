@@ -20,8 +20,16 @@ from filelock import FileLock, Timeout
 from .data import Utterance
 from .data.audio import audio_sha256
 from .errors import EXIT_OK, EXIT_REFERENCE_FAILED, ConfigError, one_line
-from .files import open_regular, write_jsonl_atomic, write_text_atomic
-from .results import ResultsFileError, RowError, UtteranceResult, edit_counts, parse_row, read_summary
+from .files import open_regular, write_text_atomic
+from .results import (
+    ResultsFileError,
+    RowError,
+    UtteranceResult,
+    edit_counts,
+    parse_row,
+    read_summary,
+    write_transcripts,
+)
 
 JOURNAL = "transcripts.partial.jsonl"
 
@@ -196,7 +204,7 @@ class Journal:
         # utterance-id order whatever the source's row order (a Hub parquet need not be sorted), so runs of one
         # split from different sources compare line by line; `index` keeps each one's position in its source
         results = sorted(merged.values(), key=lambda r: (r.id, r.index))
-        write_jsonl_atomic(self.folder / "transcripts.jsonl", (r.to_json() for r in results))
+        write_transcripts(self.folder, (r.to_json() for r in results))
         return results
 
 

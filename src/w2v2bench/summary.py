@@ -18,10 +18,9 @@ import torch
 from .analysis import write_analysis
 from .config import ReferenceConfig
 from .errors import EXIT_OK, EXIT_REFERENCE_FAILED
-from .files import write_json_atomic
 from .metrics import Totals, totals
 from .provenance import device_name, git_hash, versions
-from .results import SCHEMA_VERSION
+from .results import SCHEMA_VERSION, write_summary
 from .resume import Resume
 from .table import write_tables
 
@@ -228,5 +227,5 @@ def finish(
         f"outputs: {output_dir}",
         check.line() if check is not None else f"reference check: none ({reference_note})",
     ]
-    write_json_atomic(output_dir / "summary.json", summary)  # the commit point, and this function's last step
+    write_summary(output_dir, summary)  # the commit point, and this function's last step
     return status, lines

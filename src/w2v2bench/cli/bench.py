@@ -25,12 +25,11 @@ from ..data.local import local_utterances
 from ..decoders import make_decoder
 from ..decoders.base import DecoderError
 from ..errors import EXIT_OK, EXIT_REFERENCE_FAILED, EXIT_RUN_FAILED, ConfigError, one_line
-from ..files import write_json_atomic
 from ..hub import OFFLINE_HINT, HubUnavailable, hub_unreachable_reason
 from ..metrics.normalizers import normalizer
 from ..model import ModelError, load_model, parse_device, resolve_checkpoint, resolve_defaults
 from ..pipeline import run
-from ..results import SCHEMA_VERSION, ResultsFileError
+from ..results import SCHEMA_VERSION, ResultsFileError, write_summary
 from ..resume import (
     Journal,
     Resume,
@@ -192,7 +191,7 @@ def _evaluate(cfg, config, started, reference, rank, utterances, total, run_id, 
                     f"resuming: {len(resume.candidates)} journal rows of the interrupted run in {output_dir}; "
                     "each is kept only if it matches the corpus's utterance at its index"
                 )
-            write_json_atomic(output_dir / "summary.json", header)
+            write_summary(output_dir, header)
         journal = None
         if main_rank:  # first: it takes in what every rank's journal held
             journal = Journal(output_dir, run_id, config_hash, rank=None if rank is None else 0, kept=_kept(resume))
@@ -244,7 +243,7 @@ def _evaluate(cfg, config, started, reference, rank, utterances, total, run_id, 
             if main_rank:
                 check_same_decoder(header.get("decoder"), decoder.settings(), bool(resume and resume.candidates))
                 header["decoder"] = decoder.settings()
-                write_json_atomic(output_dir / "summary.json", header)
+                write_summary(output_dir, header)
             stats = run(
                 utterances,
                 transcriber,
@@ -276,7 +275,7 @@ def _evaluate(cfg, config, started, reference, rank, utterances, total, run_id, 
         if main_rank:
             failed = {**header, "status": "failed", "error": f"{type(err).__name__}: {one_line(err)}"}
             with contextlib.suppress(OSError):
-                write_json_atomic(output_dir / "summary.json", failed)
+                write_summary(output_dir, failed)
         raise
     with contextlib.suppress(OSError):  # leftovers are harmless: a later resume removes them
         remove_journals(output_dir)
