@@ -5,7 +5,7 @@ Every method runs in its own process (so peak RSS is its own) over the same audi
 Usage: python bench/bench.py [--model base|tiny] [--limit N] [--repeat 10] [--batch-size 32] [--device cpu]
        python bench/bench.py --device cuda --batch-size 32 --speed-repeat 28   (GPU RTFx, test-clean-sized)
        python bench/bench.py --only memory --batch-size 8 --max-batch-s 160   (the peak-RSS rows alone)
-Writes results/bench/bench.md and bench.json and prints the table.
+Writes results/bench/bench.md and bench.json (W2V2BENCH_BENCH_OUT=<folder>: there instead) and prints the table.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 AUDIO = ROOT / "tests" / "data" / "LibriSpeech"
-OUT = ROOT / "results" / "bench"
+# where it writes (models, corpora, exports, tables); its workers inherit the variable
+OUT = Path(os.environ.get("W2V2BENCH_BENCH_OUT") or ROOT / "results" / "bench")
 
 
 def peak_rss_mb() -> float:
