@@ -128,9 +128,3 @@ def _version(package: str) -> str | None:
 
 # ----------------------------------------------------------------------------------------------------------
 # Command line
-
-
-if __name__ == "__main__":  # the old spelling of `python -m w2v2bench score`
-    from .cli.score import main
-
-    raise SystemExit(main())

@@ -3,14 +3,12 @@
 `base` has wav2vec2-base-960h's architecture (same compute as the real model); `tiny` is small enough for
 unit tests. Every family (wav2vec2, hubert, data2vec-audio) uses the base-960h 32-token letter vocabulary and
 processor settings; `norm` picks the feature encoder's norm where the family has the choice.
-Usage: python -m w2v2bench.testing.random_model out=<folder> [size=tiny|base] [family=wav2vec2|hubert|data2vec-audio]
-       [norm=group|layer] [seed=0]
+From the command line: tools/random_model.py.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 import tempfile
 from pathlib import Path
 
@@ -85,26 +83,3 @@ def build(out: str | Path, size: str = "tiny", norm: str = "group", seed: int = 
     model.save_pretrained(out)
     processor().save_pretrained(out)
     return out
-
-
-def main(argv: list[str]) -> None:
-    if not argv or argv[0] in ("-h", "--help"):
-        print(__doc__)
-        return
-    args = dict(a.split("=", 1) for a in argv)
-    unknown = set(args) - {"out", "size", "norm", "seed", "family"}
-    if unknown or "out" not in args:
-        sys.exit(f"expected out=<folder> [size=tiny|base] [family=...] [norm=group|layer] [seed=N]; got {argv}")
-    print(
-        build(
-            args["out"],
-            args.get("size", "tiny"),
-            args.get("norm", "group"),
-            int(args.get("seed", 0)),
-            args.get("family", "wav2vec2"),
-        )
-    )
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

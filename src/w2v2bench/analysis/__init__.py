@@ -18,11 +18,11 @@ from typing import Any
 
 import jiwer
 
-from .files import write_json_atomic, write_text_atomic
-from .metrics import Counts, pct
-from .metrics.edits import scored_text
-from .metrics.normalizers import normalizer
-from .results import is_scored, load_rows, load_summary, scored
+from ..files import write_json_atomic, write_text_atomic
+from ..metrics import Counts, pct
+from ..metrics.edits import scored_text
+from ..metrics.normalizers import normalizer
+from ..results import is_scored, load_rows, load_summary, scored
 
 __all__ = [
     "Analysis",
@@ -340,7 +340,7 @@ def write_analysis(
     normalize = normalize or resolve_normalizer(name)
     merged = bool((summary or {}).get("merge_compounds")) and name == (summary or {}).get("normalizer")
     if merged:  # the rows' own counts are used: each must be its merge_compounds count
-        from .results import edit_counts, parse_row
+        from ..results import edit_counts, parse_row
 
         for r in rows:
             stored, counted = edit_counts(parse_row(r), normalize, merge_compounds=True)
@@ -361,9 +361,3 @@ def write_analysis(
 
 # ----------------------------------------------------------------------------------------------------------
 # Command line
-
-
-if __name__ == "__main__":  # the old spelling of `python -m w2v2bench analysis`
-    from .cli.analysis import main
-
-    raise SystemExit(main())

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import one_line
-from .files import write_text_atomic
-from .results import ResultsFileError, read_summary
+from ..errors import one_line
+from ..files import write_text_atomic
+from ..results import ResultsFileError, read_summary
 
 
 def table_row(summary: dict) -> dict:
@@ -108,9 +108,3 @@ VIEWS = {
     "runs": (table_row, ["model", "data", "split"]),
     "leaderboard": (leaderboard_row, ["model", "data", "split", "decoder", "backend"]),
 }
-
-
-if __name__ == "__main__":  # the old spelling of `python -m w2v2bench table`
-    from .cli.table import main
-
-    raise SystemExit(main())

@@ -20,13 +20,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import history
-from .analysis import alignment_text, write_analysis
-from .errors import one_line
-from .files import write_json_atomic
-from .history import SplitKey
-from .metrics import pct
-from .results import ResultsFileError, load_rows, read_summary
+from .. import history
+from ..analysis import alignment_text, write_analysis
+from ..errors import one_line
+from ..files import write_json_atomic
+from ..history import SplitKey
+from ..metrics import pct
+from ..results import ResultsFileError, load_rows, read_summary
 
 __all__ = ["Judgement", "NightlyReport", "changed_utterances", "find_runs", "nightly", "plot_trend"]
 
@@ -404,9 +404,3 @@ def nightly(
 
 # ----------------------------------------------------------------------------------------------------------
 # Command line
-
-
-if __name__ == "__main__":  # the old spelling of `python -m w2v2bench nightly`
-    from .cli.nightly import main
-
-    raise SystemExit(main())
