@@ -180,3 +180,31 @@ def test_no_test_module_imports_another():
             if (node.level or (node.module or "").startswith("tests.")) and any(n.startswith("test_") for n in names):
                 crossing.append(f"{path.relative_to(TESTS)}: from {'.' * node.level}{node.module or ''} import ...")
     assert not crossing, "shared test code belongs in tests/helpers/:\n" + "\n".join(crossing)
+
+
+def test_exit_statuses_come_from_one_table():
+    # errors.Exit is the one table: no command exits with a bare number, no module keeps its own EXIT_ constants
+    found = []
+    for module, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id.startswith("EXIT_")
+                for target in node.targets
+                for t in ([target] if isinstance(target, ast.Name) else getattr(target, "elts", []))
+            ):
+                found.append(f"{module}:{node.lineno}: {ast.unparse(node)}")
+            if (
+                isinstance(node, ast.Call)
+                and ast.unparse(node.func) in ("sys.exit", "SystemExit")
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            ):
+                found.append(f"{module}:{node.lineno}: {ast.unparse(node)}")
+            if (
+                module.startswith("w2v2bench.cli")
+                and isinstance(node, ast.Return)
+                and isinstance(node.value, ast.Constant)
+            ):
+                if isinstance(node.value.value, int) and not isinstance(node.value.value, bool):
+                    found.append(f"{module}:{node.lineno}: {ast.unparse(node)}")
+    assert not found, "use errors.Exit:\n" + "\n".join(found)

@@ -1,6 +1,8 @@
-"""One-line errors and the harness's exit statuses."""
+"""One-line errors, and the exit statuses of every command (one table, here)."""
 
 from __future__ import annotations
+
+from enum import IntEnum
 
 
 class ConfigError(ValueError):
@@ -12,4 +14,11 @@ def one_line(err: BaseException | str) -> str:
     return "; ".join(line.strip() for line in str(err).splitlines() if line.strip())
 
 
-EXIT_OK, EXIT_RUN_FAILED, EXIT_REFERENCE_FAILED = 0, 1, 3
+class Exit(IntEnum):
+    """The exit status of every command (README "Exit statuses" lists them)."""
+
+    OK = 0  # done: a run whose reference check passed or was not made; a tool's work; a night that passed
+    FAILED = 1  # a run or a tool that failed (one line on stderr says why); nightly: a regression or a failed run
+    USAGE = 2  # a required key missing, or a value a tool cannot take before it starts
+    REFERENCE_FAILED = 3  # the run is complete (every output written) and its WER misses the reference figure
+    THRESHOLDS = 4  # compare: A and B differ beyond max_wer_delta or fail_on_transcript_diff

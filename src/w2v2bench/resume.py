@@ -19,7 +19,7 @@ from filelock import FileLock, Timeout
 
 from .data import Utterance
 from .data.audio import audio_sha256
-from .errors import EXIT_OK, EXIT_REFERENCE_FAILED, ConfigError, one_line
+from .errors import ConfigError, Exit, one_line
 from .files import open_regular, write_text_atomic
 from .results import (
     ResultsFileError,
@@ -321,7 +321,7 @@ def already_complete(claim: Claim) -> int:
     remove_journals(claim.path)
     passed = (claim.stored.get("reference") or {}).get("passed")
     print(f"the run in {claim.path} is already complete: nothing to resume")
-    return EXIT_REFERENCE_FAILED if passed is False else EXIT_OK
+    return Exit.REFERENCE_FAILED if passed is False else Exit.OK
 
 
 def _kept(resume: Resume | None) -> list:

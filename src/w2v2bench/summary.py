@@ -17,7 +17,7 @@ import torch
 
 from .analysis import write_analysis
 from .config import ReferenceConfig
-from .errors import EXIT_OK, EXIT_REFERENCE_FAILED
+from .errors import Exit
 from .metrics import Totals, totals
 from .provenance import device_name, git_hash, versions
 from .results import SCHEMA_VERSION, write_summary
@@ -221,7 +221,7 @@ def finish(
     )
     table = write_tables(output_dir, summary)
     write_analysis(output_dir, summary=summary)
-    status = EXIT_OK if check is None or check.passed else EXIT_REFERENCE_FAILED
+    status = Exit.OK if check is None or check.passed else Exit.REFERENCE_FAILED
     lines = [
         table.to_markdown(index=False),
         f"outputs: {output_dir}",

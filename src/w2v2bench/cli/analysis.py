@@ -10,7 +10,7 @@ from typing import Any
 from omegaconf import MISSING, OmegaConf
 
 from ..analysis import _wer, write_analysis
-from ..errors import one_line
+from ..errors import Exit, one_line
 from ..metrics import pct
 from ._tool import quiet_defaults, quiet_hydra, tool_main
 
@@ -39,12 +39,12 @@ def run(cfg: Any) -> int | None:
             "w2v2bench.analysis: error: missing run=; usage: python -m w2v2bench.analysis run=<run folder>",
             file=sys.stderr,
         )
-        sys.exit(2)
+        sys.exit(Exit.USAGE)
     try:
         analysis = write_analysis(Path(cfg.run), cfg.normalizer)
     except (ValueError, OSError) as err:
         print(f"w2v2bench.analysis: error: {one_line(err)}", file=sys.stderr)
-        sys.exit(1)
+        sys.exit(Exit.FAILED)
     print(
         f"WER {pct(_wer(analysis.words))} % ({analysis.normalizer}); wrote analysis.md, analysis.json, "
         f"wer_by_length.png, ref.trn, hyp.trn in {cfg.run}"

@@ -24,7 +24,7 @@ from ..data.hub import cached_dataset, hub_dataset_commit, hub_utterances, open_
 from ..data.local import local_utterances
 from ..decoders import make_decoder
 from ..decoders.base import DecoderError
-from ..errors import EXIT_OK, EXIT_REFERENCE_FAILED, EXIT_RUN_FAILED, ConfigError, one_line
+from ..errors import ConfigError, Exit, one_line
 from ..hub import OFFLINE_HINT, HubUnavailable, hub_unreachable_reason
 from ..metrics.normalizers import normalizer
 from ..model import ModelError, load_model, parse_device, resolve_checkpoint, resolve_defaults
@@ -326,14 +326,14 @@ def _app(cfg: DictConfig) -> None:
         OSError,
     ) as err:
         print(f"w2v2bench: error: {one_line(err)}", file=sys.stderr)
-        STATUSES.append(EXIT_RUN_FAILED)
+        STATUSES.append(Exit.FAILED)
 
 
 def main() -> None:
     register()
     _app()
     # a failed run outranks a failed reference check
-    sys.exit(next((s for s in (EXIT_RUN_FAILED, EXIT_REFERENCE_FAILED) if s in STATUSES), EXIT_OK))
+    sys.exit(next((s for s in (Exit.FAILED, Exit.REFERENCE_FAILED) if s in STATUSES), Exit.OK))
 
 
 if __name__ == "__main__":

@@ -11,11 +11,8 @@ from omegaconf import MISSING, OmegaConf
 
 from ..compare import compare
 from ..compare.render import write
-from ..errors import one_line
+from ..errors import Exit, one_line
 from ._tool import quiet_defaults, quiet_hydra, tool_main
-
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_THRESHOLDS = 0, 1, 2, 4
-
 
 HELP = """w2v2bench.compare: two runs, or two checkpoints run on the same data, side by side
 
@@ -59,7 +56,7 @@ def run(cfg: Any) -> int | None:
             "python -m w2v2bench.compare a=<run or checkpoint> b=<run or checkpoint>",
             file=sys.stderr,
         )
-        sys.exit(EXIT_USAGE)
+        sys.exit(Exit.USAGE)
     config = OmegaConf.to_container(cfg, resolve=True)
     try:
         comparison = compare(
@@ -75,10 +72,10 @@ def run(cfg: Any) -> int | None:
         summary = write(comparison, config["out"], config)
     except (ValueError, OSError) as err:  # CompareError, ModelError, unreadable files
         print(f"w2v2bench.compare: error: {one_line(err)}", file=sys.stderr)
-        sys.exit(EXIT_ERROR)
+        sys.exit(Exit.FAILED)
     print(summary)
     print(f"report: {Path(config['out']) / 'compare.md'} (settings, every differing utterance); compare.json")
-    sys.exit(EXIT_THRESHOLDS if comparison.reasons else EXIT_OK)
+    sys.exit(Exit.THRESHOLDS if comparison.reasons else Exit.OK)
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from typing import Any
 from omegaconf import MISSING, OmegaConf
 
 from ..convert.fairseq import convert
-from ..errors import one_line
+from ..errors import Exit, one_line
 from ._tool import quiet_defaults, quiet_hydra, tool_main
 
 HELP = """w2v2bench.convert: fairseq wav2vec 2.0 CTC checkpoint -> Hugging Face folder (no fairseq needed)
@@ -46,12 +46,12 @@ def run(cfg: Any) -> int | None:
             "python -m w2v2bench.convert checkpoint=<file.pt> dict=<dict.ltr.txt> out=<folder>",
             file=sys.stderr,
         )
-        sys.exit(2)
+        sys.exit(Exit.USAGE)
     try:
         report = convert(cfg.checkpoint, cfg.dict, cfg.out)
     except (ValueError, OSError, pickle.UnpicklingError) as err:  # ConversionError, UnreadableCheckpoint
         print(f"w2v2bench.convert: error: {one_line(err)}", file=sys.stderr)
-        sys.exit(1)
+        sys.exit(Exit.FAILED)
     print(report.summary())
 
 

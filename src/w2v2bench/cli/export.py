@@ -8,7 +8,7 @@ from typing import Any
 
 from omegaconf import MISSING, OmegaConf
 
-from ..errors import one_line
+from ..errors import Exit, one_line
 from ..export import FORMATS, export
 from ..export.scored import ExportError
 from ._tool import quiet_defaults, quiet_hydra, tool_main
@@ -52,13 +52,13 @@ def run(cfg: Any) -> int | None:
         print(
             "w2v2bench.export: error: missing run=; usage: python -m w2v2bench.export run=<run folder>", file=sys.stderr
         )
-        sys.exit(2)
+        sys.exit(Exit.USAGE)
     runs = list(cfg.run) if OmegaConf.is_list(cfg.run) else [cfg.run]
     try:
         record = export([str(r) for r in runs], cfg.out, cfg.model_id, list(cfg.formats))
     except (ExportError, OSError, ValueError) as err:  # ValueError: a name the OS cannot take (a NUL in it)
         print(f"w2v2bench.export: error: {one_line(err)}", file=sys.stderr)
-        sys.exit(1)
+        sys.exit(Exit.FAILED)
     for run in record["runs"]:
         left = f", {run['failed_left_out']} failed left out" if run["failed_left_out"] else ""
         print(f"{run['run']}: {run['scored']} utterances{left}")

@@ -10,10 +10,10 @@ from typing import Any
 from omegaconf import MISSING, OmegaConf
 
 from .. import history
-from ..errors import one_line
+from ..errors import Exit, one_line
 from ..history import SplitKey
 from ..metrics import pct
-from ..nightly import EXIT_FAIL, EXIT_USAGE, _signed, nightly
+from ..nightly import _signed, nightly
 from ._tool import quiet_defaults, quiet_hydra, tool_main
 
 HELP = """w2v2bench.nightly: record a night's runs, compare each with its baseline, report; exit 1 on a regression
@@ -61,7 +61,7 @@ def run(cfg: Any) -> int | None:
         print(
             "w2v2bench.nightly: error: missing runs=; usage: python -m w2v2bench.nightly runs=<folder>", file=sys.stderr
         )
-        sys.exit(EXIT_USAGE)
+        sys.exit(Exit.USAGE)
     try:
         report = nightly(
             Path(cfg.runs),
@@ -74,13 +74,13 @@ def run(cfg: Any) -> int | None:
         )
     except history.HistoryError as err:  # the history cannot be used: the night is not recorded
         print(f"w2v2bench.nightly: error: {one_line(err)}", file=sys.stderr)
-        sys.exit(EXIT_FAIL)
+        sys.exit(Exit.FAILED)
     except (ValueError, FileNotFoundError) as err:  # a bad setting, a runs or baseline folder that is not there
         print(f"w2v2bench.nightly: error: {one_line(err)}", file=sys.stderr)
-        sys.exit(EXIT_USAGE)
+        sys.exit(Exit.USAGE)
     except OSError as err:
         print(f"w2v2bench.nightly: error: {one_line(err)}", file=sys.stderr)
-        sys.exit(EXIT_FAIL)
+        sys.exit(Exit.FAILED)
     out = Path(cfg.out or cfg.runs)
     for j in report.judgements:
         delta = "no baseline" if j.baseline is None else f"{_signed(j.delta('wer'), 100)} points"

@@ -9,7 +9,7 @@ from typing import Any
 
 from omegaconf import MISSING, OmegaConf
 
-from ..errors import one_line
+from ..errors import Exit, one_line
 from ..metrics import pct
 from ..rescore import rescore
 from ._tool import quiet_defaults, quiet_hydra, tool_main
@@ -51,14 +51,14 @@ def run(cfg: Any) -> int | None:
             "[normalizer=none|basic|whisper|module:function] [merge_compounds=true]",
             file=sys.stderr,
         )
-        sys.exit(2)
+        sys.exit(Exit.USAGE)
     try:
         new, out = rescore(
             Path(cfg.run), cfg.normalizer, Path(cfg.out) if cfg.out else None, merge_compounds=cfg.merge_compounds
         )
     except (ValueError, OSError, KeyError) as err:
         print(f"w2v2bench.score: error: {one_line(err)}", file=sys.stderr)
-        sys.exit(1)
+        sys.exit(Exit.FAILED)
     source = new["rescore"]
     errors = new["word_errors"]
     print(f"{'':12}{'WER %':>8}{'CER %':>8}  normalizer")
@@ -71,7 +71,7 @@ def run(cfg: Any) -> int | None:
     if new["reference"] is not None:
         print(f"reference check {'PASS' if new['reference']['passed'] else 'FAIL'}")
         if not new["reference"]["passed"]:
-            sys.exit(3)  # as the benchmark itself exits
+            sys.exit(Exit.REFERENCE_FAILED)  # as the benchmark itself exits
     elif new.get("reference_note"):
         print(f"reference check: none ({new['reference_note']})")
 

@@ -6,6 +6,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..errors import Exit
 from ..testing.synth import SUBSETS, generate, require_espeak
 
 # ---------------------------------------------------------------------------------------------------
@@ -58,13 +59,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or "--help" in argv or "-h" in argv:
         print(USAGE)
-        return 0
+        return Exit.OK
     try:
         args = parse_args(argv)
         require_espeak()
     except (ValueError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return Exit.USAGE
     for subset in args["sets"]:
         n = args["n_train"] if subset == "train" else args["n_test"]
         summary = generate(args["out"], subset, n, args["seed"], args["workers"])
@@ -72,4 +73,4 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{subset}: {summary['utterances']} utterances, {summary['hours']} h, "
             f"{len(summary['speakers'])} speakers -> {args['out'] / subset}"
         )
-    return 0
+    return Exit.OK

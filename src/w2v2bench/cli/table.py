@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ..errors import Exit
 from ..files import write_text_atomic
 from ..table import VIEWS, gather
 
@@ -21,34 +22,34 @@ def main(argv: list[str] | None = None) -> int:
         print(__doc__)
         print("Writes <root>/table.md and <root>/table.csv (view=leaderboard: leaderboard.md and leaderboard.csv);")
         print("`all=true` keeps every run, not only the latest of each row.")
-        return 0
+        return Exit.OK
     bad = [a for a in argv if "=" not in a or a.split("=", 1)[0] not in ("root", "all", "view")]
     if bad:
         print(
             f"w2v2bench.table: error: {bad[0]!r}: expected root=<folder>, view=runs|leaderboard or all=true|false",
             file=sys.stderr,
         )
-        return 1
+        return Exit.FAILED
     args = dict(a.split("=", 1) for a in argv)
     root = Path(args.get("root", "results"))
     view = args.get("view", "runs")
     if view not in VIEWS:
         print(f"w2v2bench.table: error: view={view!r}: expected one of {list(VIEWS)}", file=sys.stderr)
-        return 1
+        return Exit.FAILED
     if not root.is_dir():
         print(f"w2v2bench.table: error: root={str(root)!r}: no such folder", file=sys.stderr)
-        return 1
+        return Exit.FAILED
     row, keys = VIEWS[view]
     frame, skipped = gather(root, row)
     for line in skipped:
         print(f"w2v2bench.table: {line}", file=sys.stderr)
     if frame.empty:
         print(f"w2v2bench.table: no completed runs (summary.json) under {root}", file=sys.stderr)
-        return 1
+        return Exit.FAILED
     if args.get("all", "false").lower() != "true":
         frame = frame.groupby(keys, as_index=False, dropna=False).tail(1)
     name = "table" if view == "runs" else "leaderboard"
     write_text_atomic(root / f"{name}.csv", frame.to_csv(index=False))
     write_text_atomic(root / f"{name}.md", frame.drop(columns=["finished"]).to_markdown(index=False) + "\n")
     print(frame.drop(columns=["run", "finished"]).to_markdown(index=False))
-    return 0
+    return Exit.OK

@@ -22,7 +22,7 @@ from typing import Any
 
 from .. import history
 from ..analysis import alignment_text, write_analysis
-from ..errors import one_line
+from ..errors import Exit, one_line
 from ..files import write_json_atomic
 from ..history import SplitKey
 from ..metrics import pct
@@ -31,7 +31,6 @@ from ..results import ResultsFileError, load_rows, read_summary
 __all__ = ["Judgement", "NightlyReport", "changed_utterances", "find_runs", "nightly", "plot_trend"]
 
 NIGHTLY_SCHEMA_VERSION = 1
-EXIT_PASS, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 # history columns repeated in nightly.json for each run
 REPORTED = (
     "run_id run_dir model data partition split normalizer checkpoint revision weights finished wer cer rtfx "
@@ -194,7 +193,7 @@ class NightlyReport:
 
     @property
     def exit_status(self) -> int:
-        return EXIT_PASS if self.passed else EXIT_FAIL
+        return Exit.OK if self.passed else Exit.FAILED
 
     def to_json(self) -> dict[str, Any]:
         fields = asdict(self)
