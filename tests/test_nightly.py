@@ -141,8 +141,8 @@ def bench(*overrides) -> int:
     """The harness in this process (`evaluate`, what `python -m w2v2bench` calls): no second torch import."""
     from hydra import compose, initialize_config_module
 
-    from w2v2bench.cli.bench import evaluate
     from w2v2bench.config import register
+    from w2v2bench.harness import evaluate
 
     register()
     with initialize_config_module(config_module="w2v2bench.conf", version_base=None):

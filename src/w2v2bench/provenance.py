@@ -7,8 +7,10 @@ import platform
 import subprocess
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 PACKAGES = ("w2v2bench", "torch", "transformers", "datasets", "jiwer", "soundfile", "hydra-core", "numpy")
 
@@ -43,6 +45,8 @@ def git_hash() -> str | None:
 
 
 def device_name(device: torch.device) -> str:
+    import torch  # only where a model ran: the tools that read results never load torch
+
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"cpu ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"

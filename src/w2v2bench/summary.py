@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import torch
-
 from .analysis import write_analysis
 from .config import ReferenceConfig
 from .errors import Exit
@@ -183,6 +181,8 @@ def finish(
 ) -> tuple[int, list[str]]:
     """Every output, then `complete` as the last step; the caller then removes the journals and prints
     (status, lines). A kill anywhere in between is resumed."""
+    import torch  # only a run that loaded a model gets here: the tools that re-read results never load torch
+
     output_dir = Path(config["output_dir"])
     if resume is not None and resume.dropped:
         shown = "; ".join(resume.dropped[:3]) + ("; ..." if len(resume.dropped) > 3 else "")

@@ -203,8 +203,8 @@ def test_audio_shorter_than_one_frame_is_that_utterances_failure(tmp_path):
 def test_device_auto_with_another_backend_is_the_cpu(monkeypatch):
     from hydra import compose, initialize_config_module
 
-    from w2v2bench.cli.bench import validate
     from w2v2bench.config import register
+    from w2v2bench.harness import validate
 
     register()
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)

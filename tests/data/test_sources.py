@@ -152,7 +152,7 @@ def test_each_hub_dataset_names_its_config_and_split_in_its_conf_file(monkeypatc
     import datasets
 
     from tests.helpers.harness import compose_with
-    from w2v2bench.cli import bench as cli
+    from w2v2bench import harness as cli
 
     calls = []
     row = {"audio": {"bytes": b"", "path": "x.flac"}, "text": "A", "id": "1-2-3"}
@@ -170,7 +170,7 @@ def test_each_hub_dataset_names_its_config_and_split_in_its_conf_file(monkeypatc
 
 def test_a_split_a_hub_dataset_does_not_have_is_named(monkeypatch):
     from tests.helpers.harness import compose_with
-    from w2v2bench.cli import bench as cli
+    from w2v2bench import harness as cli
     from w2v2bench.errors import ConfigError
 
     monkeypatch.setattr(cli, "hub_unreachable_reason", lambda: None)
@@ -182,7 +182,7 @@ def test_a_dataset_that_cannot_be_opened_fails_before_the_model_loads_in_one_lin
     import datasets
 
     from tests.helpers.harness import compose_with
-    from w2v2bench.cli import bench as cli
+    from w2v2bench import harness as cli
 
     def load_dataset(*args, **kwargs):
         raise ValueError("BuilderConfig 'clean' not found.\nAvailable: ['all']")
@@ -349,7 +349,7 @@ def test_a_hub_row_without_what_the_harness_needs_is_one_line_before_the_model_l
     import datasets
 
     from tests.helpers.harness import compose_with
-    from w2v2bench.cli import bench as cli
+    from w2v2bench import harness as cli
 
     monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: FakeStream(rows))
     monkeypatch.setattr(cli, "hub_unreachable_reason", lambda: None)
@@ -361,7 +361,7 @@ def test_a_shard_that_fails_later_stops_the_run_in_one_line(monkeypatch):
     import datasets
 
     from tests.helpers.harness import compose_with
-    from w2v2bench.cli import bench as cli
+    from w2v2bench import harness as cli
 
     class Failing(FakeStream):
         def __iter__(self):
@@ -385,7 +385,7 @@ def test_a_shard_that_fails_later_stops_the_run_in_one_line(monkeypatch):
 )
 def test_a_bad_hub_setting_is_one_line(monkeypatch, overrides, message):
     from tests.helpers.harness import compose_with
-    from w2v2bench.cli import bench as cli
+    from w2v2bench import harness as cli
     from w2v2bench.errors import ConfigError
 
     monkeypatch.setattr(cli, "hub_unreachable_reason", lambda: None)

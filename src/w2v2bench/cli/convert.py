@@ -9,7 +9,6 @@ from typing import Any
 
 from omegaconf import MISSING, OmegaConf
 
-from ..convert.fairseq import convert
 from ..errors import Exit, one_line
 from ._tool import quiet_defaults, quiet_hydra, tool_main
 
@@ -47,6 +46,8 @@ def run(cfg: Any) -> int | None:
             file=sys.stderr,
         )
         sys.exit(Exit.USAGE)
+    from ..convert.fairseq import convert  # torch loads here, after parsing: --help does not wait for it
+
     try:
         report = convert(cfg.checkpoint, cfg.dict, cfg.out)
     except (ValueError, OSError, pickle.UnpicklingError) as err:  # ConversionError, UnreadableCheckpoint
