@@ -14,6 +14,7 @@ from pathlib import Path
 DRIVER = """
 import json, os, signal, sys
 import w2v2bench.__main__ as cli
+import w2v2bench.harness  # the run's modules, imported once before any fork (cli imports them only to run)
 from w2v2bench import resume
 from transformers import Wav2Vec2ForCTC  # imported once, before any fork
 
