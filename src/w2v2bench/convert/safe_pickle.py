@@ -1,6 +1,6 @@
 """Load a fairseq checkpoint with torch's weights-only unpickler: nothing in the file can run, write or hang.
 
-Four layers (README, "Security"): only a regular file is opened, the zip form stored and within the file's
+Four layers (docs/faults.md): only a regular file is opened, the zip form stored and within the file's
 size, the tar form refused; every global the pickles name is scanned (`pickletools`) against a short
 allow-list before anything is built, `fairseq.*` ones mapped to inert placeholders and numpy's to checked
 stand-ins; `torch.load(weights_only=True)` with exactly those globals does the unpickling (no BUILD on a
