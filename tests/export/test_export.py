@@ -16,8 +16,8 @@ import yaml
 
 from tests.helpers.fake_runs import row, write_run
 from tests.helpers.harness import bench, local, read_run
+from w2v2bench.export.base import ExportError
 from w2v2bench.export.leaderboard import leaderboard_name
-from w2v2bench.export.scored import ExportError
 from w2v2bench.metrics.normalizers import normalizer
 
 

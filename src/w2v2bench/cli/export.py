@@ -9,8 +9,8 @@ from typing import Any
 from omegaconf import MISSING, OmegaConf
 
 from ..errors import Exit, one_line
-from ..export import FORMATS, export
-from ..export.scored import ExportError
+from ..export import export, formats
+from ..export.base import ExportError
 from ._tool import quiet_defaults, quiet_hydra, tool_main
 
 HELP = """w2v2bench.export: a finished run in the shapes other tools read as they are
@@ -42,7 +42,7 @@ class ExportConfig:
     run: Any = MISSING  # a folder or a list of folders
     out: str | None = None
     model_id: str | None = None
-    formats: list[str] = field(default_factory=lambda: list(FORMATS))
+    formats: list[str] = field(default_factory=lambda: list(formats()))
     defaults: list[Any] = quiet_defaults()
     hydra: Any = quiet_hydra(HELP)
 

@@ -14,30 +14,39 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..errors import one_line
 from ..files import write_json_atomic, write_text_atomic
-from ..metrics import rate
 from ..provenance import git_hash
 from ..results import ResultsFileError, read_run
-from .leaderboard import leaderboard_name
-from .lhotse import lhotse_manifests
-from .model_index import _model_index_result
-from .scored import SAFE, ExportError, _jsonl, _run_names, default_model_id, scored_rows
+from . import jiwer, leaderboard, lhotse, model_index, nemo
+from .base import (
+    REGISTRY,
+    SAFE,
+    ExportError,
+    ExportRun,
+    Format,
+    _run_names,
+    default_model_id,
+    formats,
+    register,
+    scored_rows,
+)
 
-__all__ = ["ExportError", "export", "leaderboard_name"]
+__all__ = ["ExportError", "ExportRun", "Format", "export", "formats", "register"]
 
-FORMATS = ("leaderboard", "nemo", "jiwer", "model-index", "lhotse")
+# the built-in formats, in the order their files are written; another is one `register(Format(...))` away
+for _format in (leaderboard.FORMAT, nemo.FORMAT, jiwer.FORMAT, model_index.FORMAT, lhotse.FORMAT):
+    register(_format)
 
 
 def export(runs: list[str | Path], out: str | Path | None = None, model_id: str | None = None,
-           formats: list[str] | tuple[str, ...] = FORMATS) -> dict[str, Any]:  # fmt: skip
-    """Write each run's exports into `out` (default: the first run's `export/` folder); returns export.json's
-    content. Only `out` is written."""
-    unknown = [f for f in formats if f not in FORMATS]
-    if unknown or not formats:
-        raise ExportError(f"formats={list(formats)}: expected a non-empty list of {list(FORMATS)}")
+           formats: list[str] | tuple[str, ...] | None = None) -> dict[str, Any]:  # fmt: skip
+    """Write each run's exports into `out` (default: the first run's `export/` folder) in the `formats` named (default:
+    every registered one); returns export.json's content. Only `out` is written."""
+    chosen = [f for f in REGISTRY if f in formats] if formats is not None else list(REGISTRY)
+    unknown = [f for f in (formats if formats is not None else []) if f not in REGISTRY]
+    if unknown or not chosen:
+        raise ExportError(f"formats={list(formats or [])}: expected a non-empty list of {list(REGISTRY)}")
     if not runs:
         raise ExportError("run=: no run folder given")
     loaded = []
@@ -57,18 +66,21 @@ def export(runs: list[str | Path], out: str | Path | None = None, model_id: str 
         raise ExportError("out='': give a folder for the exports (default: <first run>/export)")
     out = Path(out) if out is not None else loaded[0][0] / "export"
     record: dict[str, Any] = {"model_id": model, "git_hash": git_hash(), "runs": [], "files": []}
-    index_entries, index_skipped = [], []
     planned: dict[str, str] = {}  # file name -> text: every name checked before anything is written
 
-    def plan(name: str, text: str) -> None:
-        if len(name.encode()) > 200:  # with the atomic write's temporary suffix it must fit the file system's 255
-            raise ExportError(
-                f"{name[:60]}...: a file name of {len(name.encode())} bytes, over 200: shorten the run's names"
-            )
-        if name in planned:
-            raise ExportError(f"two runs would both write {name} (the same model, data and split): export them apart")
-        planned[name] = text
+    def plan(files: dict[str, str]) -> None:
+        for name, text in files.items():
+            if len(name.encode()) > 200:  # with the atomic write's temporary suffix it must fit the file system's 255
+                raise ExportError(
+                    f"{name[:60]}...: a file name of {len(name.encode())} bytes, over 200: shorten the run's names"
+                )
+            if name in planned:
+                raise ExportError(
+                    f"two runs would both write {name} (the same model, data and split): export them apart"
+                )
+            planned[name] = text
 
+    exported = []
     for folder, summary, rows in loaded:
         scored, failed = scored_rows(summary, rows)
         names = _run_names(summary)
@@ -76,54 +88,23 @@ def export(runs: list[str | Path], out: str | Path | None = None, model_id: str 
         stem = "-".join(SAFE.sub("_", names[k]) for k in ("data_name", "partition", "split"))
         if stem[0] in "-.":  # never a hidden file, nor one a command line would take for an option
             stem = "_" + stem
-        # the jiwer CLI skips every line of fewer than 2 characters (an empty transcript, "I"), which would pair
-        # the wrong lines: those utterances are left out, and the rates over the rest are what it must print
-        kept = [s for s in scored if len(s.text) > 1 and len(s.pred_text) > 1]
+        run = ExportRun(folder, summary, rows, scored, model, stem)
+        exported.append(run)
         run_record = {
             "run": str(folder), "utterances": len(rows), "failed_left_out": failed, "scored": len(scored),
             "wer": summary["wer"], "cer": summary["cer"],
         }  # fmt: skip
-        if "jiwer" in formats:
-            run_record["jiwer"] = {
-                "left_out": [s.id for s in scored if not (len(s.text) > 1 and len(s.pred_text) > 1)],
-                "wer": rate(s.words for s in kept),
-                "cer": rate(s.chars for s in kept),
-            }
+        for name in chosen:
+            files, about = REGISTRY[name].per_run(run)
+            run_record.update(about)
+            plan(files)
         record["runs"].append(run_record)
-        if "leaderboard" in formats:
-            plan(
-                leaderboard_name(model, summary),
-                _jsonl(
-                    [{"audio_filepath": s.audio_filepath or s.id, "duration": s.duration, "time": s.time,
-                      "text": s.text, "pred_text": s.pred_text, "id": s.id} for s in scored]
-                ),
-            )  # fmt: skip
-        if "nemo" in formats:
-            plan(
-                f"{stem}.nemo.jsonl",
-                _jsonl(
-                    [{"audio_filepath": s.audio_filepath or s.id, "duration": s.duration, "text": s.text,
-                      "pred_text": s.pred_text} for s in scored]
-                ),
-            )  # fmt: skip
-        if "jiwer" in formats:
-            plan(f"{stem}.ref.txt", "".join(s.text + "\n" for s in kept))
-            plan(f"{stem}.hyp.txt", "".join(s.pred_text + "\n" for s in kept))
-        if "lhotse" in formats:
-            recordings, supervisions, left_out = lhotse_manifests(scored)
-            run_record["lhotse_left_out"] = left_out
-            plan(f"{stem}.recordings.jsonl", _jsonl(recordings))
-            plan(f"{stem}.supervisions.jsonl", _jsonl(supervisions))
-        if "model-index" in formats:
-            entry, why = _model_index_result(summary)
-            if entry is None:
-                index_skipped.append(f"{folder}: {why}")
-            else:
-                index_entries.append(entry)
-    if "model-index" in formats and index_entries:
-        block = {"model-index": [{"name": model, "results": index_entries}]}
-        plan("model-index.yaml", yaml.safe_dump(block, sort_keys=False, allow_unicode=True))
-    record["model_index_skipped"] = index_skipped
+    record["model_index_skipped"] = []  # export.json has always had it, whichever formats ran
+    for name in chosen:
+        if REGISTRY[name].combined is not None:
+            files, about = REGISTRY[name].combined(exported)
+            record.update(about)
+            plan(files)
     record["time"] = (
         "leaderboard `time` = the utterance's share, by duration, of its batch's synchronised model forward time "
         "(transcripts.jsonl model_s; the warm-up batch included, which summary.json's model_rtfx leaves out); audio "
@@ -134,7 +115,7 @@ def export(runs: list[str | Path], out: str | Path | None = None, model_id: str 
     out.mkdir(parents=True, exist_ok=True)
     for name, text in planned.items():
         if "/" in name or name in (".", "..") or "\0" in name:
-            raise ExportError(f"{name!r}: not a plain file name")  # cannot happen: every part is cleaned
+            raise ExportError(f"{name!r}: not a plain file name")  # a format's own name must be a plain one
         write_text_atomic(out / name, text)
         record["files"].append(name)
     write_json_atomic(out / "export.json", record)

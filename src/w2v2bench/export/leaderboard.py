@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .scored import SAFE, ExportError, _run_names
+from .base import SAFE, ExportError, ExportRun, Files, Format, _jsonl, _run_names
 
 
 def leaderboard_name(model_id: str, summary: dict) -> str:
@@ -27,3 +27,15 @@ def leaderboard_name(model_id: str, summary: dict) -> str:
                 "splits on"
             )
     return f"MODEL_{parts['model']}_DATASET_{parts['path']}_{parts['name']}_{parts['split']}.jsonl"
+
+
+def files(run: ExportRun) -> tuple[Files, dict]:
+    records = [
+        {"audio_filepath": s.audio_filepath or s.id, "duration": s.duration, "time": s.time, "text": s.text,
+         "pred_text": s.pred_text, "id": s.id}
+        for s in run.scored
+    ]  # fmt: skip
+    return {leaderboard_name(run.model_id, run.summary): _jsonl(records)}, {}
+
+
+FORMAT = Format("leaderboard", files)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import stat
 
-from .scored import Scored
+from .base import ExportRun, Files, Format, Scored, _jsonl
 
 
 def lhotse_manifests(scored: list[Scored]) -> tuple[list[dict], list[dict], list[str]]:
@@ -35,3 +35,12 @@ def lhotse_manifests(scored: list[Scored]) -> tuple[list[dict], list[dict], list
              "custom": {"pred_text": s.pred_text}}
         )  # fmt: skip
     return recordings, supervisions, left_out
+
+
+def files(run: ExportRun) -> tuple[Files, dict]:
+    recordings, supervisions, left_out = lhotse_manifests(run.scored)
+    texts = {f"{run.stem}.recordings.jsonl": _jsonl(recordings), f"{run.stem}.supervisions.jsonl": _jsonl(supervisions)}
+    return texts, {"lhotse_left_out": left_out}
+
+
+FORMAT = Format("lhotse", files)

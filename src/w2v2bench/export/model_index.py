@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 
-from .scored import _run_names
+import yaml
+
+from .base import ExportRun, Files, Format, _run_names
 
 # the Hub's task and dataset names for LibriSpeech (model-index `dataset.type` is a Hub dataset id)
 LIBRISPEECH_HUB_ID = "openslr/librispeech_asr"
@@ -41,3 +43,23 @@ def _model_index_result(summary: dict) -> tuple[dict | None, str | None]:
         ],
     }
     return entry, None
+
+
+def combined(runs: list[ExportRun]) -> tuple[Files, dict]:
+    """One model-index block for all the runs (one model); a run a card should not carry is named and skipped."""
+    entries, skipped = [], []
+    for run in runs:
+        entry, why = _model_index_result(run.summary)
+        if entry is None:
+            skipped.append(f"{run.folder}: {why}")
+        else:
+            entries.append(entry)
+    if not entries:
+        return {}, {"model_index_skipped": skipped}
+    block = {"model-index": [{"name": runs[0].model_id, "results": entries}]}
+    return {"model-index.yaml": yaml.safe_dump(block, sort_keys=False, allow_unicode=True)}, {
+        "model_index_skipped": skipped
+    }
+
+
+FORMAT = Format("model-index", lambda run: ({}, {}), combined)

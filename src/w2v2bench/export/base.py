@@ -1,10 +1,19 @@
-"""The rows every export writes: each utterance in the text that was scored, and the run's names."""
+"""What every export format sees and is: the scored rows of a run, the run, the `Format` record and its registry.
+
+A format is a `Format(name, per_run, combined=None)`: `per_run(run)` gives the files of one run and what
+export.json records of it; `combined(runs)`, if any, the files made from all the runs together (model-index.yaml).
+`register(fmt)` makes it one of `export`'s formats: export/__init__ registers the built-in ones (a module each in
+this folder, in the order their files are written); a test or a user registers their own the same way.
+"""
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from ..metrics import Counts
 from ..metrics.edits import scored_text
@@ -80,3 +89,41 @@ def scored_rows(summary: dict, rows: list[dict]) -> tuple[list[Scored], int]:
 
 def _jsonl(records: list[dict]) -> str:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+
+
+@dataclass(frozen=True)
+class ExportRun:
+    """One run as every format sees it."""
+
+    folder: Path
+    summary: dict
+    rows: list[dict]
+    scored: list[Scored]  # the transcribed utterances, in the scored text
+    model_id: str
+    stem: str  # <data>-<partition>-<split>, cleaned: the start of a per-run file name
+
+
+Files = dict[str, str]  # file name -> text
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str
+    per_run: Callable[[ExportRun], tuple[Files, dict[str, Any]]]  # (files, what export.json records of the run)
+    combined: Callable[[list[ExportRun]], tuple[Files, dict[str, Any]]] | None = None  # (files, export.json keys)
+
+
+REGISTRY: dict[str, Format] = {}
+
+
+def register(fmt: Format) -> Format:
+    """Make `fmt` one of the formats `export` writes (and `formats=` names); a name is registered once."""
+    if fmt.name in REGISTRY and REGISTRY[fmt.name] is not fmt:
+        raise ValueError(f"export format {fmt.name!r} is registered already")
+    REGISTRY[fmt.name] = fmt
+    return fmt
+
+
+def formats() -> tuple[str, ...]:
+    """Every registered format's name, in registration order (the order of their files)."""
+    return tuple(REGISTRY)

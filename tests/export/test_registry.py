@@ -1,0 +1,66 @@
+"""The export seam: a format defined in the tests folder is registered and written, no package file edited."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from tests.helpers.fake_runs import row, write_run
+from w2v2bench.cli import export as export_cli
+from w2v2bench.export import ExportError, ExportRun, Format, export, formats, register
+from w2v2bench.export.base import REGISTRY
+
+
+def toy_files(run: ExportRun) -> tuple[dict[str, str], dict]:
+    """One line per scored utterance: `<id> <hypothesis>`, as a toy consumer would read it."""
+    text = "".join(f"{s.id} {s.pred_text}\n" for s in run.scored)
+    return {f"{run.stem}.toy.txt": text}, {"toy_lines": len(run.scored)}
+
+
+def toy_combined(runs: list[ExportRun]) -> tuple[dict[str, str], dict]:
+    return {"toy-index.json": json.dumps([r.stem for r in runs])}, {"toy_runs": len(runs)}
+
+
+@pytest.fixture
+def toy():
+    fmt = register(Format("toy", toy_files, toy_combined))
+    yield fmt
+    del REGISTRY["toy"]
+
+
+@pytest.fixture
+def run(tmp_path):
+    return write_run(tmp_path / "run", [row("1-1-0000", "A B C", "A B X"), row("1-1-0001", "D E", None, "bad audio")])
+
+
+def test_a_registered_format_is_written_and_recorded(toy, run, tmp_path):
+    assert formats()[-1] == "toy"
+    record = export([run], tmp_path / "out", formats=["toy"])
+    (stem_file,) = [f for f in record["files"] if f.endswith(".toy.txt")]
+    assert (tmp_path / "out" / stem_file).read_text() == "1-1-0000 A B X\n"  # the failed utterance left out
+    assert json.loads((tmp_path / "out" / "toy-index.json").read_text()) == [stem_file.removesuffix(".toy.txt")]
+    written = json.loads((tmp_path / "out" / "export.json").read_text())
+    assert written["runs"][0]["toy_lines"] == 1 and written["toy_runs"] == 1
+    assert written["files"] == [stem_file, "toy-index.json"]
+
+
+def test_the_command_line_takes_a_registered_format(toy, run, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(
+        sys, "argv", ["w2v2bench export", f"run={run}", f"out={tmp_path / 'out'}", "formats=[toy,nemo]"]
+    )
+    export_cli.main()
+    assert "toy-index.json" in capsys.readouterr().out
+    assert sorted(p.suffixes[-2] for p in (tmp_path / "out").glob("*.*.*")) == [".nemo", ".toy"]
+
+
+def test_an_unregistered_format_names_the_registered_ones(run, tmp_path):
+    with pytest.raises(ExportError, match=r"formats=\['toy'\]: expected a non-empty list of \['leaderboard', "):
+        export([run], tmp_path / "out", formats=["toy"])
+
+
+def test_a_name_is_registered_once(toy):
+    with pytest.raises(ValueError, match="'toy' is registered already"):
+        register(Format("toy", toy_files))
+    assert register(toy) is toy  # the same format again is harmless
