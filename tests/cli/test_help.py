@@ -42,3 +42,19 @@ def test_the_help_lists_every_tool():
     done = subprocess.run([sys.executable, "-m", "w2v2bench", "--help"], capture_output=True, text=True, timeout=120)
     listed = done.stdout.split("Tools:", 1)[1].split()
     assert [t for t in tools() if t in listed] == tools() and len(tools()) == 8, (tools(), listed)
+
+
+OLD_SPELLINGS = {**{t: t for t in tools()}, "rescore": "score", "random_model": None}
+
+
+@pytest.mark.parametrize("module,tool", OLD_SPELLINGS.items(), ids=list(OLD_SPELLINGS))
+def test_the_old_spellings_still_run_their_tool(module, tool):
+    # python -m w2v2bench.<tool> (the spelling before cli/): the same help as python -m w2v2bench <tool>, never a
+    # module that runs nothing and exits 0
+    old = subprocess.run([sys.executable, "-m", f"w2v2bench.{module}", "--help"], capture_output=True, text=True)
+    assert old.returncode == 0 and old.stdout.strip(), old.stderr[-2000:]
+    if tool is not None:
+        new = subprocess.run([sys.executable, "-m", "w2v2bench", tool, "--help"], capture_output=True, text=True)
+        assert new.stdout == old.stdout
+    else:
+        assert "Usage: python -m w2v2bench.random_model out=<folder>" in old.stdout

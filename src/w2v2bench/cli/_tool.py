@@ -17,13 +17,14 @@ def quiet_defaults() -> Any:
     return field(default_factory=lambda: list(steps))
 
 
-def quiet_hydra(help_template: str) -> Any:
-    """Hydra settings of a key=value tool (convert, compare, ...): it writes nothing but its own outputs."""
+def quiet_hydra(help_template: str, job_name: str) -> Any:
+    """Hydra settings of a key=value tool (convert, compare, ...): it writes nothing but its own outputs. The job
+    is named as before the tools moved to cli/ (Hydra would name it after this module)."""
     return field(
         default_factory=lambda: {
             "output_subdir": None,
             "run": {"dir": "."},
-            "job": {"chdir": False},
+            "job": {"chdir": False, "name": job_name},
             "help": {"template": help_template},
         }
     )

@@ -30,7 +30,7 @@ class AnalysisConfig:
     run: str = MISSING
     normalizer: str | None = None
     defaults: list[Any] = quiet_defaults()
-    hydra: Any = quiet_hydra(HELP)
+    hydra: Any = quiet_hydra(HELP, "analysis")
 
 
 def run(cfg: Any) -> int | None:

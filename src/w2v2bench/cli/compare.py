@@ -45,7 +45,7 @@ class CompareConfig:
     bootstrap_samples: int = 10_000
     seed: int = 0
     defaults: list[Any] = quiet_defaults()
-    hydra: Any = quiet_hydra(HELP)
+    hydra: Any = quiet_hydra(HELP, "compare")
 
 
 def run(cfg: Any) -> int | None:

@@ -34,7 +34,7 @@ class ConvertConfig:
     dict: str = MISSING
     out: str = MISSING
     defaults: list[Any] = quiet_defaults()
-    hydra: Any = quiet_hydra(HELP)
+    hydra: Any = quiet_hydra(HELP, "convert")
 
 
 def run(cfg: Any) -> int | None:

@@ -44,7 +44,7 @@ class ExportConfig:
     model_id: str | None = None
     formats: list[str] = field(default_factory=lambda: list(formats()))
     defaults: list[Any] = quiet_defaults()
-    hydra: Any = quiet_hydra(HELP)
+    hydra: Any = quiet_hydra(HELP, "export")
 
 
 def run(cfg: Any) -> int | None:

@@ -45,7 +45,7 @@ class NightlyConfig:
     harness_status: int = 0
     show_changed: int = 20
     defaults: list[Any] = quiet_defaults()
-    hydra: Any = quiet_hydra(HELP)
+    hydra: Any = quiet_hydra(HELP, "nightly")
 
 
 def _baselines(value: Any) -> list[Path]:

@@ -41,7 +41,7 @@ class RescoreConfig:
     merge_compounds: bool = False
     out: str | None = None
     defaults: list[Any] = quiet_defaults()
-    hydra: Any = quiet_hydra(HELP)
+    hydra: Any = quiet_hydra(HELP, "rescore")
 
 
 def run(cfg: Any) -> int | None:

@@ -3,7 +3,8 @@
 `base` has wav2vec2-base-960h's architecture (same compute as the real model); `tiny` is small enough for
 unit tests. Every family (wav2vec2, hubert, data2vec-audio) uses the base-960h 32-token letter vocabulary and
 processor settings; `norm` picks the feature encoder's norm where the family has the choice.
-From the command line: tools/random_model.py.
+Usage: python -m w2v2bench.random_model out=<folder> [size=tiny|base] [family=wav2vec2|hubert|data2vec-audio]
+       [norm=group|layer] [seed=0]
 """
 
 from __future__ import annotations

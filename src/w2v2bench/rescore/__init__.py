@@ -18,14 +18,14 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .analysis import write_analysis
-from .metrics import Counts, rate
-from .metrics.edits import utterance_counts
-from .metrics.normalizers import normalizer
-from .provenance import git_hash, versions
-from .results import is_scored, load_rows, load_summary, write_summary, write_transcripts
-from .summary import check_reference
-from .table import write_tables
+from ..analysis import write_analysis
+from ..metrics import Counts, rate
+from ..metrics.edits import utterance_counts
+from ..metrics.normalizers import normalizer
+from ..provenance import git_hash, versions
+from ..results import is_scored, load_rows, load_summary, write_summary, write_transcripts
+from ..summary import check_reference
+from ..table import write_tables
 
 __all__ = ["rescore"]
 

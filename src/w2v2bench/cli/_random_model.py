@@ -1,26 +1,27 @@
-"""A random-weight CTC checkpoint of the wav2vec2 family, built from a config (w2v2bench.testing.random_model).
+"""`python -m w2v2bench.random_model out=<folder> [size=tiny|base] [family=wav2vec2|hubert|data2vec-audio]
+[norm=group|layer] [seed=0]`: a random-weight CTC checkpoint built from a config (w2v2bench.testing.random_model).
 
-Usage: python tools/random_model.py out=<folder> [size=tiny|base] [family=wav2vec2|hubert|data2vec-audio]
-       [norm=group|layer] [seed=0]
+A developer's tool, not one of `python -m w2v2bench TOOL`'s (the leading underscore keeps it off that list).
 """
 
 from __future__ import annotations
 
 import sys
 
-from w2v2bench.testing.random_model import build
+from ..testing import random_model
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
-        print(__doc__)
+        print(random_model.__doc__)
         return
     args = dict(a.split("=", 1) for a in argv)
     unknown = set(args) - {"out", "size", "norm", "seed", "family"}
     if unknown or "out" not in args:
         sys.exit(f"expected out=<folder> [size=tiny|base] [family=...] [norm=group|layer] [seed=N]; got {argv}")
     print(
-        build(
+        random_model.build(
             args["out"],
             args.get("size", "tiny"),
             args.get("norm", "group"),
@@ -28,7 +29,3 @@ def main(argv: list[str]) -> None:
             args.get("family", "wav2vec2"),
         )
     )
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])
