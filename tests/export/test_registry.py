@@ -64,3 +64,14 @@ def test_a_name_is_registered_once(toy):
     with pytest.raises(ValueError, match="'toy' is registered already"):
         register(Format("toy", toy_files))
     assert register(toy) is toy  # the same format again is harmless
+
+
+@pytest.mark.parametrize("name", ["../escape.txt", "sub/dir.txt", "..", "", "nul\0.txt"])
+def test_a_format_whose_file_name_is_not_plain_writes_nothing(run, tmp_path, name):
+    fmt = register(Format("bad", lambda r: ({name: "x"}, {})))
+    try:
+        with pytest.raises(ExportError, match="not a plain file name"):
+            export([run], tmp_path / "out", formats=["nemo", "bad"])
+    finally:
+        del REGISTRY[fmt.name]
+    assert not (tmp_path / "out").exists() and not (tmp_path / "escape.txt").exists()

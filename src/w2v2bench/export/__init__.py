@@ -70,6 +70,14 @@ def export(runs: list[str | Path], out: str | Path | None = None, model_id: str 
 
     def plan(files: dict[str, str]) -> None:
         for name, text in files.items():
+            if (
+                not isinstance(name, str)
+                or not isinstance(text, str)
+                or "/" in name
+                or name in ("", ".", "..")
+                or "\0" in name
+            ):
+                raise ExportError(f"{str(name)[:60]!r}: not a plain file name with text (an export format's files)")
             if len(name.encode()) > 200:  # with the atomic write's temporary suffix it must fit the file system's 255
                 raise ExportError(
                     f"{name[:60]}...: a file name of {len(name.encode())} bytes, over 200: shorten the run's names"
@@ -114,8 +122,6 @@ def export(runs: list[str | Path], out: str | Path | None = None, model_id: str 
         raise ExportError(f"out={str(out)!r} is a link or not a folder: give a folder for the exports")
     out.mkdir(parents=True, exist_ok=True)
     for name, text in planned.items():
-        if "/" in name or name in (".", "..") or "\0" in name:
-            raise ExportError(f"{name!r}: not a plain file name")  # a format's own name must be a plain one
         write_text_atomic(out / name, text)
         record["files"].append(name)
     write_json_atomic(out / "export.json", record)
