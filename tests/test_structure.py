@@ -20,10 +20,10 @@ TESTS = Path(__file__).parent
 LAYERS = [
     ("command lines", ["cli", "__main__", "*.__main__", "score", "synth", "random_model"]),
     ("steps and tools", ["harness", "pipeline", "summary", "rescore", "nightly", "backends", "decoders", "export",
-                         "compare", "convert"]),
+                         "compare", "convert", "testing"]),
     ("sources, model, run folders", ["data", "model", "resume", "distributed", "history", "table", "analysis"]),
     ("file formats and metrics", ["results", "metrics"]),
-    ("foundation", ["errors", "files", "provenance", "hub", "config", "ctc", "align", "testing", ""]),
+    ("foundation", ["errors", "files", "provenance", "hub", "config", "ctc", "align", ""]),
 ]  # fmt: skip
 
 
