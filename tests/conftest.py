@@ -54,3 +54,15 @@ def broken_tree(tmp_path):
     extra = ["1089-134686-0003 EMPTY AUDIO", "1089-134686-0004 A   LINE  WITH NO AUDIO  "]
     (chapter / "1089-134686.trans.txt").write_text("\n".join(lines + extra) + "\n")
     return tmp_path
+
+
+def pytest_collection_modifyitems(config, items):
+    """`@pytest.mark.cuda` is the whole gate: such a test is skipped, with the reason, where CUDA is not there."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)

@@ -125,7 +125,6 @@ def test_reduced_precision_counts_differences_from_fp32(tiny_checkpoint):
 
 
 @pytest.mark.cuda
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize(
     "architecture,precision", [(a, "fp32") for a in ARCHITECTURES] + [(("wav2vec2", "group"), "bf16")], ids=str
 )
