@@ -129,7 +129,8 @@ def worker_harness(
     import torch
     import transformers  # noqa: F401  (imported before the clock starts, as in the other methods)
 
-    from w2v2bench.backends import make_backend
+    from w2v2bench.backends.onnxruntime import OnnxRuntimeBackend
+    from w2v2bench.backends.openvino import OpenVinoBackend
     from w2v2bench.data.local import local_utterances
     from w2v2bench.model import load_model
     from w2v2bench.pipeline import run
@@ -142,7 +143,8 @@ def worker_harness(
     load_s = time.perf_counter() - start
     if backend != "torch":
         exports = str(OUT / "exports")
-        transcriber.use_backend(make_backend(backend, transcriber.model, exports, precision=backend_precision))
+        cls = {"onnxruntime": OnnxRuntimeBackend, "openvino": OpenVinoBackend}[backend]
+        transcriber.use_backend(cls.create(cls.Settings(cache=exports, precision=backend_precision), transcriber.model))
     transcriber.recheck_margin = recheck_margin
     done: list = []
     stats = run(

@@ -45,4 +45,3 @@ def test_reference_check(what, t, where, passed, note):
     assert (None if check is None else check.passed) == passed
     if check is not None and not math.isnan(check.measured_wer):
         assert check.measured_wer == t.wer and check.line().startswith("reference check")
-

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 from importlib import resources
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
@@ -35,11 +36,6 @@ class Partition(Choice):
     dev = "dev"
 
 
-class Source(Choice):
-    hub = "hub"
-    local = "local"
-
-
 class Precision(Choice):
     fp32 = "fp32"
     bf16 = "bf16"
@@ -51,17 +47,6 @@ class Batching(Choice):
     naive = "naive"
 
 
-class BackendName(Choice):
-    torch = "torch"
-    onnxruntime = "onnxruntime"
-    openvino = "openvino"
-
-
-class DecoderName(Choice):
-    greedy = "greedy"
-    lm = "lm"
-
-
 @dataclass
 class ModelConfig:
     name: str = MISSING
@@ -71,9 +56,15 @@ class ModelConfig:
     reference: str | None = None
 
 
+# The built-in data sources, decoders and backends share one schema per group (below), so that summary.json's
+# `config` keeps the keys it always had; `_target_` names the implementation's class, and each class's own
+# `Settings` says which of the keys it takes (settings.py). A new implementation's YAML need not use the schema.
+
+
 @dataclass
 class DataConfig:
-    source: Source = MISSING
+    _target_: str = MISSING
+    source: str = MISSING
     name: str = MISSING
     # hub: a dataset id streamed with `datasets`; local: a folder of OpenSLR subset folders
     dataset: str | None = None
@@ -88,7 +79,8 @@ class DataConfig:
 
 @dataclass
 class DecoderConfig:
-    name: DecoderName = DecoderName.greedy
+    _target_: str = MISSING
+    name: str = MISSING
     # lm only; null: the checkpoint's language_model/ folder (attrs.json) where it has one, else the defaults
     lm: str | None = None  # an ARPA or KenLM binary file
     lexicon: str | None = None  # words (and spellings); null: language_model/unigrams.txt or the ARPA's 1-grams
@@ -103,7 +95,8 @@ class DecoderConfig:
 
 @dataclass
 class BackendConfig:
-    name: BackendName = BackendName.torch
+    _target_: str = MISSING
+    name: str = MISSING
     # where exported models are kept (one folder per weights x config x versions x export settings)
     cache: str = "~/.cache/w2v2bench"
     # the runtime's own precision: fp32 (the default, transcripts as PyTorch's) or int8 (onnxruntime's dynamic
@@ -124,16 +117,16 @@ class ReferenceConfig:
     utterances: dict[str, int] = field(default_factory=dict)
     data: str = "librispeech"  # the data.name the figures are for
     partition: Partition = Partition.test
-    decoder: DecoderName = DecoderName.greedy  # the decoder the figures were measured with
+    decoder: str = "greedy"  # the decoder the figures were measured with
 
 
 @dataclass
 class BenchConfig:
     model: ModelConfig = MISSING
-    data: DataConfig = MISSING
+    data: Any = MISSING  # DataConfig for the built-in sources; any mapping with a _target_ for others
     reference: ReferenceConfig = MISSING
-    decoder: DecoderConfig = MISSING
-    backend: BackendConfig = MISSING
+    decoder: Any = MISSING  # DecoderConfig, or any mapping with a _target_
+    backend: Any = MISSING  # BackendConfig, or any mapping with a _target_
     split: Split = Split.clean
     device: str = "auto"
     batch_size: int | None = None

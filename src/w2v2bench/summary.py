@@ -12,6 +12,7 @@ import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .analysis import write_analysis
 from .config import ReferenceConfig
@@ -21,6 +22,9 @@ from .provenance import device_name, git_hash, versions
 from .results import SCHEMA_VERSION, write_summary
 from .resume import Resume
 from .table import write_tables
+
+if TYPE_CHECKING:
+    from .settings import Run
 
 
 @dataclass(frozen=True)
@@ -56,14 +60,14 @@ def reference_check(
     """The check against published figures, or why there is none."""
     if reference is None or not reference.wer:
         return None, "no reference figures for this model"
-    if reference.decoder.value != decoder:
-        return None, f"reference {reference.name!r} is for decoder={reference.decoder.value}, this run used {decoder}"
+    if str(reference.decoder) != decoder:
+        return None, f"reference {reference.name!r} is for decoder={str(reference.decoder)}, this run used {decoder}"
     if reference.data != data:
         return None, f"reference {reference.name!r} is for data {reference.data!r}, not {data!r}"
     if split not in reference.wer:
         return None, f"reference {reference.name!r} has no figure for split={split!r}"
-    if reference.partition.value != partition:
-        return None, f"reference {reference.name!r} is for data.partition={reference.partition.value!r}"
+    if str(reference.partition) != partition:
+        return None, f"reference {reference.name!r} is for data.partition={str(reference.partition)!r}"
     if limit is not None:
         return None, f"skipped: limit={limit} scores a subset, the reference is for the whole split"
     expected_n = reference.utterances.get(split, t.n_utterances)
@@ -177,7 +181,7 @@ def build_summary(
 
 
 def finish(
-    cfg, config, started, reference, journal, resume, per_rank, load_s, transcriber, run_id, decoder
+    run: Run, config, started, journal, resume, per_rank, load_s, transcriber, run_id, decoder
 ) -> tuple[int, list[str]]:
     """Every output, then `complete` as the last step; the caller then removes the journals and prints
     (status, lines). A kill anywhere in between is resumed."""
@@ -189,8 +193,9 @@ def finish(
         print(f"resume: {len(resume.dropped)} journal line(s) left out and transcribed again: {shown}")
     results = journal.finish(resume.kept if resume is not None else {}, (r for new, _ in per_rank for r in new))
     t = totals(results)
+    reference = run.reference
     check, reference_note = reference_check(
-        reference, t, cfg.data.name, cfg.split.value, cfg.data.partition.value, cfg.limit, cfg.decoder.name.value
+        reference, t, run.data_name, run.split, run.partition, run.limit, run.decoder.name
     )
     summary = build_summary(
         config,
@@ -210,14 +215,14 @@ def finish(
     )
     summary["reference_note"] = reference_note
     # the card's figure for this split even where it was not checked (a leaderboard shows it beside ours)
-    figure = None if reference is None else reference.wer.get(cfg.split.value)
-    summary["reference_figure"] = None if figure is None else {"wer": figure, "decoder": reference.decoder.value}
+    figure = None if reference is None else reference.wer.get(run.split)
+    summary["reference_figure"] = None if figure is None else {"wer": figure, "decoder": str(reference.decoder)}
     summary["decoder"] = decoder
     backend = transcriber.backend
     summary["backend"] = (
         backend.settings()
         if backend is not None
-        else {"name": "torch", "version": torch.__version__, "precision": cfg.precision.value}
+        else {"name": "torch", "version": torch.__version__, "precision": run.precision}
     )
     table = write_tables(output_dir, summary)
     write_analysis(output_dir, summary=summary)

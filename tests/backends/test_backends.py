@@ -13,7 +13,6 @@ import torch
 from tests.helpers import ARCHITECTURES, LIBRISPEECH
 from tests.helpers.forked import run_forked
 from tests.helpers.harness import read_run
-from w2v2bench.backends import make_backend
 from w2v2bench.backends.base import BackendError
 from w2v2bench.config import asset_path
 from w2v2bench.data.audio import load_audio
@@ -23,6 +22,15 @@ from w2v2bench.model import load_model
 pytest.importorskip("onnxruntime")
 pytest.importorskip("openvino")
 RUNTIMES = ["onnxruntime", "openvino"]
+
+
+def make_backend(runtime: str, model, cache: str):
+    """The runtime's backend class built as the harness builds it (its Settings, then `create`)."""
+    from w2v2bench.backends.onnxruntime import OnnxRuntimeBackend
+    from w2v2bench.backends.openvino import OpenVinoBackend
+
+    cls = {"onnxruntime": OnnxRuntimeBackend, "openvino": OpenVinoBackend}[runtime]
+    return cls.create(cls.Settings(cache=cache), model=model)
 
 
 def demo(out: Path, *extra: str) -> list[str]:
@@ -139,9 +147,14 @@ def test_backend_failures_are_one_line(tmp_path):
             assert result["code"] == 1 and len(errors) == 1 and cases[name][1] in errors[0], (name, result["output"])
 
 
-def test_an_unknown_backend_names_the_allowed_ones():
-    with pytest.raises(BackendError, match=r"'tensorrt'.*torch.*onnxruntime"):
-        make_backend("tensorrt", None, "/nowhere")
+def test_an_unknown_backend_class_is_one_line_naming_it():
+    from w2v2bench.errors import ConfigError
+    from w2v2bench.settings import part
+
+    with pytest.raises(ConfigError, match=r"backend._target_='w2v2bench.backends.tensorrt.TensorRT': cannot import"):
+        part("backend", {"_target_": "w2v2bench.backends.tensorrt.TensorRT", "name": "tensorrt"})
+    with pytest.raises(ConfigError, match=r"backend._target_=None: .*one of \['onnxruntime', 'openvino', 'torch'\]"):
+        part("backend", {"name": "tensorrt"})
 
 
 # ---- found by attacking the backends ------------------------------------------------------------------------
@@ -204,14 +217,15 @@ def test_device_auto_with_another_backend_is_the_cpu(monkeypatch):
     from hydra import compose, initialize_config_module
 
     from w2v2bench.config import register
-    from w2v2bench.harness import validate
+    from w2v2bench.settings import validate
 
     register()
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     with initialize_config_module(config_module="w2v2bench.conf", version_base=None):
         cfg = compose(config_name="config", overrides=["backend=onnxruntime", "model=demo", "data=demo"])
-    validate(cfg)
-    assert (cfg.device, cfg.batch_size) == ("cpu", 1)
+    run = validate(cfg)
+    assert (run.device, run.batch_size) == ("cpu", 1)
+    assert (run.config()["device"], run.config()["batch_size"]) == ("cpu", 1)
 
 
 @pytest.mark.slow  # quantises the export: make test-slow

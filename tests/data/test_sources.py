@@ -151,8 +151,8 @@ def test_hub_rows_become_utterances_decoded_from_bytes(monkeypatch):
 def test_each_hub_dataset_names_its_config_and_split_in_its_conf_file(monkeypatch, overrides, called):
     import datasets
 
-    from tests.helpers.harness import compose_with
-    from w2v2bench import harness as cli
+    from tests.helpers.harness import open_source
+    from w2v2bench.data import hub as cli
 
     calls = []
     row = {"audio": {"bytes": b"", "path": "x.flac"}, "text": "A", "id": "1-2-3"}
@@ -163,26 +163,26 @@ def test_each_hub_dataset_names_its_config_and_split_in_its_conf_file(monkeypatc
 
     monkeypatch.setattr(datasets, "load_dataset", load_dataset)
     monkeypatch.setattr(cli, "hub_unreachable_reason", lambda: None)
-    utterances, _ = cli.utterance_source(compose_with(overrides))
+    utterances, _ = open_source(overrides)
     assert calls == [called]  # opened (its first row read) before the model would load
     assert [u.id for u in utterances] == ["1-2-3"]
 
 
 def test_a_split_a_hub_dataset_does_not_have_is_named(monkeypatch):
-    from tests.helpers.harness import compose_with
-    from w2v2bench import harness as cli
+    from tests.helpers.harness import open_source
+    from w2v2bench.data import hub as cli
     from w2v2bench.errors import ConfigError
 
     monkeypatch.setattr(cli, "hub_unreachable_reason", lambda: None)
     with pytest.raises(ConfigError, match=r"has no dev-clean: it has \['test-clean', 'test-other'\]"):
-        cli.utterance_source(compose_with(["data=esb", "data.partition=dev"]))
+        open_source(["data=esb", "data.partition=dev"])
 
 
 def test_a_dataset_that_cannot_be_opened_fails_before_the_model_loads_in_one_line(monkeypatch):
     import datasets
 
-    from tests.helpers.harness import compose_with
-    from w2v2bench import harness as cli
+    from tests.helpers.harness import open_source
+    from w2v2bench.data import hub as cli
 
     def load_dataset(*args, **kwargs):
         raise ValueError("BuilderConfig 'clean' not found.\nAvailable: ['all']")
@@ -190,7 +190,7 @@ def test_a_dataset_that_cannot_be_opened_fails_before_the_model_loads_in_one_lin
     monkeypatch.setattr(datasets, "load_dataset", load_dataset)
     monkeypatch.setattr(cli, "hub_unreachable_reason", lambda: None)
     with pytest.raises(DataError) as err:
-        cli.utterance_source(compose_with(["data.revision=abc123"]))
+        open_source(["data.revision=abc123"])
     message = str(err.value)
     assert (
         "\n" not in message and "openslr/librispeech_asr (config 'clean', split 'test', revision 'abc123')" in message
@@ -348,20 +348,20 @@ GOOD_ROW = {"audio": {"bytes": b"", "path": "1-2-3.flac"}, "text": "A", "id": "1
 def test_a_hub_row_without_what_the_harness_needs_is_one_line_before_the_model_loads(monkeypatch, rows, message):
     import datasets
 
-    from tests.helpers.harness import compose_with
-    from w2v2bench import harness as cli
+    from tests.helpers.harness import open_source
+    from w2v2bench.data import hub as cli
 
     monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: FakeStream(rows))
     monkeypatch.setattr(cli, "hub_unreachable_reason", lambda: None)
     with pytest.raises(DataError, match=re.escape(message)):
-        cli.utterance_source(compose_with([]))
+        open_source([])
 
 
 def test_a_shard_that_fails_later_stops_the_run_in_one_line(monkeypatch):
     import datasets
 
-    from tests.helpers.harness import compose_with
-    from w2v2bench import harness as cli
+    from tests.helpers.harness import open_source
+    from w2v2bench.data import hub as cli
 
     class Failing(FakeStream):
         def __iter__(self):
@@ -370,7 +370,7 @@ def test_a_shard_that_fails_later_stops_the_run_in_one_line(monkeypatch):
 
     monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: Failing([]))
     monkeypatch.setattr(cli, "hub_unreachable_reason", lambda: None)
-    utterances, _ = cli.utterance_source(compose_with([]))
+    utterances, _ = open_source([])
     with pytest.raises(DataError, match="row 1 cannot be read: ValueError: Parquet magic bytes"):
         list(utterances)
 
@@ -384,10 +384,10 @@ def test_a_shard_that_fails_later_stops_the_run_in_one_line(monkeypatch):
     ],
 )
 def test_a_bad_hub_setting_is_one_line(monkeypatch, overrides, message):
-    from tests.helpers.harness import compose_with
-    from w2v2bench import harness as cli
+    from tests.helpers.harness import open_source
+    from w2v2bench.data import hub as cli
     from w2v2bench.errors import ConfigError
 
     monkeypatch.setattr(cli, "hub_unreachable_reason", lambda: None)
     with pytest.raises(ConfigError, match=re.escape(message)):
-        cli.utterance_source(compose_with(overrides))
+        open_source(overrides)

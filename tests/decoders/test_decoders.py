@@ -21,7 +21,7 @@ from tests.helpers.ngram import transcripts, write_arpa
 from w2v2bench.config import asset_path
 from w2v2bench.data.audio import load_audio
 from w2v2bench.data.local import local_utterances
-from w2v2bench.decoders import make_decoder
+from w2v2bench.decoders.lm import LMDecoder, LMOptions
 from w2v2bench.model import load_model
 
 DEMO_MODEL, DEMO_CORPUS = Path(asset_path("demo-model")), Path(asset_path("demo-corpus"))
@@ -82,9 +82,9 @@ def test_batched_lm_transcripts_equal_the_decoders_own_output_at_batch_size_one(
     rows, summary = lm_runs["lm"]
     assert summary["n_batches"] < 10  # batched
     transcriber = load_model(str(DEMO_MODEL))
-    decoder = make_decoder(
-        "lm", transcriber.tokens, checkpoint=str(DEMO_MODEL), local=True, revision=None, lm=str(clean_lm),
-        lexicon=None, overrides={}, workers=0,
+    decoder = LMDecoder.create(
+        LMOptions(lm=str(clean_lm), workers=0), tokens=transcriber.tokens, checkpoint=str(DEMO_MODEL), local=True,
+        revision=None,
     )  # fmt: skip
     by_id = {r["id"]: r["pred_text"] for r in rows}
     for u in local_utterances(DEMO_CORPUS, "test", "clean")[:12]:
@@ -224,9 +224,9 @@ def test_log_probs_cover_each_rows_own_frames():
 
 def lm_decoder(lm: Path, workers: int = 0):
     transcriber = load_model(str(DEMO_MODEL))
-    decoder = make_decoder(
-        "lm", transcriber.tokens, checkpoint=str(DEMO_MODEL), local=True, revision=None, lm=str(lm), lexicon=None,
-        overrides={}, workers=workers,
+    decoder = LMDecoder.create(
+        LMOptions(lm=str(lm), workers=workers), tokens=transcriber.tokens, checkpoint=str(DEMO_MODEL), local=True,
+        revision=None,
     )  # fmt: skip
     return transcriber, decoder
 

@@ -70,3 +70,11 @@ def mirror_repo(folder: Path, with_dev: bool = False) -> Path:
         (folder / config / split).mkdir(parents=True)
         pq.write_table(pa.Table.from_pylist(rows), folder / config / split / "0000.parquet")
     return folder
+
+
+def open_source(overrides: list[str]):
+    """(utterances, count) of the data source `overrides` configure, as the harness opens it (settings checked)."""
+    from w2v2bench.settings import validate
+
+    run = validate(compose_with(overrides))
+    return run.data.create().utterances(run.split, run.limit)

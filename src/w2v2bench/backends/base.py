@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import dataclass
+from typing import ClassVar, Protocol
 
 import torch
 
@@ -12,7 +13,16 @@ class BackendError(ValueError):
 
 
 class Backend(Protocol):
+    """A backend class is named by `_target_` in conf/backend/<name>.yaml and built with `create(settings, model)`;
+    its capabilities are class attributes, read by settings.validate before anything loads."""
+
     name: str
+    Settings: ClassVar[type]  # a frozen dataclass of the keys its YAML may set (checked in __post_init__)
+    devices: ClassVar[tuple[str, ...] | None]  # device types it runs on; None: any
+    precisions: ClassVar[tuple[str, ...]]  # the run's `precision` values it takes
+    batchings: ClassVar[tuple[str, ...]]  # the run's `batching` values it takes
+    compiles: ClassVar[bool]  # whether compile=true applies
+    reference: ClassVar[bool]  # its fp32 transcripts are the reference (nothing to re-check against)
     max_batch_size: int | None  # None: any batch (exact batching); 1: one unpadded utterance at a time
 
     def logits(self, batch: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
@@ -22,3 +32,21 @@ class Backend(Protocol):
     def settings(self) -> dict:
         """What summary.json records: runtime, version, precision, export settings, cache, export time."""
         ...
+
+
+@dataclass(frozen=True)
+class ExportedSettings:
+    """The keys of a backend that runs the shared ONNX export (onnxruntime, openvino)."""
+
+    cache: str = "~/.cache/w2v2bench"  # where exports are kept (one folder per weights x versions x settings)
+    precision: str = "fp32"  # the runtime's own precision
+    PRECISIONS: ClassVar[tuple[str, ...]] = ("fp32",)
+    NAME: ClassVar[str] = ""
+    HINT: ClassVar[str] = ""
+
+    def __post_init__(self):
+        if self.precision not in self.PRECISIONS:
+            raise BackendError(
+                f"backend.precision={self.precision!r}: expected one of {list(self.PRECISIONS)} for {self.NAME}"
+                + self.HINT
+            )

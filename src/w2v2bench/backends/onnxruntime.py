@@ -3,19 +3,39 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
 
-from .base import BackendError
+from .base import BackendError, ExportedSettings
 from .onnx_export import INT8, export_onnx, quantize_int8
 
 PRECISIONS = ("fp32", "int8")
 
 
+@dataclass(frozen=True)
+class OnnxRuntimeSettings(ExportedSettings):
+    PRECISIONS: ClassVar[tuple[str, ...]] = PRECISIONS
+    NAME: ClassVar[str] = "onnxruntime"
+    HINT: ClassVar[str] = ""
+
+
 class OnnxRuntimeBackend:
     name = "onnxruntime"
+    Settings = OnnxRuntimeSettings
+    # capabilities (settings.validate reads these): the export has no padding masks, and runs on the CPU here
+    devices = ("cpu",)
+    precisions = ("fp32",)  # the run's `precision`; the runtime's own is backend.precision
+    batchings = ("exact",)
+    compiles = False
+    reference = False
     max_batch_size = 1
+
+    @classmethod
+    def create(cls, settings: OnnxRuntimeSettings, model: nn.Module) -> OnnxRuntimeBackend:
+        return cls(model, os.path.expanduser(settings.cache), precision=settings.precision)
 
     def __init__(self, model: nn.Module, cache: str | os.PathLike, threads: int | None = None, precision: str = "fp32"):
         if precision not in PRECISIONS:

@@ -9,19 +9,39 @@ It compiles kernels for each new input length: a real run sees most lengths once
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
 
-from .base import BackendError
+from .base import BackendError, ExportedSettings
 from .onnx_export import export_onnx
 
 HINTS = {"fp32": "f32", "bf16": "bf16"}  # backend.precision -> the CPU plugin's INFERENCE_PRECISION_HINT
 
 
+@dataclass(frozen=True)
+class OpenVinoSettings(ExportedSettings):
+    PRECISIONS: ClassVar[tuple[str, ...]] = tuple(HINTS)
+    NAME: ClassVar[str] = "openvino"
+    HINT: ClassVar[str] = " (int8: onnxruntime)"
+
+
 class OpenVinoBackend:
     name = "openvino"
+    Settings = OpenVinoSettings
+    # capabilities (settings.validate reads these): the export has no padding masks, and runs on the CPU here
+    devices = ("cpu",)
+    precisions = ("fp32",)  # the run's `precision`; the runtime's own is backend.precision
+    batchings = ("exact",)
+    compiles = False
+    reference = False
     max_batch_size = 1
+
+    @classmethod
+    def create(cls, settings: OpenVinoSettings, model: nn.Module) -> OpenVinoBackend:
+        return cls(model, os.path.expanduser(settings.cache), precision=settings.precision)
 
     def __init__(self, model: nn.Module, cache: str | os.PathLike, threads: int | None = None, precision: str = "fp32"):
         if precision not in HINTS:

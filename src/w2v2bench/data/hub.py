@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import one_line
+from ..errors import ConfigError, one_line
+from ..hub import OFFLINE_HINT, HubUnavailable, hub_unreachable_reason
 from . import DataError, Utterance
 
 
@@ -93,3 +95,66 @@ def open_stream(utterances: Iterator[Utterance]) -> Iterator[Utterance]:
     model loads, which may mean a download), not inside the run."""
     first = next(utterances, None)
     return iter(()) if first is None else itertools.chain([first], utterances)
+
+
+@dataclass(frozen=True)
+class HubSettings:
+    name: str  # what the set is called in outputs (librispeech)
+    dataset: str | None = None  # a Hub dataset id, or a folder holding a copy of its repo
+    revision: str | None = None
+    partition: str = "test"
+    # "<partition>-<split>" -> [the dataset's config name, its split name]; each dataset names them its way
+    hub_names: Mapping[str, list[str]] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not self.dataset:
+            raise ConfigError("data.dataset is not set: data=hub needs a Hub dataset id or a folder of its files")
+        looks_like_path = str(self.dataset).startswith(("/", "./", "../", "~"))
+        if looks_like_path and not Path(self.dataset).expanduser().is_dir():
+            raise ConfigError(f"data.dataset={self.dataset!r}: no such folder (expected a copy of a Hub dataset repo)")
+        for key, names in self.hub_names.items():
+            if len(names) != 2:
+                raise ConfigError(f"data.hub_names.{key}={list(names)}: expected [config, split]")
+
+
+class HubSource:
+    """`data=hub`/`data=esb`: a Hub dataset streamed (or a local copy of its repo, or the HF cache offline)."""
+
+    name = "hub"
+    Settings = HubSettings
+
+    def __init__(self, settings: HubSettings):
+        self.settings = settings
+        self.commit: str | None = None  # what `revision` resolved to, once opened (summary.json's data.commit)
+
+    @classmethod
+    def create(cls, settings: HubSettings) -> HubSource:
+        return cls(settings)
+
+    def utterances(self, split: str, limit: int | None) -> tuple[Iterable[Utterance], int | None]:
+        """(a stream of `<partition>-<split>` already opened, the count if known: `limit` at most)."""
+        s = self.settings
+        key = f"{s.partition}-{split}"
+        if key not in s.hub_names:
+            raise ConfigError(
+                f"data={s.name} ({s.dataset}) has no {key}: it has {sorted(s.hub_names)} "
+                "(data.hub_names in its conf/data file)"
+            )
+        hub_config, hub_split = s.hub_names[key]
+        dataset = s.dataset
+        mirrored = Path(dataset).expanduser().is_dir()  # a local copy of the Hub repo: no network needed
+        reason = None if mirrored else hub_unreachable_reason()
+        commit = None
+        if reason is not None:
+            dataset = cached_dataset(dataset, s.revision)  # the repo's files downloaded before (hf download)
+            if dataset is None or not any(Path(dataset, hub_config, hub_split).glob("*.parquet")):
+                raise HubUnavailable(
+                    f"cannot stream {s.dataset}: the Hugging Face Hub is unreachable ({reason}) and the dataset repo "
+                    f"is not in the Hugging Face cache; {OFFLINE_HINT}"
+                )
+            commit = Path(dataset).name  # the cache's snapshot folder is named by its commit
+            mirrored = True
+        stream = open_stream(hub_utterances(dataset, s.revision, hub_config, hub_split))
+        # what revision (null: main) resolved to, so a nightly can tell that the data changed
+        self.commit = commit if mirrored else hub_dataset_commit(s.dataset, s.revision)
+        return (itertools.islice(stream, limit) if limit is not None else stream), limit

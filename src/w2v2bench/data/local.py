@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import one_line
+from ..errors import ConfigError, one_line
 from ..files import read_text
 from . import DataError, Utterance
 
@@ -96,3 +97,40 @@ def local_utterances(root: str | os.PathLike, partition: str, split: str) -> lis
         path_str = str(paths[0]) if paths else None
         utterances.append(Utterance(index, utt_id, speaker, chapter, text or None, path_str, error=error, notes=notes))
     return utterances
+
+
+PARTITIONS = ("test", "dev")
+
+
+@dataclass(frozen=True)
+class LocalSettings:
+    name: str  # what the set is called in outputs (librispeech, demo)
+    root: str | None = None  # the folder holding test-clean/, test-other/ ...
+    partition: str = "test"
+
+    def __post_init__(self):
+        if not self.root:
+            raise ConfigError("data.root is not set: data=local needs data.root=<folder holding test-clean/ ...>")
+        if self.partition not in PARTITIONS:
+            raise ConfigError(f"data.partition={self.partition!r}: expected one of {list(PARTITIONS)}")
+
+
+class LocalSource:
+    """`data=local`/`data=demo`: an OpenSLR tree on disk, read whole (it is small) and counted up front."""
+
+    name = "local"
+    Settings = LocalSettings
+
+    def __init__(self, settings: LocalSettings):
+        self.settings = settings
+        self.commit = None  # a folder has no commit (summary.json's config.data.commit)
+
+    @classmethod
+    def create(cls, settings: LocalSettings) -> LocalSource:
+        return cls(settings)
+
+    def utterances(self, split: str, limit: int | None) -> tuple[list[Utterance], int]:
+        """(utterances in corpus order, their count): the first `limit` of `<partition>-<split>`."""
+        found = local_utterances(self.settings.root, self.settings.partition, split)
+        found = found[:limit] if limit is not None else found
+        return found, len(found)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import ClassVar, Literal, Protocol
 
 import numpy as np
 
@@ -19,9 +19,12 @@ class DecodeFailure:
 
 
 class Decoder(Protocol):
-    """What the run loop needs of a decoder."""
+    """What the run loop needs of a decoder. A decoder class is named by `_target_` in conf/decoder/<name>.yaml
+    and built with `create(settings, tokens=..., checkpoint=..., local=..., revision=..., verbose=...)`, after
+    the model (it needs its tokens) and before any audio is read."""
 
     name: str
+    Settings: ClassVar[type]  # a frozen dataclass of the keys its YAML may set (checked in __post_init__)
     wants: Wants  # what the model hands over per utterance: collapsed ids, or (frames x vocab) log-probs
 
     def submit(self, items: list[list[int] | np.ndarray]) -> Callable[[], list[str | DecodeFailure]]:

@@ -41,6 +41,7 @@ from .base import DecodeFailure, DecoderError
 LM_FOLDER = "language_model"
 LM_SUFFIXES = (".arpa", ".bin", ".binary", ".klm", ".kenlm")
 SPECIAL_WORDS = {"<s>", "</s>", "<unk>"}
+OVERRIDES = ("beam_width", "beam_size_token", "beam_threshold", "lm_weight", "word_score", "sil_score")
 ATTRS = {"alpha": "lm_weight", "beta": "word_score"}  # pyctcdecode's attrs.json -> ours (alpha scaled, see above)
 MAX_WORD_TOKENS = 100  # longer "words" are dropped (flashlight's trie recurses once per token: a stack overflow)
 MAX_WORDS_BYTES = 512 * 2**20  # a lexicon or unigrams.txt (LibriSpeech's lexicon is about 6 MB)
@@ -378,11 +379,60 @@ def _kill(pool: ProcessPoolExecutor) -> None:
             process.join(timeout=5)
 
 
+@dataclass(frozen=True)
+class LMOptions:
+    """The keys of conf/decoder/lm.yaml; each null one comes from the checkpoint's attrs.json or the defaults."""
+
+    lm: str | None = None  # an ARPA or KenLM binary file; null: the checkpoint's language_model/ folder
+    lexicon: str | None = None  # words (and spellings); null: language_model/unigrams.txt or the ARPA's 1-grams
+    beam_width: int | None = None  # null: 50
+    beam_size_token: int | None = None  # null: every token
+    beam_threshold: float | None = None  # null: 25
+    lm_weight: float | None = None  # null: attrs.json's alpha x ln(10), else 2
+    word_score: float | None = None  # null: attrs.json's beta, else 0
+    sil_score: float | None = None  # null: 0
+    workers: int | None = None  # processes decoding beside the model; null: one per usable core; 0: inline
+
+    def __post_init__(self):
+        cores = len(os.sched_getaffinity(0))
+        if self.workers is not None and not 0 <= self.workers <= 4 * cores:
+            raise DecoderError(
+                f"decoder.workers={self.workers}: expected null (one per core), 0 (inline) or up to 4 x the "
+                f"{cores} cores this process may use"
+            )
+
+
 class LMDecoder:
     """`decoder=lm`: beam search over each utterance's log-probs, `workers` processes beside the model."""
 
     name = "lm"
+    Settings = LMOptions
     wants = "log_probs"
+
+    @classmethod
+    def create(
+        cls,
+        options: LMOptions,
+        *,
+        tokens: CTCTokens,
+        checkpoint: str,
+        local: bool,
+        revision: str | None,
+        verbose: bool = False,
+    ) -> LMDecoder:
+        """Load the LM and lexicon now (a bad file is found before any audio is read)."""
+        overrides = {k: getattr(options, k) for k in OVERRIDES}
+        return load_lm_decoder(
+            tokens,
+            checkpoint=checkpoint,
+            local=local,
+            revision=revision,
+            lm=options.lm,
+            lexicon=options.lexicon,
+            overrides=overrides,  # the decoder keeps the values that are set
+            workers=options.workers if options.workers is not None else len(os.sched_getaffinity(0)),
+            verbose=verbose,
+        )
 
     def __init__(self, settings: LMSettings, lexicon: Lexicon, tokens: CTCTokens, workers: int, verbose: bool = False):
         global _DECODER

@@ -1,0 +1,240 @@
+"""The config, checked once into a frozen `Run`: the only code that reads Hydra's config (harness.py reads `Run`).
+
+A data source, backend or decoder is the class its group's YAML names with `_target_`; the class says what it
+takes (`Settings`, a frozen dataclass whose `__post_init__` checks values) and what it can do (class attributes:
+a backend's `devices`, `precisions`, `batchings`, `compiles`, `reference`; a decoder's `wants`). Checking is an
+import and a dataclass, never a load: a bad key or value fails here, naming the allowed ones, before the model,
+an LM or any audio is read. docs/extending.md shows a new one of each.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import math
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from .config import ReferenceConfig, load_reference
+from .errors import ConfigError
+from .metrics.normalizers import normalizer
+from .model import parse_device, resolve_checkpoint, resolve_defaults
+
+# group -> (the key that names the implementation in summary.json's config, what a class of it must have)
+GROUPS = {
+    "data": ("source", ("utterances",)),
+    "backend": ("name", ("devices", "precisions", "batchings", "compiles", "reference", "max_batch_size")),
+    "decoder": ("name", ("wants",)),
+}
+
+
+@dataclass(frozen=True)
+class Part:
+    """One implementation chosen by a config group: its class and its checked settings."""
+
+    cls: type
+    settings: Any
+
+    @property
+    def name(self) -> str:
+        return self.cls.name
+
+    def create(self, **context):
+        """Build it (a decoder needs the model's tokens, a backend the model: they come as `context`)."""
+        return self.cls.create(self.settings, **context)
+
+
+@dataclass(frozen=True)
+class Run:
+    """Every setting of one model x split, checked and made concrete (device=auto, batch_size=null resolved)."""
+
+    checkpoint: str
+    revision: str | None
+    data: Part
+    backend: Part
+    decoder: Part
+    data_name: str
+    partition: str | None
+    split: str
+    device: str
+    batch_size: int
+    max_batch_s: float
+    sort_window: int
+    batching: str
+    precision: str
+    check_precision: bool
+    recheck_margin: float | None
+    compile: bool
+    num_workers: int | None
+    limit: int | None
+    normalizer: str | None
+    output_dir: str
+    resume: bool
+    progress: bool | None
+    verbose: bool
+    reference: ReferenceConfig | None
+    config_json: str  # summary.json's `config`, as JSON (a fresh copy per call of `config`)
+
+    def config(self, commit: str | None = None) -> dict:
+        """What summary.json records as `config`: today's keys, resolved; `data.commit` as the source found it."""
+        config = json.loads(self.config_json)
+        if isinstance(config.get("data"), dict) and "commit" in config["data"]:
+            config["data"]["commit"] = commit
+        return config
+
+
+def group_options(group: str) -> list[str]:
+    """The conf/<group>/*.yaml choices shipped with the package (for messages)."""
+    folder = resources.files("w2v2bench.conf") / group
+    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def _options_taking(group: str, key: str) -> list[str]:
+    """The shipped conf/<group>/ options whose class takes `key` (for the message naming a misplaced key)."""
+    found = []
+    for option in group_options(group):
+        text = (resources.files("w2v2bench.conf") / group / f"{option}.yaml").read_text(encoding="utf-8")
+        target = (OmegaConf.create(text) or {}).get("_target_")
+        module, _, attr = str(target).rpartition(".")
+        try:
+            settings = getattr(importlib.import_module(module), attr).Settings
+        except (ImportError, AttributeError, ValueError):
+            continue
+        if key in {f.name for f in dataclasses.fields(settings)}:
+            found.append(option)
+    return found
+
+
+def part(group: str, node: dict) -> Part:
+    """The class `node["_target_"]` names, checked against what a `group` implementation must have, with its
+    `Settings` built from the node's keys it takes (a key it does not take must be unset: null or empty)."""
+    label, needs = GROUPS[group]
+    target = node.get("_target_")
+    if not isinstance(target, str) or "." not in target:
+        raise ConfigError(
+            f"{group}._target_={target!r}: expected the dotted path of a {group} class "
+            f"(choose one with {group}=<one of {group_options(group)}>)"
+        )
+    module, _, attr = target.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as err:
+        raise ConfigError(f"{group}._target_={target!r}: cannot import it ({err})") from None
+    missing = [a for a in ("name", "Settings", "create", *needs) if not hasattr(cls, a)]
+    if missing or not dataclasses.is_dataclass(cls.Settings):
+        lacks = ", ".join(missing) if missing else "Settings as a dataclass"
+        raise ConfigError(f"{group}._target_={target!r} is not a {group} class: it lacks {lacks} (docs/extending.md)")
+    if node.get(label) != cls.name:
+        raise ConfigError(
+            f"{group}.{label}={node.get(label)!r} does not match {group}._target_={target!r} (named {cls.name!r}): "
+            f"choose the {group} with {group}=<one of {group_options(group)}>"
+        )
+    allowed = [f.name for f in dataclasses.fields(cls.Settings) if f.init]
+    given = {k: v for k, v in node.items() if k not in ("_target_", label)}
+    for key, value in given.items():
+        if key not in allowed and value not in (None, {}, []):  # the shared schema's unset keys are left out
+            takes = ", ".join(allowed) if allowed else "no settings"
+            others = [f"{group}={o}" for o in _options_taking(group, key)]
+            hint = f": add {' or '.join(others)}" if others else ""
+            raise ConfigError(f"{group}.{key} is set but {group}={cls.name} ignores it (it takes {takes}){hint}")
+    try:
+        return Part(cls, cls.Settings(**{k: v for k, v in given.items() if k in allowed}))
+    except (TypeError, ValueError) as err:  # a setting's own check (ConfigError, DecoderError, BackendError)
+        raise ConfigError(str(err)) from None
+
+
+def validate(cfg: DictConfig) -> Run:
+    """Check every setting once, before anything loads; nothing reads `cfg` after this."""
+    raw = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    data, backend, decoder = (part(g, raw[g]) for g in ("data", "backend", "decoder"))
+    device = raw["device"]
+    if device == "auto" and backend.cls.devices:
+        device = backend.cls.devices[0]  # a runtime that runs on the CPU only: there
+    device, batch_size = resolve_defaults(device, raw["batch_size"])
+    for key, value in (("batch_size", batch_size), ("sort_window", raw["sort_window"])):
+        if value < 1:
+            raise ConfigError(f"{key}={value}: expected a positive integer")
+    if raw["num_workers"] is not None and raw["num_workers"] < 0:
+        raise ConfigError(f"num_workers={raw['num_workers']}: expected null (automatic), 0 or a positive integer")
+    if raw["max_batch_s"] <= 0:
+        raise ConfigError(f"max_batch_s={raw['max_batch_s']}: expected a positive number of seconds")
+    if raw["limit"] is not None and raw["limit"] < 1:
+        raise ConfigError(f"limit={raw['limit']}: expected null or a positive integer")
+    ids = decoder.cls.wants == "ids"  # what check_precision and recheck_margin compare: greedy ids
+    if raw["check_precision"] and not ids:
+        raise ConfigError(
+            f"check_precision=true compares greedy transcripts: it needs decoder=greedy, not {decoder.name}"
+        )
+    margin = raw["recheck_margin"]
+    if margin is not None:
+        if not (math.isfinite(margin) and 0 < margin <= 1e4):
+            raise ConfigError(f"recheck_margin={margin}: expected null or a logit margin in (0, 1e4]")
+        for wrong, why in (
+            (
+                raw["precision"] == "fp32" and backend.cls.reference,
+                "the run is already PyTorch fp32: set precision=bf16|fp16 or another backend",
+            ),
+            (not ids, f"it re-checks greedy ids, not decoder={decoder.name}"),
+            (raw["batching"] != "exact", "it needs batching=exact (each utterance re-run alone)"),
+        ):
+            if wrong:
+                raise ConfigError(f"recheck_margin={margin}: {why}")
+    b = backend.cls
+    for key, value, allowed in (
+        ("device", device.split(":")[0], b.devices),
+        ("precision", raw["precision"], b.precisions),
+        ("batching", raw["batching"], b.batchings),
+        ("compile", raw["compile"], None if b.compiles else (False,)),
+    ):
+        if allowed is not None and value not in allowed:
+            shown = "|".join(str(a) for a in allowed)
+            raise ConfigError(f"{key}={value}: backend={b.name} runs with {key}={shown} only (backend=torch for more)")
+    try:
+        normalizer(raw["normalizer"])
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    if raw["check_precision"] and raw["batching"] == "naive":
+        raise ConfigError("check_precision=true: it needs batching=exact (naive batches are not compared)")
+    parse_device(device)
+    resolve_checkpoint(raw["model"]["checkpoint"])
+    reference = cfg.reference
+    if reference.name == "auto":
+        reference = load_reference(raw["model"]["reference"]) if raw["model"]["reference"] else None
+    else:
+        reference = OmegaConf.to_object(reference)
+    # summary.json's config: the composed config less the class paths, with the resolved device and batch size
+    config = {**raw, "device": device, "batch_size": batch_size}
+    for group in GROUPS:
+        config[group] = {k: v for k, v in raw[group].items() if k != "_target_"}
+    return Run(
+        checkpoint=raw["model"]["checkpoint"],
+        revision=raw["model"]["revision"],
+        data=data,
+        backend=backend,
+        decoder=decoder,
+        data_name=raw["data"].get("name", data.name),
+        partition=getattr(data.settings, "partition", None),
+        split=raw["split"],
+        device=device,
+        batch_size=batch_size,
+        max_batch_s=raw["max_batch_s"],
+        sort_window=raw["sort_window"],
+        batching=raw["batching"],
+        precision=raw["precision"],
+        check_precision=raw["check_precision"],
+        recheck_margin=margin,
+        compile=raw["compile"],
+        num_workers=raw["num_workers"],
+        limit=raw["limit"],
+        normalizer=raw["normalizer"],
+        output_dir=raw["output_dir"],
+        resume=raw["resume"],
+        progress=raw["progress"],
+        verbose=raw["verbose"],
+        reference=reference,
+        config_json=json.dumps(config),
+    )
