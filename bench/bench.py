@@ -141,11 +141,11 @@ def worker_harness(
     utts = local_utterances(corpus, "test", "other")
     transcriber = load_model(str(model_dir), device=args.device, batching=batching, precision=args.precision)
     load_s = time.perf_counter() - start
+    runtime = None
     if backend != "torch":
-        exports = str(OUT / "exports")
         cls = {"onnxruntime": OnnxRuntimeBackend, "openvino": OpenVinoBackend}[backend]
-        transcriber.use_backend(cls.create(cls.Settings(cache=exports, precision=backend_precision), transcriber.model))
-    transcriber.recheck_margin = recheck_margin
+        runtime = cls.create(cls.Settings(cache=str(OUT / "exports"), precision=backend_precision), transcriber.model)
+    transcriber.use_backend(runtime, recheck_margin)
     done: list = []
     stats = run(
         utts,

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import heapq
 import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,3 +93,49 @@ def gather(value: Any, rank: Rank | None) -> list[Any]:
 def finish(rank: Rank | None) -> None:
     if rank is not None and dist.is_initialized():
         dist.destroy_process_group()
+
+
+@dataclass(frozen=True)
+class Ranks:
+    """This process's place in the run and the steps that differ under torchrun. For one process (`rank` None)
+    each step is the identity, so the walk (harness.bench) has no branch for it."""
+
+    rank: Rank | None = None
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank is None or self.rank.is_main
+
+    @property
+    def journal(self) -> int | None:
+        """The journal this process writes: None (the one journal) for one process, else its rank's."""
+        return None if self.rank is None else self.rank.rank
+
+    def device(self, device: str) -> str:
+        return rank_device(device, self.rank)
+
+    def broadcast(self, value: Any) -> Any:
+        return broadcast(value, self.rank)
+
+    def gather(self, value: Any) -> list[Any]:
+        return gather(value, self.rank)
+
+    def shard(self, utterances: Iterable[Utterance], total: int | None) -> tuple[Iterable[Utterance], int | None]:
+        """This rank's share of the utterances the main rank still has to do (its list is already the pending
+        one; the others read the whole source and keep what the main rank names)."""
+        if self.rank is None:
+            return utterances, total
+        utterances = list(utterances)
+        todo = self.broadcast({u.index for u in utterances} if self.is_main else None)
+        mine = shard([u for u in utterances if u.index in todo], self.rank.world_size, self.rank.rank)
+        return mine, len(mine)
+
+
+@contextmanager
+def session(device: str) -> Iterator[Ranks]:
+    """The process group torchrun describes, joined for the run and left after it; one process joins none."""
+    ranks = Ranks(init(device))
+    try:
+        yield ranks
+    finally:
+        finish(ranks.rank)

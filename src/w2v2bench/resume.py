@@ -6,6 +6,7 @@ id, so a resumed run keeps only its own rows, each checked against the corpus's 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -22,12 +23,14 @@ from .data.audio import audio_sha256
 from .errors import ConfigError, Exit, one_line
 from .files import open_regular, write_text_atomic
 from .results import (
+    SCHEMA_VERSION,
     ResultsFileError,
     RowError,
     UtteranceResult,
     edit_counts,
     parse_row,
     read_summary,
+    write_summary,
     write_transcripts,
 )
 
@@ -346,3 +349,88 @@ def check_same_decoder(before: object, now: dict, has_rows: bool) -> None:
         f"resume: the decoder differs from the interrupted run's ({', '.join(changed)[:200]} changed): its journal "
         "rows were decoded otherwise; put the old files back, or start a new run in another output_dir"
     )
+
+
+class RunFolder:
+    """One run's output folder across its ranks, around the walk: the main rank claims (and locks) it, writes the
+    summary header and its journal first (taking in what an interrupted run's journals held), then the other
+    ranks open theirs; a failure before `commit` marks the summary failed; the lock goes on exit."""
+
+    def __init__(self, config: dict, resume: bool, ranks, started: str):
+        self.config, self.resume_asked, self.ranks, self.started = config, resume, ranks, started
+        self.claim = claim_output_dir(config["output_dir"], config, resume) if ranks.is_main else None
+        stored = self.claim.stored if self.claim is not None else None
+        self.complete = stored is not None and stored.get("status") == "complete"
+        self.header: dict | None = None
+        self.resume: Resume | None = None
+        self.journal: Journal | None = None
+        self.committed = False
+
+    def __enter__(self) -> RunFolder:
+        return self
+
+    def __exit__(self, kind, err, traceback) -> None:
+        try:
+            if err is not None and self.header is not None and self.ranks.is_main and not self.committed:
+                failed = {**self.header, "status": "failed", "error": f"{type(err).__name__}: {one_line(err)}"}
+                with contextlib.suppress(OSError):
+                    write_summary(self.path, failed)
+        finally:
+            if self.claim is not None:
+                self.claim.release()
+
+    def open(self, normalize: Callable[[str], str]) -> None:
+        """The header and the journals (one output folder and run id for all ranks)."""
+        ranks, claim = self.ranks, self.claim
+        self.config["output_dir"], self.run_id = ranks.broadcast((self.config["output_dir"], claim and claim.run_id))
+        self.path = Path(self.config["output_dir"])
+        config_hash = config_sha256(self.config)
+        self.header = {
+            "schema_version": SCHEMA_VERSION,
+            "status": "running",
+            "run_id": self.run_id,
+            "started": self.started,
+            "config": self.config,
+        }
+        if self.resume_asked and claim is not None and claim.stored is not None and "decoder" in claim.stored:
+            self.header["decoder"] = claim.stored["decoder"]  # the interrupted run's LM, checked in `decoding`
+        if ranks.is_main:
+            if self.resume_asked:
+                self.resume = Resume(recover_journals(self.path, self.run_id, config_hash), normalize)
+                print(
+                    f"resuming: {len(self.resume.candidates)} journal rows of the interrupted run in {self.path}; "
+                    "each is kept only if it matches the corpus's utterance at its index"
+                )
+            write_summary(self.path, self.header)
+            # first: it takes in what every rank's journal held
+            self.journal = Journal(self.path, self.run_id, config_hash, rank=ranks.journal, kept=_kept(self.resume))
+        ranks.broadcast(None)
+        if self.journal is None:
+            self.journal = Journal(self.path, self.run_id, config_hash, rank=ranks.journal)
+
+    def pending(self, utterances: Iterable[Utterance], total: int | None) -> tuple[Iterable[Utterance], int | None]:
+        """The utterances still to transcribe (all of them, unless a resumed run kept rows), and their count."""
+        if self.resume is None:
+            return utterances, total
+        left = None if total is None else total - len(self.resume.candidates)
+        return self.resume.pending(utterances), left
+
+    def decoding(self, settings: dict) -> None:
+        """Record the decoder in the header (a resumed run's must be the interrupted one's)."""
+        if self.ranks.is_main:
+            resumed_rows = bool(self.resume and self.resume.candidates)
+            check_same_decoder(self.header.get("decoder"), settings, resumed_rows)
+            self.header["decoder"] = settings
+            write_summary(self.path, self.header)
+
+    def commit(self, status: int) -> None:
+        """After summary.finish wrote the complete summary: the journals go, and the other ranks hear the status."""
+        self.committed = True
+        with contextlib.suppress(OSError):  # leftovers are harmless: a later resume removes them
+            remove_journals(self.path)
+        self.ranks.broadcast(status)
+
+    def follow(self) -> int:
+        """A rank other than the main one, done: its journal closed, the main rank's status."""
+        self.journal.close()
+        return self.ranks.broadcast(None)

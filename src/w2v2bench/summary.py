@@ -24,6 +24,7 @@ from .resume import Resume
 from .table import write_tables
 
 if TYPE_CHECKING:
+    from .resume import RunFolder
     from .settings import Run
 
 
@@ -180,12 +181,18 @@ def build_summary(
     }
 
 
-def finish(
-    run: Run, config, started, journal, resume, per_rank, load_s, transcriber, run_id, decoder
-) -> tuple[int, list[str]]:
-    """Every output, then `complete` as the last step; the caller then removes the journals and prints
-    (status, lines). A kill anywhere in between is resumed."""
+def finish(run: Run, folder: RunFolder, per_rank, load_s, transcriber, decoder: dict) -> tuple[int, list[str]]:
+    """Every output, then `complete` as the last step; the caller then commits the folder (the journals go) and
+    prints (status, lines). A kill anywhere in between is resumed."""
     import torch  # only a run that loaded a model gets here: the tools that re-read results never load torch
+
+    config, started, journal, resume, run_id = (
+        folder.config,
+        folder.started,
+        folder.journal,
+        folder.resume,
+        folder.run_id,
+    )
 
     output_dir = Path(config["output_dir"])
     if resume is not None and resume.dropped:

@@ -294,11 +294,13 @@ class Transcriber:
             self._masks_off()
         return [row[:n] for row, n in zip(out, frames.tolist(), strict=True)]
 
-    def use_backend(self, backend) -> None:
-        """Run `backend`'s batch -> logits instead of the model's forward; one that takes no masks runs at its own
-        batch size (recorded as the batching fallback)."""
+    def use_backend(self, backend, recheck_margin: float | None = None) -> None:
+        """Run `backend`'s batch -> logits instead of the model's forward (None: the model's own); one that takes
+        no masks runs at its own batch size (recorded as the batching fallback). With `recheck_margin`, an
+        utterance with a frame whose top-two margin is under it is re-run in PyTorch fp32."""
+        self.recheck_margin = recheck_margin
         self.backend = backend
-        if backend.max_batch_size is not None:
+        if backend is not None and backend.max_batch_size is not None:
             self.max_batch_size = min(self.max_batch_size or backend.max_batch_size, backend.max_batch_size)
             if self.info.batching_fallback is None:
                 reason = f"backend={backend.name} takes no padding masks: ran at batch size {backend.max_batch_size}"
