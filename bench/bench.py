@@ -79,6 +79,8 @@ def worker_card(corpus: Path, model_dir: Path, args) -> dict:
     librispeech_eval = librispeech_eval.map(map_to_array)
 
     def map_to_pred(batch):
+        if getattr(args, "first_batch", False):
+            first_batch(args)  # the fixed-cost row: the process ends as its first batch reaches the model
         input_values = tokenizer(batch["speech"], return_tensors="pt", padding="longest").input_values
         with torch.no_grad():
             logits = model(input_values.to(args.device)).logits
@@ -190,8 +192,38 @@ def worker_forward(corpus: Path, model_dir: Path, args) -> dict:
     return {"wall_s": time.perf_counter() - start, "texts": []}
 
 
+def first_batch(args) -> None:
+    """The fixed-cost rows: the wall clock when the first batch reaches the model, written for the parent, which
+    noted the clock before it started this process; the process ends here."""
+    args.worker_out.write_text(json.dumps({"first_batch": time.time(), "wall_s": 0.0, "texts": [], "rss_mb": 0.0}))
+    os._exit(0)
+
+
+def worker_fixed_harness(corpus: Path, model_dir: Path, args) -> dict:
+    """The harness's command line (cli/bench.main, what `python -m w2v2bench` runs) up to its first batch."""
+    from w2v2bench import model as model_module
+    from w2v2bench.cli import bench
+
+    forward = model_module.Transcriber.forward
+
+    def hooked(self, *a, **k):
+        first_batch(args)
+        return forward(self, *a, **k)
+
+    model_module.Transcriber.forward = hooked
+    sys.argv = [
+        "w2v2bench", f"model.checkpoint={model_dir}", "model.name=bench", "model.reference=null", "data=local",
+        f"data.root={corpus}", "split=other", "device=cpu", "batch_size=1", f"output_dir={OUT / 'fixed-run'}",
+    ]  # fmt: skip
+    shutil.rmtree(OUT / "fixed-run", ignore_errors=True)
+    bench.main()
+    raise SystemExit("the harness ended without a batch")
+
+
 WORKERS = {
     "card": worker_card,
+    "fixed:card": lambda c, m, a: worker_card(c, m, argparse.Namespace(**vars(a), first_batch=True)),
+    "fixed:harness": worker_fixed_harness,
     "bare": worker_bare,
     "harness": worker_harness,
     "naive": lambda c, m, a: worker_harness(c, m, a, batching="naive"),
@@ -248,7 +280,7 @@ def export_once(corpus: Path, model_dir: Path, args) -> float | None:
     return run_worker("export", corpus, model_dir, args, batch_size=1)["export_s"]
 
 
-def run_worker(method: str, corpus: Path, model_dir: Path, args, **overrides) -> dict:
+def run_worker(method: str, corpus: Path, model_dir: Path, args, quiet: bool = False, **overrides) -> dict:
     """Run one method in a fresh process; returns its result with its own peak RSS."""
     cmd = [
         sys.executable,
@@ -270,11 +302,35 @@ def run_worker(method: str, corpus: Path, model_dir: Path, args, **overrides) ->
     if done.returncode != 0:
         raise SystemExit(f"bench worker {method} failed:\n{done.stderr[-3000:]}")
     result = json.loads(out.read_text())
+    if quiet:
+        return result
     print(
         f"  {method:8s} {settings['batch_size']:>3} x  {result['wall_s']:7.1f} s  {result['rss_mb']:7.0f} MB",
         flush=True,
     )
     return result
+
+
+def fixed_costs(corpus: Path, model_dir: Path, args) -> dict[str, list[float]]:
+    """Process start to first batch, card script vs harness, interleaved --fixed-passes times: seconds per pass."""
+    seconds: dict[str, list[float]] = {"card": [], "harness": []}
+    for _ in range(args.fixed_passes):
+        for method in seconds:
+            start = time.time()
+            result = run_worker(f"fixed:{method}", corpus, model_dir, args, batch_size=1, quiet=True)
+            seconds[method].append(result["first_batch"] - start)
+    return seconds
+
+
+def fixed_row(seconds: dict[str, list[float]]) -> str:
+    """`| fixed cost ... |`: medians, ranges and the ratio (card / harness: above 1, the harness starts sooner)."""
+    card, harness = (sorted(seconds[m]) for m in ("card", "harness"))
+    median = lambda xs: xs[len(xs) // 2]  # noqa: E731
+    return (
+        f"| fixed cost: process start to first batch, card script / harness (median of {len(card)}, interleaved) | "
+        f"{median(card):.2f} s [{card[0]:.2f}-{card[-1]:.2f}] / {median(harness):.2f} s "
+        f"[{harness[0]:.2f}-{harness[-1]:.2f}] = {median(card) / median(harness):.2f}x |"
+    )
 
 
 def growth(small: dict, big: dict) -> str:
@@ -329,15 +385,17 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None, help="decode threads (default: as the harness, 0 on CPU)")
     parser.add_argument(
         "--only",
-        choices=["all", "memory", "runtimes", "gpu"],
+        choices=["all", "memory", "runtimes", "gpu", "fixed"],
         default="all",
         help="'memory': only the peak-RSS rows (1x vs --repeat x corpus), written to bench-memory.md; 'runtimes': "
         "the card script, the harness at bs 1 and every runtime and precision variant, to bench-runtimes.md; "
         "'gpu': batch sizes x precisions (--gpu-batch-sizes, fp32/tf32/bf16) against bs 1 fp32, the card script, "
-        "naive padding and a profile of one batch, to bench-gpu.md (bench/gpu_check.sh runs it)",
+        "naive padding and a profile of one batch, to bench-gpu.md (bench/gpu_check.sh runs it); 'fixed': process "
+        "start to first batch, card script vs harness, one utterance, median of 5 interleaved, to bench-fixed.md",
     )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--tf32", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--fixed-passes", type=int, default=5, help="interleaved passes of the fixed-cost row")
     parser.add_argument("--passes", type=int, default=3, help="interleaved passes of --only runtimes (median wall)")
     parser.add_argument("--gpu-batch-sizes", default="16,32,64,128", help="the batch sizes of --only gpu")
     parser.add_argument("--precisions", default="fp32,tf32,bf16", help="the precisions of --only gpu")
@@ -408,6 +466,12 @@ def main() -> None:
     if args.only == "runtimes":
         runtimes_table(corpus, model, weights, args)
         return
+    if args.only == "fixed":
+        seconds = fixed_costs(make_corpus(OUT / "corpus-one", 1, 1), model, args)
+        table = "\n".join([f"Model: {weights}, {args.device}; one test-other utterance.", "",
+                           "| measurement | value |", "|---|---:|", fixed_row(seconds)])  # fmt: skip
+        write_outputs("bench-fixed", table, {"fixed_cost_s": seconds}, args)
+        return
     if args.only == "gpu":
         gpu_table(corpus, model, weights, args)
         return
@@ -424,6 +488,7 @@ def main() -> None:
         export_s = export_once(corpus, model, args)
         runtimes = {rt: run_worker(rt, corpus, model, args, batch_size=1) for rt in available}
     mem_rows = memory_rows()
+    fixed = fixed_costs(make_corpus(OUT / "corpus-one", 1, 1), model, args)
 
     audio_s = h1["audio_s"]
     bs = args.batch_size
@@ -509,6 +574,7 @@ def main() -> None:
         ],
         *([f"| ONNX export (made once, cached; outside the runtime rows) | {export_s:.1f} s |"] if export_s else []),
         *mem_rows,
+        fixed_row(fixed),
         "",
         "Wall times include model loading in every method; the overhead row compares the harness's run loop "
         "(audio decoding, batching, CTC, scoring, writing) with model forwards alone on the same batches.",
@@ -525,6 +591,7 @@ def main() -> None:
         **runtimes,
         **({"onnx_export": {"export_s": export_s}} if export_s else {}),
         **memory,
+        "fixed_cost_s": fixed,
     }
     write_outputs("bench", table, results, args)
 

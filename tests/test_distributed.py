@@ -22,6 +22,7 @@ def test_shards_are_balanced_by_seconds_and_cover_everything():
     assert all([u.index for u in s] == sorted(u.index for u in s) for s in shards)
 
 
+@pytest.mark.slow  # a whole harness process: make test-slow
 def test_torchrun_two_processes_equal_one(tiny_checkpoint, tmp_path):
     args = ["split=other", "limit=16", "batch_size=4"]
     single = bench(*local(tiny_checkpoint, tmp_path / "one", *args))

@@ -24,6 +24,8 @@ from w2v2bench.model import load_model
 from w2v2bench.pipeline import run
 from w2v2bench.resume import JOURNAL
 
+pytestmark = pytest.mark.slow  # whole harness processes: make test-slow
+
 
 def start(overrides: list[str]) -> subprocess.Popen:
     return subprocess.Popen(

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # whole harness processes: make test-slow
+
 LEGACY = Path(__file__).parent / "data" / "legacy"
 # the runs' settings (make_legacy.sh); only output_dir and resume may differ in a resume of them
 RUN_ARGS = [

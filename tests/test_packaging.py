@@ -9,6 +9,10 @@ import sys
 import sysconfig
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # whole harness processes: make test-slow
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

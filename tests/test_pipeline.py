@@ -104,3 +104,50 @@ def test_an_utterance_marked_bad_by_its_source_is_not_read():
     bad = Utterance(99, "1-1-0099", "1", "1", "X", error="no audio file for this transcript line")
     rows, _, _ = transcribe([*utts, bad], FakeTranscriber(hear))
     assert rows[-1].error == "no audio file for this transcript line" and rows[-1].audio_sha256 is None
+
+
+class LookaheadDecoder:
+    """A decoder that works beside the model (as the LM's pool does): it records when each batch is handed over
+    and when its texts are collected, and fails the utterances whose text is in `fail`."""
+
+    name = "lookahead"
+    wants = "log_probs"
+
+    def __init__(self, tokens, fail=()):
+        self.tokens, self.fail, self.events = tokens, set(fail), []
+
+    def submit(self, items):
+        from w2v2bench.decoders.base import DecodeFailure
+
+        k = sum(event == "submit" for event, _ in self.events)
+        self.events.append(("submit", k))
+
+        def texts():
+            self.events.append(("collect", k))
+            return [DecodeFailure("beam search died") if self.tokens.text(x) in self.fail else self.tokens.text(x)
+                    for x in items]  # fmt: skip
+
+        return texts
+
+    def settings(self):
+        return {"name": self.name}
+
+    def close(self):
+        pass
+
+
+def test_a_decoder_beside_the_model_gets_two_batches_ahead_and_its_texts_come_back_in_order():
+    utts, hear = corpus()
+    transcriber = FakeTranscriber(hear)
+    decoder = LookaheadDecoder(transcriber.tokens, fail={"HELLO"})
+    rows, stats, _ = transcribe(utts, transcriber, batch_size=1, decoder=decoder)
+    submits = [k for event, k in decoder.events if event == "submit"]
+    collects = [k for event, k in decoder.events if event == "collect"]
+    assert submits == collects == list(range(6))
+    # batch k is collected only after batch k + 2 was handed over (the model goes on meanwhile)
+    for k in range(4):
+        assert decoder.events.index(("submit", k + 2)) < decoder.events.index(("collect", k))
+    assert [r.text for r in rows] == TEXTS
+    failed = [r for r in rows if r.error is not None]
+    assert [r.text for r in failed] == ["HELLO"] and "beam search died" in failed[0].error
+    assert stats.n_failed == 1 and all(r.pred_text == r.text for r in rows if r.error is None)

@@ -37,6 +37,7 @@ def demo(out: Path, *extra: str) -> list[str]:
     return ["model=demo", "data=demo", "split=other", "limit=12", f"output_dir={out}", *extra]
 
 
+@pytest.mark.slow  # a whole harness process: make test-slow
 def test_runtime_transcripts_equal_pytorch_and_the_export_is_shared_and_reused(tmp_path):
     cache = tmp_path / "cache"
     jobs = {"torch": demo(tmp_path / "torch")}
@@ -193,6 +194,7 @@ def test_an_extra_file_in_a_cached_export_is_refused(tmp_path):
         make_backend("onnxruntime", model, str(tmp_path))
 
 
+@pytest.mark.slow  # a whole harness process: make test-slow
 def test_audio_shorter_than_one_frame_is_that_utterances_failure(tmp_path):
     import soundfile as sf
 

@@ -8,13 +8,15 @@ import torch
 from transformers import Wav2Vec2ForCTC, Wav2Vec2Processor
 
 from tests.helpers import LIBRISPEECH
-from tests.helpers.harness import bench, local, read_run
+from tests.helpers.harness import bench, evaluate, local, read_run
 from w2v2bench.data.audio import load_audio
+
+# the runs that need no process of their own run in this one (`evaluate`); those that check the command line's
+# exit statuses and printed lines start one and are marked slow
 
 
 def test_local_run_writes_every_output_and_equals_the_card_protocol(tiny_checkpoint, tmp_path):
-    done = bench(*local(tiny_checkpoint, tmp_path / "run", "split=clean", "batch_size=1"), cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
+    assert evaluate(*local(tiny_checkpoint, tmp_path / "run", "split=clean", "batch_size=1")) == 0
     rows, summary = read_run(tmp_path / "run")
     assert [
         set(r)
@@ -67,11 +69,13 @@ def test_local_run_writes_every_output_and_equals_the_card_protocol(tiny_checkpo
 
 
 def test_batched_run_equals_batch_size_one(tiny_checkpoint, tmp_path):
-    one = bench(*local(tiny_checkpoint, tmp_path / "b1", "split=other", "limit=24", "batch_size=1"))
-    many = bench(
-        *local(tiny_checkpoint, tmp_path / "b16", "split=other", "limit=24", "batch_size=16", "sort_window=10")
+    assert evaluate(*local(tiny_checkpoint, tmp_path / "b1", "split=other", "limit=24", "batch_size=1")) == 0
+    assert (
+        evaluate(
+            *local(tiny_checkpoint, tmp_path / "b16", "split=other", "limit=24", "batch_size=16", "sort_window=10")
+        )
+        == 0
     )
-    assert one.returncode == many.returncode == 0, one.stderr + many.stderr
     rows1, s1 = read_run(tmp_path / "b1")
     rows16, s16 = read_run(tmp_path / "b16")
     assert [(r["id"], r["pred_text"]) for r in rows1] == [(r["id"], r["pred_text"]) for r in rows16]
@@ -79,6 +83,7 @@ def test_batched_run_equals_batch_size_one(tiny_checkpoint, tmp_path):
     assert s16["n_batches"] < s1["n_batches"] and 0 <= s16["padding_fraction"] < 0.5
 
 
+@pytest.mark.slow  # a whole harness process: make test-slow
 def test_reference_failure_has_its_own_exit_status(tiny_checkpoint, tmp_path):
     done = bench(
         *local(tiny_checkpoint, tmp_path / "run", "reference=wav2vec2-base-960h", "reference.utterances.clean=8")
@@ -89,6 +94,7 @@ def test_reference_failure_has_its_own_exit_status(tiny_checkpoint, tmp_path):
     assert summary["reference"]["passed"] is False and summary["reference"]["wer"] == 0.034
 
 
+@pytest.mark.slow  # a whole harness process: make test-slow
 def test_bad_inputs_are_recorded_and_the_run_completes(tiny_checkpoint, broken_tree, tmp_path):
     done = bench(*local(tiny_checkpoint, tmp_path / "run", "batch_size=4"), f"data.root={broken_tree}")
     assert done.returncode == 0, done.stderr
@@ -110,6 +116,7 @@ def test_bad_inputs_are_recorded_and_the_run_completes(tiny_checkpoint, broken_t
         (["device=tpu"], "device='tpu'"),
     ],
 )
+@pytest.mark.slow  # a whole harness process: make test-slow
 def test_bad_settings_fail_early_with_one_line(overrides, message, tmp_path):
     done = bench(*overrides, f"output_dir={tmp_path / 'run'}")
     assert done.returncode == 1
@@ -145,6 +152,7 @@ def hanging_hub():
     server.close()
 
 
+@pytest.mark.slow  # a whole harness process: make test-slow
 @pytest.mark.parametrize("endpoint", ["refused", "hanging"])
 @pytest.mark.parametrize("overrides", [["split=other"], ["data=local", f"data.root={LIBRISPEECH}", "limit=1"]])
 def test_an_unreachable_hub_fails_within_10_s_with_one_line(tmp_path, hanging_hub, endpoint, overrides):
@@ -162,7 +170,7 @@ def test_an_unreachable_hub_fails_within_10_s_with_one_line(tmp_path, hanging_hu
 
 def test_table_gathers_runs(tiny_checkpoint, tmp_path):
     for split in ("clean", "other"):
-        assert bench(*local(tiny_checkpoint, tmp_path / "results" / split, f"split={split}", "limit=3")).returncode == 0
+        assert evaluate(*local(tiny_checkpoint, tmp_path / "results" / split, f"split={split}", "limit=3")) == 0
     done = subprocess.run(
         [sys.executable, "-m", "w2v2bench.table", f"root={tmp_path / 'results'}"],
         capture_output=True,
@@ -185,8 +193,7 @@ def test_a_model_not_proven_exact_runs_at_batch_size_one_and_says_so(tmp_path):
     torch.manual_seed(0)
     AutoModelForCTC.from_config(config).save_pretrained(tmp_path / "wavlm")
     random_model.processor().save_pretrained(tmp_path / "wavlm")
-    done = bench(*local(tmp_path / "wavlm", tmp_path / "run", "limit=4", "batch_size=8"))
-    assert done.returncode == 0, done.stderr
+    assert evaluate(*local(tmp_path / "wavlm", tmp_path / "run", "limit=4", "batch_size=8")) == 0
     rows, summary = read_run(tmp_path / "run")
     assert len(rows) == 4 and summary["n_batches"] == 4
     assert "model_type 'wavlm'" in summary["batching_fallback"] and "batch size 1" in summary["batching_fallback"]

@@ -315,6 +315,7 @@ def test_checkpoints_of_different_architectures_list_tensors_only_in_one(tiny_ch
     assert "wav2vec2.feature_extractor.conv_layers.0.conv.bias" in diff.only_b and not diff.only_a
 
 
+@pytest.mark.slow  # a whole harness process: make test-slow
 def test_checkpoints_are_run_on_the_same_data_and_compared(tiny_checkpoint, tmp_path):
     copy = shutil.copytree(tiny_checkpoint, tmp_path / "copy")
     with pytest.raises(CompareError, match="run_args: 'model.checkpoint=x' sets model.checkpoint"):

@@ -235,6 +235,7 @@ DIRTY = {
 }
 
 
+@pytest.mark.slow  # a whole harness process: make test-slow
 def test_a_dirty_corpus_gives_each_ambiguous_utterance_an_error_naming_both_places(tiny_checkpoint, tmp_path):
     from tests.helpers.harness import bench, local, read_run
 
@@ -302,6 +303,7 @@ def _empty(chapter):
     ],
     ids=["latin-1", "fifo", "empty"],
 )
+@pytest.mark.slow  # a whole harness process: make test-slow
 def test_a_transcript_file_that_cannot_be_read_stops_the_run_in_one_line(tiny_checkpoint, tmp_path, make, message):
     from tests.helpers.harness import bench, local
 

@@ -68,6 +68,7 @@ def lm_runs(clean_lm, with_lm_folder, tmp_path_factory):
     return {name: read_run(root / name) for name in jobs}
 
 
+@pytest.mark.slow  # a whole harness process: make test-slow
 def test_the_lm_lowers_the_demo_models_wer(lm_runs):
     (greedy_rows, greedy), (lm_rows, lm) = lm_runs["greedy"], lm_runs["lm"]
     assert greedy["decoder"] == {"name": "greedy"} and lm["decoder"]["name"] == "lm"
@@ -78,6 +79,7 @@ def test_the_lm_lowers_the_demo_models_wer(lm_runs):
     assert lm["reference"] is None and "decoder=greedy" in lm["reference_note"]
 
 
+@pytest.mark.slow  # a whole harness process: make test-slow
 def test_batched_lm_transcripts_equal_the_decoders_own_output_at_batch_size_one(lm_runs, clean_lm):
     rows, summary = lm_runs["lm"]
     assert summary["n_batches"] < 10  # batched
@@ -94,6 +96,7 @@ def test_batched_lm_transcripts_equal_the_decoders_own_output_at_batch_size_one(
     decoder.close()
 
 
+@pytest.mark.slow  # a whole harness process: make test-slow
 def test_a_with_lm_folder_loads_its_lm_and_settings(lm_runs, with_lm_folder):
     rows, summary = lm_runs["folder"]
     settings = summary["decoder"]
@@ -284,6 +287,7 @@ def test_a_decoding_that_hangs_fails_its_utterance_in_bounded_time(clean_lm, mon
     assert texts[1:] == ["ALIVE", "ALIVE"]  # queued behind it, retried alone once the stuck worker was killed
 
 
+@pytest.mark.slow  # a whole harness process: make test-slow
 def test_overlong_words_are_dropped_not_inserted(clean_lm, tmp_path):
     # flashlight's trie recursed once per letter: a 200,000-letter word overflowed the stack (a segfault)
     from w2v2bench.decoders.lm import MAX_WORD_TOKENS, build_lexicon

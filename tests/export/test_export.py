@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from tests.helpers.fake_runs import row, write_run
-from tests.helpers.harness import bench, local, read_run
+from tests.helpers.harness import evaluate, local, read_run
 from w2v2bench.export.base import ExportError
 from w2v2bench.export.leaderboard import leaderboard_name
 from w2v2bench.metrics.normalizers import normalizer
@@ -77,8 +77,7 @@ def leaderboard_read(folder: Path) -> dict[tuple[str, str], dict]:
 
 def test_a_run_exports_files_each_tool_scores_as_the_run_did(tmp_path):
     run = tmp_path / "run"
-    done = bench("model=demo", "data=demo", "split=other", f"output_dir={run}")
-    assert done.returncode == 0, done.stderr
+    assert evaluate("model=demo", "data=demo", "split=other", f"output_dir={run}") == 0
     rows, summary = read_run(run)
     assert all(r["audio_filepath"] and Path(r["audio_filepath"]).is_file() for r in rows)
     assert all(r["duration"] == r["duration_s"] and r["model_s"] > 0 for r in rows)
@@ -134,8 +133,7 @@ def test_a_run_exports_files_each_tool_scores_as_the_run_did(tmp_path):
 
 def test_failed_utterances_never_break_a_reader_and_are_left_out(tiny_checkpoint, broken_tree, tmp_path):
     run = tmp_path / "run"
-    done = bench(*local(tiny_checkpoint, run, "batch_size=4"), f"data.root={broken_tree}")
-    assert done.returncode == 0, done.stderr
+    assert evaluate(*local(tiny_checkpoint, run, "batch_size=4"), f"data.root={broken_tree}") == 0
     rows, summary = read_run(run)
     failed = [r for r in rows if r["error"]]
     assert len(failed) == 5 and all(r["pred_text"] == "" for r in failed)  # never null
@@ -235,6 +233,7 @@ def modules(tmp_path) -> Path:
     return folder
 
 
+@pytest.mark.slow  # a whole harness process: make test-slow
 def test_a_normaliser_from_the_command_line_scores_and_one_from_a_file_never_runs(modules, tmp_path):
     run = write_run(tmp_path / "run", [row("1-1", "the cat", "THE CAT"), row("1-2", "a dog", "A DOG")])
     env = {"PYTHONPATH": str(modules)}
@@ -404,8 +403,7 @@ def test_a_summary_whose_rates_are_not_its_own_counts_is_refused_by_the_table(tm
 def test_lhotse_reads_the_manifests_and_a_fifo_is_left_out(tmp_path):
     lhotse = pytest.importorskip("lhotse")
     run = tmp_path / "run"
-    done = bench("model=demo", "data=demo", "split=clean", "limit=6", f"output_dir={run}")
-    assert done.returncode == 0, done.stderr
+    assert evaluate("model=demo", "data=demo", "split=clean", "limit=6", f"output_dir={run}") == 0
     rows, _ = read_run(run)
     # a hostile transcripts.jsonl could name a FIFO (a reader would wait on it forever): left out, and said
     fifo = tmp_path / "fifo.flac"

@@ -27,6 +27,14 @@ def bench(*overrides, env=None, cwd=None) -> subprocess.CompletedProcess:
     )
 
 
+def evaluate(*overrides) -> int:
+    """The harness in this process (what `python -m w2v2bench` runs after parsing): no interpreter start, no
+    second torch import; its exit status."""
+    from w2v2bench.harness import evaluate as run
+
+    return run(compose_with(list(overrides)))
+
+
 def read_run(folder):
     rows = [json.loads(line) for line in (folder / "transcripts.jsonl").read_text().splitlines()]
     return rows, json.loads((folder / "summary.json").read_text())

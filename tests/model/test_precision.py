@@ -68,6 +68,7 @@ def demo(out, *extra: str) -> list[str]:
     return ["model=demo", "data=demo", "split=other", "limit=40", f"output_dir={out}", *extra]
 
 
+@pytest.mark.slow  # a whole harness process: make test-slow
 def test_bf16_with_recheck_gives_the_fp32_transcripts_and_proves_its_bound(tmp_path):
     pytest.importorskip("openvino")
     cache = f"backend.cache={tmp_path / 'cache'}"
@@ -123,6 +124,7 @@ BAD = {
 }
 
 
+@pytest.mark.slow  # a whole harness process: make test-slow
 def test_recheck_settings_that_cannot_work_are_one_line(tmp_path):
     jobs = [{"args": demo(tmp_path / name.replace(" ", "-"), *args)} for name, (args, _) in BAD.items()]
     for (name, (_, message)), result in zip(BAD.items(), run_forked(jobs, tmp_path / "logs"), strict=True):
