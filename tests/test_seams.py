@@ -117,3 +117,65 @@ def test_the_command_line_runs_the_toys(tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert json.loads((out / "summary.json").read_text())["backend"]["name"] == "toy"
+
+
+# ---- found by attacking the seams ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["data._target_=.x"], "data._target_='.x': expected the dotted path of a data class"),
+        (["~data"], "data is not set: choose one with data=<one of ['demo', 'esb', 'hub', 'local']>"),
+        (["reference=demo", "reference.decoder=gredy"], "reference.decoder='gredy': expected one of ['greedy', 'lm']"),
+        (["max_batch_s=nan"], "max_batch_s=nan: expected a positive number of seconds"),
+        (["decoder=lm", "decoder.lm=/nowhere/lm.arpa"], "decoder.lm='/nowhere/lm.arpa': no such file"),
+        (["decoder=lm", "decoder.lexicon=/nowhere/words"], "decoder.lexicon='/nowhere/words': no such file"),
+        (["decoder=lm", "decoder.lm=/etc/hostname", "decoder.beam_width=0"], "decoder.beam_width=0: expected"),
+        (["data=hub", "data.dataset='~nosuchuser/x'"], "data.dataset='~nosuchuser/x': no such folder"),
+    ],
+)
+def test_what_an_attack_found_fails_before_anything_loads_in_one_line(overrides, message):
+    from tests.helpers.harness import compose_with
+    from w2v2bench.settings import validate
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        validate(compose_with(["model=demo", "data=demo", *overrides]))
+
+
+def test_a_module_that_fails_as_it_is_imported_is_one_line(tmp_path, monkeypatch):
+    from w2v2bench.settings import part
+
+    (tmp_path / "broken_plugin.py").write_text("raise RuntimeError('no display')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ConfigError, match=r"cannot import it \(RuntimeError: no display\)"):
+        part("decoder", {"_target_": "broken_plugin.Decoder", "name": "x"})
+
+
+def test_a_missing_runtime_package_is_found_before_the_model_loads(monkeypatch):
+    import importlib.util
+
+    from tests.helpers.harness import compose_with
+    from w2v2bench.settings import validate
+
+    find_spec = importlib.util.find_spec
+    hidden = lambda name, *a: None if name == "openvino" else find_spec(name, *a)  # noqa: E731
+    monkeypatch.setattr(importlib.util, "find_spec", hidden)
+    with pytest.raises(ConfigError, match=re.escape("needs the openvino package (not installed): pip install")):
+        validate(compose_with(["model=demo", "data=demo", "backend=openvino"]))
+
+
+def test_a_users_data_yaml_written_before_target_still_runs(tmp_path):
+    """A group file of one's own that extends the schema and names its source (as before `_target_`): the shipped
+    class of that name runs it."""
+    from tests.helpers.harness import compose_with
+    from w2v2bench.config import asset_path
+    from w2v2bench.settings import validate
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "mine.yaml").write_text(
+        f"defaults:\n  - schema\nsource: local\nname: mine\nroot: {asset_path('demo-corpus')}\npartition: test\n"
+    )
+    run = validate(compose_with([f"hydra.searchpath=[file://{tmp_path}]", "model=demo", "data=mine"]))
+    assert run.data.cls.__name__ == "LocalSource" and run.data_name == "mine"
+    assert "_target_" not in run.config()["data"]

@@ -13,6 +13,7 @@ import dataclasses
 import importlib
 import json
 import math
+import re
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -93,13 +94,29 @@ def group_options(group: str) -> list[str]:
     return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
+DOTTED = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
+
+
+def _shipped(group: str) -> dict[str, dict]:
+    """option -> its conf/<group>/<option>.yaml as written (without resolving anything)."""
+    folder = resources.files("w2v2bench.conf") / group
+    return {
+        o: OmegaConf.to_container(OmegaConf.create((folder / f"{o}.yaml").read_text(encoding="utf-8")))
+        for o in group_options(group)
+    }
+
+
+def _shipped_targets(group: str) -> dict[str, str]:
+    """The shipped classes by their label (data.source, backend.name, decoder.name): local -> LocalSource, ..."""
+    label, _ = GROUPS[group]
+    return {str(y.get(label)): str(y.get("_target_")) for y in _shipped(group).values()}
+
+
 def _options_taking(group: str, key: str) -> list[str]:
     """The shipped conf/<group>/ options whose class takes `key` (for the message naming a misplaced key)."""
     found = []
-    for option in group_options(group):
-        text = (resources.files("w2v2bench.conf") / group / f"{option}.yaml").read_text(encoding="utf-8")
-        target = (OmegaConf.create(text) or {}).get("_target_")
-        module, _, attr = str(target).rpartition(".")
+    for option, yaml in _shipped(group).items():
+        module, _, attr = str(yaml.get("_target_")).rpartition(".")
         try:
             settings = getattr(importlib.import_module(module), attr).Settings
         except (ImportError, AttributeError, ValueError):
@@ -113,17 +130,21 @@ def part(group: str, node: dict) -> Part:
     """The class `node["_target_"]` names, checked against what a `group` implementation must have, with its
     `Settings` built from the node's keys it takes (a key it does not take must be unset: null or empty)."""
     label, needs = GROUPS[group]
+    if not isinstance(node, dict):
+        raise ConfigError(f"{group} is not set: choose one with {group}=<one of {group_options(group)}>")
     target = node.get("_target_")
-    if not isinstance(target, str) or "." not in target:
+    if target in (None, "???"):  # a YAML written before `_target_` (extending the schema): its label names it
+        target = _shipped_targets(group).get(node.get(label))
+    if not isinstance(target, str) or not DOTTED.fullmatch(target):
         raise ConfigError(
-            f"{group}._target_={target!r}: expected the dotted path of a {group} class "
-            f"(choose one with {group}=<one of {group_options(group)}>)"
+            f"{group}._target_={node.get('_target_')!r}: expected the dotted path of a {group} class, as in "
+            f"conf/{group}/*.yaml (choose one with {group}=<one of {group_options(group)}>)"
         )
     module, _, attr = target.rpartition(".")
-    try:
+    try:  # an import, as Hydra's instantiate does: the module named runs (docs/extending.md)
         cls = getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as err:
-        raise ConfigError(f"{group}._target_={target!r}: cannot import it ({err})") from None
+    except Exception as err:  # ImportError, AttributeError, or whatever the module raised as it was imported
+        raise ConfigError(f"{group}._target_={target!r}: cannot import it ({type(err).__name__}: {err})") from None
     missing = [a for a in ("name", "Settings", "create", *needs) if not hasattr(cls, a)]
     if missing or not dataclasses.is_dataclass(cls.Settings):
         lacks = ", ".join(missing) if missing else "Settings as a dataclass"
@@ -149,6 +170,9 @@ def part(group: str, node: dict) -> Part:
 
 def validate(cfg: DictConfig) -> Run:
     """Check every setting once, before anything loads; nothing reads `cfg` after this."""
+    for group in GROUPS:
+        if OmegaConf.is_missing(cfg, group) or not isinstance(cfg.get(group), DictConfig):
+            raise ConfigError(f"{group} is not set: choose one with {group}=<one of {group_options(group)}>")
     raw = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     data, backend, decoder = (part(g, raw[g]) for g in ("data", "backend", "decoder"))
     device = raw["device"]
@@ -160,7 +184,7 @@ def validate(cfg: DictConfig) -> Run:
             raise ConfigError(f"{key}={value}: expected a positive integer")
     if raw["num_workers"] is not None and raw["num_workers"] < 0:
         raise ConfigError(f"num_workers={raw['num_workers']}: expected null (automatic), 0 or a positive integer")
-    if raw["max_batch_s"] <= 0:
+    if not (math.isfinite(raw["max_batch_s"]) and raw["max_batch_s"] > 0):
         raise ConfigError(f"max_batch_s={raw['max_batch_s']}: expected a positive number of seconds")
     if raw["limit"] is not None and raw["limit"] < 1:
         raise ConfigError(f"limit={raw['limit']}: expected null or a positive integer")
@@ -206,6 +230,9 @@ def validate(cfg: DictConfig) -> Run:
         reference = load_reference(raw["model"]["reference"]) if raw["model"]["reference"] else None
     else:
         reference = OmegaConf.to_object(reference)
+    decoders = sorted({*_shipped_targets("decoder"), decoder.name})
+    if reference is not None and reference.decoder not in decoders:
+        raise ConfigError(f"reference.decoder={reference.decoder!r}: expected one of {decoders}")
     # summary.json's config: the composed config less the class paths, with the resolved device and batch size
     config = {**raw, "device": device, "batch_size": batch_size}
     for group in GROUPS:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
@@ -41,10 +42,16 @@ class ExportedSettings:
     cache: str = "~/.cache/w2v2bench"  # where exports are kept (one folder per weights x versions x settings)
     precision: str = "fp32"  # the runtime's own precision
     PRECISIONS: ClassVar[tuple[str, ...]] = ("fp32",)
-    NAME: ClassVar[str] = ""
+    NAME: ClassVar[str] = ""  # the runtime's package, and the backend's name
+    EXTRA: ClassVar[str] = ""  # the package's optional extra of w2v2bench
     HINT: ClassVar[str] = ""
 
     def __post_init__(self):
+        if importlib.util.find_spec(self.NAME) is None:  # found before the model loads (imported at `create`)
+            raise BackendError(
+                f"backend={self.NAME} needs the {self.NAME} package (not installed): "
+                f"pip install 'w2v2bench[{self.EXTRA}]'"
+            )
         if self.precision not in self.PRECISIONS:
             raise BackendError(
                 f"backend.precision={self.precision!r}: expected one of {list(self.PRECISIONS)} for {self.NAME}"

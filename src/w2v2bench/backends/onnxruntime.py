@@ -19,6 +19,7 @@ PRECISIONS = ("fp32", "int8")
 class OnnxRuntimeSettings(ExportedSettings):
     PRECISIONS: ClassVar[tuple[str, ...]] = PRECISIONS
     NAME: ClassVar[str] = "onnxruntime"
+    EXTRA: ClassVar[str] = "onnx"
     HINT: ClassVar[str] = ""
 
 

@@ -25,6 +25,7 @@ HINTS = {"fp32": "f32", "bf16": "bf16"}  # backend.precision -> the CPU plugin's
 class OpenVinoSettings(ExportedSettings):
     PRECISIONS: ClassVar[tuple[str, ...]] = tuple(HINTS)
     NAME: ClassVar[str] = "openvino"
+    EXTRA: ClassVar[str] = "openvino"
     HINT: ClassVar[str] = " (int8: onnxruntime)"
 
 

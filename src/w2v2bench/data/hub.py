@@ -110,7 +110,11 @@ class HubSettings:
         if not self.dataset:
             raise ConfigError("data.dataset is not set: data=hub needs a Hub dataset id or a folder of its files")
         looks_like_path = str(self.dataset).startswith(("/", "./", "../", "~"))
-        if looks_like_path and not Path(self.dataset).expanduser().is_dir():
+        try:
+            missing = looks_like_path and not Path(self.dataset).expanduser().is_dir()
+        except RuntimeError:  # ~user of no such user
+            missing = True
+        if missing:
             raise ConfigError(f"data.dataset={self.dataset!r}: no such folder (expected a copy of a Hub dataset repo)")
         for key, names in self.hub_names.items():
             if len(names) != 2:

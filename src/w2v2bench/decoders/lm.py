@@ -394,6 +394,14 @@ class LMOptions:
     workers: int | None = None  # processes decoding beside the model; null: one per usable core; 0: inline
 
     def __post_init__(self):
+        """What can be checked before the model loads: the LM file is there, the values set are in range (the
+        rest, with attrs.json's, once the LM folder is read: LMSettings.check)."""
+        if self.lm is not None and not Path(self.lm).expanduser().exists():
+            raise DecoderError(f"decoder.lm={self.lm!r}: no such file (expected an ARPA or KenLM binary file)")
+        if self.lexicon is not None and not Path(self.lexicon).expanduser().exists():
+            raise DecoderError(f"decoder.lexicon={self.lexicon!r}: no such file (expected WORD [spelling] lines)")
+        set_values = {k: getattr(self, k) for k in OVERRIDES if getattr(self, k) is not None}
+        LMSettings(lm="", lexicon="", **set_values).check()
         cores = len(os.sched_getaffinity(0))
         if self.workers is not None and not 0 <= self.workers <= 4 * cores:
             raise DecoderError(
