@@ -85,3 +85,46 @@ def test_cli(tmp_path):
     done = bench_score(f"run={run}", "normalizer=shouty")
     assert done.returncode == 1 and "normalizer='shouty': expected one of ['basic', 'none', 'whisper']" in done.stderr
     assert bench_score().returncode == 2
+
+
+# ---- nothing overwritten (issue #27, item 5) ----------------------------------------------------------------
+
+
+def snapshot(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_a_rescore_never_lands_on_a_run_or_a_users_files(tmp_path):
+    from w2v2bench.files import OutputFolderError
+
+    run, other = make_run(tmp_path / "run"), make_run(tmp_path / "other", model="other")
+    before = {f: snapshot(f) for f in (run, other)}
+    for out in (run, other):  # its own folder, another run
+        with pytest.raises(OutputFolderError, match=r"is a run folder: a re-score never replaces a run; .*e\.g\. out="):
+            rescore(run, "basic", out)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("my notes")
+    with pytest.raises(OutputFolderError, match=r"holds notes\.txt, which score did not write: nothing there is"):
+        rescore(run, "basic", mine)
+    assert {f: snapshot(f) for f in (run, other)} == before and (mine / "notes.txt").read_text() == "my notes"
+
+
+def test_a_second_rescore_into_the_same_folder_needs_overwrite(tmp_path):
+    from w2v2bench.files import OutputFolderError
+
+    run = make_run(tmp_path / "run")
+    _, out = rescore(run, "basic")
+    with pytest.raises(OutputFolderError, match=r"holds a re-score already: overwrite=true replaces it"):
+        rescore(run, "basic")
+    new, again = rescore(run, "basic", overwrite=True)
+    assert again == out and new["status"] == "rescored"
+
+
+def test_the_command_line_refuses_out_as_the_run_in_one_line(tmp_path):
+    run = make_run(tmp_path / "run")
+    before = snapshot(run)
+    done = bench_score(f"run={run}", "normalizer=basic", f"out={run}")
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 1 and len(lines) == 1 and "is a run folder" in lines[0], done.stderr
+    assert snapshot(run) == before

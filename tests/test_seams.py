@@ -46,6 +46,9 @@ def test_a_toy_source_backend_and_decoder_run_through_the_harness(tmp_path):
     assert "_target_" not in config["decoder"] and config["device"] == "cpu"  # devices = ("cpu",) on auto
     rows = [json.loads(line) for line in (tmp_path / "run" / "transcripts.jsonl").read_text().splitlines()]
     assert [r["text"] for r in rows] == ["A B", "C D E", "F"]
+    from w2v2bench.results import read_run
+
+    assert read_run(tmp_path / "run")[0]["decoder"]["name"] == "toy"  # the tools read a toy's run back
     assert all(r["pred_text"] == r["pred_text"].lower() for r in rows)
 
 

@@ -22,3 +22,4 @@ class Exit(IntEnum):
     USAGE = 2  # a required key missing, or a value a tool cannot take before it starts
     REFERENCE_FAILED = 3  # the run is complete (every output written) and its WER misses the reference figure
     THRESHOLDS = 4  # compare: A and B differ beyond max_wer_delta or fail_on_transcript_diff
+    NOT_EXACT = 5  # the run is complete, recheck_margin asked for fp32's transcripts, and some still differ

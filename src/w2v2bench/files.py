@@ -88,3 +88,35 @@ def write_json_atomic(path: Path, payload: Any) -> None:
 
 def write_jsonl_atomic(path: Path, rows: Iterable[dict]) -> None:
     write_text_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
+
+class OutputFolderError(ValueError):
+    """A tool's output folder that would lose what is in it (a run, a user's files): one line naming a free one."""
+
+
+def free_folder(path: Path) -> Path:
+    """`path`, or `path-2`, `path-3` ...: the first that does not exist (for a message)."""
+    candidate, n = path, 1
+    while candidate.exists() or candidate.is_symlink():
+        n += 1
+        candidate = path.with_name(f"{path.name}-{n}")
+    return candidate
+
+
+def check_output_folder(out: Path, ours: Iterable[str], tool: str, key: str = "out") -> None:
+    """Refuse `out` if it is a link or a file, or holds anything but the files `tool` writes there (`ours`): a
+    tool rewrites only its own named files, never a run's or a user's."""
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise OutputFolderError(
+            f"{key}={str(out)!r} is a link or not a folder: give a folder, e.g. {key}={free_folder(out)}"
+        )
+    if not out.exists():
+        return
+    mine = set(ours)
+    others = sorted(p.name for p in out.iterdir() if p.name not in mine)
+    if others:
+        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        raise OutputFolderError(
+            f"{key}={str(out)!r} holds {shown}, which {tool} did not write: nothing there is replaced; give a new "
+            f"folder, e.g. {key}={free_folder(out)}"
+        )

@@ -169,17 +169,18 @@ class _Reference(TypedDict):
     passed: Annotated[bool, Strict()]
 
 
+# decoders and backends are whatever class a config names (settings.py): their names are text
 class _Figure(TypedDict):
     wer: Rate
-    decoder: Literal["greedy", "lm"]
+    decoder: Text
 
 
 class _DecoderUsed(TypedDict):
-    name: Literal["greedy", "lm"]
+    name: Text
 
 
 class _BackendUsed(TypedDict):
-    name: Literal["torch", "onnxruntime", "openvino"]
+    name: Text
 
 
 class _PrecisionCheck(TypedDict):

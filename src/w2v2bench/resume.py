@@ -324,7 +324,11 @@ def already_complete(claim: Claim) -> int:
     remove_journals(claim.path)
     passed = (claim.stored.get("reference") or {}).get("passed")
     print(f"the run in {claim.path} is already complete: nothing to resume")
-    return Exit.REFERENCE_FAILED if passed is False else Exit.OK
+    if passed is False:
+        return Exit.REFERENCE_FAILED
+    check = claim.stored.get("precision_check") or {}
+    differ = claim.stored.get("precision_differs_from_fp32") or check.get("bound_violations")
+    return Exit.NOT_EXACT if check.get("recheck_margin") is not None and differ else Exit.OK
 
 
 def _kept(resume: Resume | None) -> list:

@@ -101,6 +101,28 @@ def precision_check(ranks: list, config: dict) -> dict | None:
     }
 
 
+def precision_line(summary: dict) -> tuple[str | None, bool]:
+    """(the line a run prints about its check against PyTorch fp32, whether it broke the exactness it asked
+    for): with recheck_margin the run asked for fp32's transcripts, so any that still differ, or any frame whose
+    logit error broke the bound, fails it (exit 5); check_precision alone measures a variant (exit 0)."""
+    check = summary.get("precision_check")
+    if not isinstance(check, dict):
+        return None, False
+    differ, compared = summary.get("precision_differs_from_fp32"), check.get("compared_utterances") or 0
+    violations, margin = check.get("bound_violations"), check.get("recheck_margin")
+    parts = []
+    if compared:
+        parts.append(f"{differ or 0} of {compared} transcripts differ from PyTorch fp32")
+    if margin is not None:
+        parts.append(f"{check.get('rechecked_utterances', 0)} re-run in fp32 (recheck_margin {margin})")
+        if violations:
+            parts.append(f"{violations} frame(s) broke the bound")
+    not_exact = margin is not None and bool(differ or violations)
+    if not_exact:
+        parts.append("NOT EXACT: the transcripts are not all fp32's (exit 5; summary.json: precision_check)")
+    return ("precision check: " + "; ".join(parts)) if parts else None, not_exact
+
+
 def build_summary(
     config: dict,
     started: str,
@@ -234,10 +256,14 @@ def finish(run: Run, folder: RunFolder, per_rank, load_s, transcriber, decoder: 
     table = write_tables(output_dir, summary)
     write_analysis(output_dir, summary=summary)
     status = Exit.OK if check is None or check.passed else Exit.REFERENCE_FAILED
+    exactness, not_exact = precision_line(summary)
+    if not_exact and status == Exit.OK:
+        status = Exit.NOT_EXACT
     lines = [
         table.to_markdown(index=False),
         f"outputs: {output_dir}",
         check.line() if check is not None else f"reference check: none ({reference_note})",
+        *([exactness] if exactness else []),
     ]
     write_summary(output_dir, summary)  # the commit point, and this function's last step
     return status, lines

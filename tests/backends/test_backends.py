@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -255,3 +256,29 @@ def test_int8_is_a_recorded_variant_beside_the_fp32_export(tmp_path):
     ):
         errors = [line for line in results[name]["output"].splitlines() if line.startswith("w2v2bench: error:")]
         assert results[name]["code"] == 1 and len(errors) == 1 and message in errors[0], results[name]["output"]
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_a_forged_cache_entry_is_caught_by_the_probe(runtime, tmp_path):
+    # another model's export copied into this model's entry, with an export.json rewritten to match its files: the
+    # integrity record passes, the probe against PyTorch fp32 (computed in this process) does not (issue #27)
+    from w2v2bench.backends import base
+
+    transcriber = load_model(asset_path("demo-model"))
+    make_backend(runtime, transcriber.model, str(tmp_path / "a"))
+    other = load_model(asset_path("demo-model")).model
+    with torch.no_grad():
+        other.lm_head.weight.copy_(other.lm_head.weight.flip(0))  # another model: its letters permuted
+    make_backend(runtime, other, str(tmp_path / "b"))
+    (mine,), (theirs,) = (tmp_path / "a" / "onnx").iterdir(), (tmp_path / "b" / "onnx").iterdir()
+    record = json.loads((mine / "export.json").read_text())
+    for name in record["files_sha256"]:
+        (mine / name).unlink()
+    for path in theirs.iterdir():
+        if path.name != "export.json":
+            shutil.copy(path, mine / path.name)
+    forged = json.loads((theirs / "export.json").read_text())["files_sha256"]
+    (mine / "export.json").write_text(json.dumps({**record, "files_sha256": forged}))
+    base.PROBED.clear()
+    with pytest.raises(BackendError, match=rf"the cached export is not this model's; delete {re.escape(str(mine))}"):
+        make_backend(runtime, transcriber.model, str(tmp_path / "a"))

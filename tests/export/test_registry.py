@@ -75,3 +75,20 @@ def test_a_format_whose_file_name_is_not_plain_writes_nothing(run, tmp_path, nam
     finally:
         del REGISTRY[fmt.name]
     assert not (tmp_path / "out").exists() and not (tmp_path / "escape.txt").exists()
+
+
+def test_export_never_replaces_files_it_did_not_write(tmp_path):
+    # a user's own model-index.yaml (no export.json beside it) stays; a re-export rewrites only its own files
+    run = write_run(tmp_path / "run", [row("1-2-3", "A B", "A B")])
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "model-index.yaml").write_text("mine: true\n")
+    with pytest.raises(ExportError, match=r"holds model-index\.yaml, which export did not write: nothing there is"):
+        export([run], out)
+    assert (out / "model-index.yaml").read_text() == "mine: true\n" and len(list(out.iterdir())) == 1
+    fresh = tmp_path / "fresh"
+    first = export([run], fresh)
+    second = export([run], fresh)  # its own files, named in its export.json: rewritten
+    assert first["files"] == second["files"]
+    with pytest.raises(ExportError, match="which export did not write"):
+        export([run], run)  # a run folder

@@ -229,3 +229,46 @@ def test_a_run_interrupted_before_recheck_margin_existed_still_resumes():
     config = {"model": {"name": "demo"}, "split": "other"}
     assert config_sha256({**config, "recheck_margin": None}) == config_sha256(config)
     assert config_sha256({**config, "recheck_margin": 1.0}) != config_sha256(config)
+
+
+# ---- exactness is loud (issue #27, item 6) ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "check,differ,line,not_exact",
+    [
+        (None, None, None, False),
+        ({"recheck_margin": None, "compared_utterances": 20, "rechecked_utterances": 0, "bound_violations": None},
+         3, "precision check: 3 of 20 transcripts differ from PyTorch fp32", False),  # a variant measured: exit 0
+        ({"recheck_margin": 1.0, "compared_utterances": 20, "rechecked_utterances": 4, "bound_violations": 0},
+         0, "precision check: 0 of 20 transcripts differ from PyTorch fp32; 4 re-run in fp32 (recheck_margin 1.0)",
+         False),
+        ({"recheck_margin": 1.0, "compared_utterances": 20, "rechecked_utterances": 4, "bound_violations": 14},
+         3, "3 of 20 transcripts differ from PyTorch fp32; 4 re-run in fp32 (recheck_margin 1.0); 14 frame(s) broke "
+         "the bound; NOT EXACT", True),
+        ({"recheck_margin": 1.0, "compared_utterances": 0, "rechecked_utterances": 2, "bound_violations": None},
+         None, "precision check: 2 re-run in fp32 (recheck_margin 1.0)", False),  # nothing compared: nothing claimed
+    ],
+)  # fmt: skip
+def test_the_precision_line_says_what_the_check_found(check, differ, line, not_exact):
+    from w2v2bench.summary import precision_line
+
+    found, broke = precision_line({"precision_check": check, "precision_differs_from_fp32": differ})
+    assert broke is not_exact
+    assert (found is None) if line is None else (line in found)
+
+
+@pytest.mark.slow  # whole processes: the command line's exit status
+def test_a_recheck_that_leaves_differences_prints_one_line_and_exits_5(tmp_path):
+    from tests.helpers.harness import bench
+
+    args = ["model=demo", "data=demo", "split=other", "limit=20", "backend=openvino", "backend.precision=bf16",
+            "check_precision=true", "recheck_margin=0.000001", f"backend.cache={tmp_path / 'cache'}",
+            f"output_dir={tmp_path / 'run'}"]  # fmt: skip
+    done = bench(*args)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("precision check:")]
+    assert done.returncode == 5 and len(lines) == 1 and "NOT EXACT" in lines[0], done.stdout + done.stderr
+    _, summary = read_run(tmp_path / "run")
+    assert summary["status"] == "complete" and summary["precision_differs_from_fp32"] >= 1
+    again = bench(*args, "resume=true")  # a complete run that was not exact stays so
+    assert again.returncode == 5, again.stdout + again.stderr

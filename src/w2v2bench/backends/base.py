@@ -57,3 +57,33 @@ class ExportedSettings:
                 f"backend.precision={self.precision!r}: expected one of {list(self.PRECISIONS)} for {self.NAME}"
                 + self.HINT
             )
+
+
+PROBED: set[str] = set()  # cached exports already probed in this process
+
+
+def probe(model, logits, folder, name: str) -> None:
+    """A cached export's output checked against the model in memory (PyTorch fp32), once per process: one second
+    of seeded noise through both, the argmax compared frame by frame where PyTorch's top two logits are clearly
+    apart. The reference is computed here, not read from the cache entry, so a replaced model file and a forged
+    export.json cannot pass as this model. A mismatch is one line naming the folder to delete."""
+    key = str(folder)
+    if key in PROBED:
+        return
+    x = torch.randn(1, 16_000, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ours = model(x).logits[0].float()
+    theirs = logits(x, None)[0].float()
+    top2 = ours.topk(2, dim=-1).values
+    clear = (top2[:, 0] - top2[:, 1]) > 1e-3
+    if theirs.shape != ours.shape:
+        differ, frames = "all", ours.shape[0]
+    else:
+        differ = int((ours.argmax(-1) != theirs.argmax(-1))[clear].sum())
+        frames = int(clear.sum())
+    if differ:
+        raise BackendError(
+            f"{folder}: backend={name} gives other output than this model in PyTorch fp32 on a probe ({differ} of "
+            f"{frames} frames' argmax differ): the cached export is not this model's; delete {folder}"
+        )
+    PROBED.add(key)

@@ -17,7 +17,7 @@ from ._tool import quiet_defaults, quiet_hydra, tool_main
 HELP = """w2v2bench.score: re-score a finished run from its transcripts.jsonl (no model run)
 
 Usage: python -m w2v2bench.score run=<run folder> [normalizer=none|basic|whisper|module:function]
-                                 [merge_compounds=true] [out=<folder>]
+                                 [merge_compounds=true] [out=<folder>] [overwrite=true]
 
   run              a run folder (summary.json and transcripts.jsonl)
   normalizer       applied to reference and hypothesis before scoring; default: the one the run used.
@@ -28,7 +28,9 @@ Usage: python -m w2v2bench.score run=<run folder> [normalizer=none|basic|whisper
   merge_compounds  true: words split or joined by the model count as no error (kaldialign, as the Open ASR
                    Leaderboard scores); default false (the model cards' jiwer WER)
   out              default <run>/rescore/<normalizer>[+merge_compounds]; receives summary.json (status "rescored"),
-              transcripts.jsonl, wer.md, wer.csv, analysis.md, analysis.json, wer_by_length.png, ref.trn, hyp.trn
+              transcripts.jsonl, wer.md, wer.csv, analysis.md, analysis.json, wer_by_length.png, ref.trn, hyp.trn.
+                   Never a run folder, nor one holding other files (refused in one line naming a free folder)
+  overwrite        true: replace an earlier re-score in out (default false: refused)
 
 == Config ==
 $CONFIG"""
@@ -40,6 +42,7 @@ class RescoreConfig:
     normalizer: str | None = None
     merge_compounds: bool = False
     out: str | None = None
+    overwrite: bool = False
     defaults: list[Any] = quiet_defaults()
     hydra: Any = quiet_hydra(HELP, "rescore")
 
@@ -54,7 +57,11 @@ def run(cfg: Any) -> int | None:
         sys.exit(Exit.USAGE)
     try:
         new, out = rescore(
-            Path(cfg.run), cfg.normalizer, Path(cfg.out) if cfg.out else None, merge_compounds=cfg.merge_compounds
+            Path(cfg.run),
+            cfg.normalizer,
+            Path(cfg.out) if cfg.out else None,
+            merge_compounds=cfg.merge_compounds,
+            overwrite=cfg.overwrite,
         )
     except (ValueError, OSError, KeyError) as err:
         print(f"w2v2bench.score: error: {one_line(err)}", file=sys.stderr)

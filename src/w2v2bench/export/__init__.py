@@ -11,11 +11,12 @@ counted in export.json. sclite reads the run's own ref.trn and hyp.trn (the same
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from ..errors import one_line
-from ..files import write_json_atomic, write_text_atomic
+from ..files import OutputFolderError, check_output_folder, read_text, write_json_atomic, write_text_atomic
 from ..provenance import git_hash
 from ..results import ResultsFileError, read_run
 from . import jiwer, leaderboard, lhotse, model_index, nemo
@@ -37,6 +38,18 @@ __all__ = ["ExportError", "ExportRun", "Format", "export", "formats", "register"
 # the built-in formats, in the order their files are written; another is one `register(Format(...))` away
 for _format in (leaderboard.FORMAT, nemo.FORMAT, jiwer.FORMAT, model_index.FORMAT, lhotse.FORMAT):
     register(_format)
+
+
+def _earlier_export(out: Path) -> list[str] | None:
+    """The files an earlier export recorded writing into `out` (its export.json), or None where there is none."""
+    try:
+        record = json.loads(read_text(out / "export.json", 2**20))
+    except (OSError, ValueError, RecursionError):
+        return None
+    files = record.get("files") if isinstance(record, dict) else None
+    if not isinstance(files, list) or not all(isinstance(f, str) and f and "/" not in f for f in files):
+        return None
+    return files
 
 
 def export(runs: list[str | Path], out: str | Path | None = None, model_id: str | None = None,
@@ -120,6 +133,13 @@ def export(runs: list[str | Path], out: str | Path | None = None, model_id: str 
     )
     if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise ExportError(f"out={str(out)!r} is a link or not a folder: give a folder for the exports")
+    earlier = _earlier_export(out)
+    try:
+        check_output_folder(out, {*earlier, "export.json"} if earlier is not None else (), "export")
+    except OutputFolderError as err:
+        raise ExportError(str(err)) from None
+    if earlier:
+        print(f"export: replacing the earlier export in {out} ({len(earlier)} files, export.json)")
     out.mkdir(parents=True, exist_ok=True)
     for name, text in planned.items():
         write_text_atomic(out / name, text)

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..analysis import write_analysis
+from ..files import OutputFolderError, check_output_folder, free_folder
 from ..metrics import Counts, rate
 from ..metrics.edits import utterance_counts
 from ..metrics.normalizers import normalizer
@@ -30,8 +31,36 @@ from ..table import write_tables
 __all__ = ["rescore"]
 
 
+# what a re-score writes into its folder (and may rewrite with overwrite=true)
+RESCORE_FILES = ("summary.json", "transcripts.jsonl", "wer.md", "wer.csv", "analysis.md", "analysis.json",
+                 "wer_by_length.png", "ref.trn", "hyp.trn")  # fmt: skip
+
+
+def check_rescore_folder(out: Path, overwrite: bool) -> None:
+    """A re-score never lands on a run (its own or another) or on a user's files; on an earlier re-score only
+    with overwrite=true."""
+    summary = out / "summary.json"
+    if summary.is_file() or (out / "transcripts.jsonl").is_file():
+        status = (load_summary(out) or {}).get("status") if summary.is_file() else None
+        if status != "rescored":
+            raise OutputFolderError(
+                f"out={str(out)!r} is a run folder: a re-score never replaces a run; give a new folder, e.g. "
+                f"out={free_folder(out / 'rescore')}"
+            )
+        if not overwrite:
+            raise OutputFolderError(
+                f"out={str(out)!r} holds a re-score already: overwrite=true replaces it, or give a new folder, e.g. "
+                f"out={free_folder(out)}"
+            )
+    check_output_folder(out, RESCORE_FILES, "score")
+
+
 def rescore(
-    run_dir: Path, normalizer_name: str | None = None, out: Path | None = None, merge_compounds: bool = False
+    run_dir: Path,
+    normalizer_name: str | None = None,
+    out: Path | None = None,
+    merge_compounds: bool = False,
+    overwrite: bool = False,
 ) -> tuple[dict, Path]:
     """Recompute a run's figures into `out`; returns (the new summary, out). `normalizer_name` may be code
     (module:function): the caller's own value, never the run's file's."""
@@ -45,6 +74,7 @@ def rescore(
     normalize = normalizer(None if name == "none" else name, allow_code=name == normalizer_name)
     folder = name.replace(":", "-") + ("+merge_compounds" if merge_compounds else "")
     out = Path(out) if out is not None else run_dir / "rescore" / folder
+    check_rescore_folder(out, overwrite)
 
     words = chars = Counts()
     rescored = []
