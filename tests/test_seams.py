@@ -136,6 +136,8 @@ def test_the_command_line_runs_the_toys(tmp_path):
         (["decoder=lm", "decoder.lexicon=/nowhere/words"], "decoder.lexicon='/nowhere/words': no such file"),
         (["decoder=lm", "decoder.lm=/etc/hostname", "decoder.beam_width=0"], "decoder.beam_width=0: expected"),
         (["data=hub", "data.dataset='~nosuchuser/x'"], "data.dataset='~nosuchuser/x': no such folder"),
+        (["model.name=../../escape"], "model.name='../../escape': expected a plain name"),  # #27 item 8
+        (["model.name=/tmp/x"], "model.name='/tmp/x': expected a plain name"),
     ],
 )
 def test_what_an_attack_found_fails_before_anything_loads_in_one_line(overrides, message):
@@ -144,6 +146,14 @@ def test_what_an_attack_found_fails_before_anything_loads_in_one_line(overrides,
 
     with pytest.raises(ConfigError, match=re.escape(message)):
         validate(compose_with(["model=demo", "data=demo", *overrides]))
+
+
+def test_every_shipped_model_name_is_plain():
+    from tests.helpers.harness import compose_with
+    from w2v2bench.settings import group_options, validate
+
+    for name in group_options("model"):
+        assert validate(compose_with([f"model={name}", "data=demo"])).config()["model"]["name"]
 
 
 def test_a_module_that_fails_as_it_is_imported_is_one_line(tmp_path, monkeypatch):

@@ -94,6 +94,7 @@ def group_options(group: str) -> list[str]:
     return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
+PLAIN_NAME = re.compile(r"[A-Za-z0-9_+-][A-Za-z0-9._+-]*(/[A-Za-z0-9_+-][A-Za-z0-9._+-]*)*")
 DOTTED = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
 
 
@@ -175,6 +176,15 @@ def validate(cfg: DictConfig) -> Run:
             raise ConfigError(f"{group} is not set: choose one with {group}=<one of {group_options(group)}>")
     raw = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     data, backend, decoder = (part(g, raw[g]) for g in ("data", "backend", "decoder"))
+    for key, value in (
+        ("model.name", raw["model"]["name"]),
+        ("data.partition", getattr(data.settings, "partition", "test")),
+    ):
+        if not (isinstance(value, str) and PLAIN_NAME.fullmatch(value)):  # output_dir is built from them
+            raise ConfigError(
+                f"{key}={value!r}: expected a plain name (letters, digits, '.', '_', '+', '-', and '/' between "
+                "parts; no part starting with '.'), never a path out of the results folder"
+            )
     device = raw["device"]
     if device == "auto" and backend.cls.devices:
         device = backend.cls.devices[0]  # a runtime that runs on the CPU only: there
