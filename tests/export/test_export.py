@@ -236,7 +236,11 @@ def modules(tmp_path) -> Path:
 @pytest.mark.slow  # a whole harness process: make test-slow
 def test_a_normaliser_from_the_command_line_scores_and_one_from_a_file_never_runs(modules, tmp_path):
     run = write_run(tmp_path / "run", [row("1-1", "the cat", "THE CAT"), row("1-2", "a dog", "A DOG")])
-    env = {"PYTHONPATH": str(modules)}
+    allow = tmp_path / "normalizers.txt"  # the user's own allow-list (#27: naming one is not enough to run it)
+    allow.write_text(
+        "mynorm:shout\nmynorm:missing\nmynorm:NOT_A_FUNCTION\nmynorm:number\nmynorm:boom\nexits:f\nnosuch:f\n"
+    )
+    env = {"PYTHONPATH": str(modules), "W2V2BENCH_NORMALIZERS": str(allow)}
     done = rescore(f"run={run}", "normalizer=mynorm:shout", env=env)
     assert done.returncode == 0, done.stderr
     scored = json.loads((run / "rescore" / "mynorm-shout" / "summary.json").read_text())
@@ -357,8 +361,10 @@ def test_a_normaliser_that_could_run_its_text_is_refused(spec, tmp_path):
     # as a shell command, timeit:timeit as Python); now nothing of the standard library, reached in any way
     marker = tmp_path / "PWNED"
     (tmp_path / "sysmod.py").write_text("from os import system\n")
+    (tmp_path / "normalizers.txt").write_text(f"{spec}\n")  # even on the allow-list: the second guard holds
     run = write_run(tmp_path / "run", [row("1-1", f"touch {marker}", "A")])
-    done = rescore(f"run={run}", f"normalizer={spec}", env={"PYTHONPATH": str(tmp_path)})
+    env = {"PYTHONPATH": str(tmp_path), "W2V2BENCH_NORMALIZERS": str(tmp_path / "normalizers.txt")}
+    done = rescore(f"run={run}", f"normalizer={spec}", env=env)
     errors = [line for line in done.stderr.splitlines() if line.startswith("w2v2bench.score: error:")]
     assert done.returncode == 1 and len(errors) == 1, done.stderr
     assert "standard library" in errors[0] or "is a module" in errors[0], errors[0]

@@ -23,8 +23,9 @@ Usage: python -m w2v2bench.score run=<run folder> [normalizer=none|basic|whisper
   normalizer       applied to reference and hypothesis before scoring; default: the one the run used.
                    none: as written | basic: upper-case, punctuation but apostrophes removed |
                    whisper: OpenAI Whisper's EnglishTextNormalizer (pip install whisper-normalizer) |
-                   module:function: any function str -> str on the Python path, e.g. the Open ASR
-                   Leaderboard's own: PYTHONPATH=<its checkout> ... normalizer=normalizer.data_utils:normalizer
+                   a code normaliser on the allow-list, by name or module:function: an entry point of
+                   w2v2bench.normalizers (leaderboard: the Open ASR Leaderboard's, PYTHONPATH=<its checkout>) or a
+                   line of $$W2V2BENCH_NORMALIZERS (default ~/.config/w2v2bench/normalizers.txt)
   merge_compounds  true: words split or joined by the model count as no error (kaldialign, as the Open ASR
                    Leaderboard scores); default false (the model cards' jiwer WER)
   out              default <run>/rescore/<normalizer>[+merge_compounds]; receives summary.json (status "rescored"),

@@ -1,11 +1,21 @@
-"""Text normalisers: the named ones (none, basic, whisper) and the guarded `module:function` loader."""
+"""Text normalisers: the named ones (none, basic, whisper) and code ones, by allow-list only.
+
+A code normaliser (`module:function`) runs only if it is declared: an entry point of the group
+`w2v2bench.normalizers` (an installed package's own declaration; this package declares `leaderboard`, the Open ASR
+Leaderboard's `normalizer.data_utils:normalizer`), or a line of the user's own allow-list file
+($W2V2BENCH_NORMALIZERS, default ~/.config/w2v2bench/normalizers.txt: `name = module:function` or
+`module:function`). Naming an installed function on the command line is not enough (`yaml:unsafe_load` or
+`sympy:sympify` would run each reference text as code), and a run's or a file's value never runs at all.
+"""
 
 from __future__ import annotations
 
 import functools
+import os
 import re
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 
@@ -49,11 +59,26 @@ def normalizer(name: str | None, allow_code: bool = False) -> Callable[[str], st
     key = name or "none"
     if key in NORMALIZERS:
         return NORMALIZERS[key]
-    if CODE_NORMALIZER.fullmatch(key):
+    try:
+        allowed = allowed_code_normalizers()
+    except ValueError:
+        if allow_code:
+            raise
+        allowed = {}  # only to name a run's code normaliser as code: a bad list line matters where one runs
+    if CODE_NORMALIZER.fullmatch(key) or key in allowed:
         if not allow_code:
             raise ValueError(
                 f"normalizer={name!r} is code (module:function): only `python -m w2v2bench.score` runs one, given on "
                 "its command line (never a run, never one named by a file)"
+            )
+        if key in allowed:
+            key = allowed[key]
+        elif key not in allowed.values():
+            shown = ", ".join(f"{n} = {v}" for n, v in sorted(allowed.items())) or "none"
+            raise ValueError(
+                f"normalizer={name!r} is not on the allow-list of code normalisers (allowed: {shown}): add the line "
+                f"`{key}` to {allow_list_file()} if you trust it, or declare it in an installed package's "
+                f"`{ENTRY_POINTS}` entry points"
             )
         top = key.split(".", 1)[0].split(":", 1)[0]
         if top in STANDARD_LIBRARY:
@@ -63,6 +88,38 @@ def normalizer(name: str | None, allow_code: bool = False) -> Callable[[str], st
             )
         return _code_normalizer(key)
     raise ValueError(f"normalizer={name!r}: expected one of {sorted(NORMALIZERS)}, null, or module:function")
+
+
+ENTRY_POINTS = "w2v2bench.normalizers"
+ALLOW_LIST_ENV = "W2V2BENCH_NORMALIZERS"
+
+
+def allow_list_file() -> Path:
+    """The user's own allow-list of code normalisers: $W2V2BENCH_NORMALIZERS, else
+    ~/.config/w2v2bench/normalizers.txt."""
+    return Path(os.environ.get(ALLOW_LIST_ENV) or "~/.config/w2v2bench/normalizers.txt").expanduser()
+
+
+def allowed_code_normalizers() -> dict[str, str]:
+    """name -> `module:function`: the entry points of group w2v2bench.normalizers, then the user's allow-list file
+    (`name = module:function` or `module:function` per line, `#` comments); a malformed line is one error."""
+    from importlib.metadata import entry_points
+
+    allowed = {ep.name: ep.value for ep in entry_points(group=ENTRY_POINTS) if CODE_NORMALIZER.fullmatch(ep.value)}
+    path = allow_list_file()
+    if not path.is_file():
+        return allowed
+    from ..files import read_text
+
+    for number, line in enumerate(read_text(path, 2**20).splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        name, _, spec = (part.strip() for part in line.rpartition("=")) if "=" in line else (line, "", line)
+        if not (CODE_NORMALIZER.fullmatch(spec) and name and name not in NORMALIZERS):
+            raise ValueError(f"{path}:{number}: expected `name = module:function` or `module:function`, found {line!r}")
+        allowed[name] = spec
+    return allowed
 
 
 def _code_normalizer(spec: str) -> Callable[[str], str]:
