@@ -294,3 +294,21 @@ def test_a_baseline_whose_summary_is_damaged_is_one_line(tmp_path):
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "field decoder" in done.stderr, (
         done.stderr
     )  # as a bad argument
+
+
+def test_a_locked_history_says_it_is_waiting(tmp_path, capsys, monkeypatch):
+    # a nightly that waits on another writer prints one line first instead of looking hung (#27 item 8)
+    import threading
+
+    from filelock import FileLock
+
+    monkeypatch.setattr(history, "LOCK_TIMEOUT_S", 30.0)
+    db = tmp_path / "h.sqlite"
+    lock = FileLock(f"{db}.lock", thread_local=False)  # released by the timer's thread
+    lock.acquire()
+    released = threading.Timer(1.0, lock.release)
+    released.start()
+    row, _ = history.record(db, make_run(tmp_path / "run"))
+    released.join()
+    assert f"history: {db} is being written by another process: waiting up to" in capsys.readouterr().out
+    assert history.rows(db) and row["run_id"]

@@ -28,6 +28,10 @@ CASES = [
     ("a failed utterance fails it", totals(0.034, failed=1), {}, False, "failed: 1 utterance(s)"),
     ("a subset", totals(0.034, n=100), {}, None, "skipped: 100 utterances scored, the reference is for all 2620"),
     ("limit", totals(0.034), {"limit": 10}, None, "skipped: limit=10 scores a subset"),
+    ("a limit past the end is no subset", totals(0.0343), {"limit": 5000}, True, "checked"),  # #27 item 8
+    ("a limit at the end is no subset", totals(0.0343), {"limit": 2620}, True, "checked"),
+    ("a limit with no count known", totals(0.034), {"limit": 5000, "reference": ReferenceConfig(
+        name="card", wer={"clean": 0.034})}, None, "skipped: limit=5000 scores a subset"),
     ("other data", totals(0.034), {"data": "demo"}, None, "is for data 'librispeech', not 'demo'"),
     ("dev partition", totals(0.034), {"partition": "dev"}, None, "is for data.partition='test'"),
     ("another decoder", totals(0.034), {"decoder": "lm"}, None, "is for decoder=greedy, this run used lm"),

@@ -47,7 +47,7 @@ def bench(run: Run, started: str) -> int:
                 transcriber.use_backend(run.backend.create(model=transcriber.model), run.recheck_margin)
                 load_s = time.perf_counter() - load_start
                 folder.decoding(decoder.settings())
-                _notes(run, transcriber, ranks)
+                _notes(run, transcriber, decoder.settings(), ranks)
                 stats = pipeline.run(utterances, transcriber, folder.journal.write, decoder=decoder,
                                      **_loop(run, transcriber, ranks, total))  # fmt: skip
             per_rank = ranks.gather((folder.journal.new if not ranks.is_main else [], stats))
@@ -94,10 +94,15 @@ def _loop(run: Run, transcriber, ranks, total: int | None) -> dict:
     }
 
 
-def _notes(run: Run, transcriber, ranks) -> None:
+def _notes(run: Run, transcriber, decoder: dict, ranks) -> None:
     """What the load found that the user should know (the main rank says it)."""
     if not ranks.is_main:
         return
+    if decoder.get("lexicon_dropped"):
+        print(
+            f"note: the lexicon lost {decoder['lexicon_dropped']} of its words: the model's tokens cannot spell them "
+            "(or they are too long); the LM decoder can never output them (summary.json: decoder.lexicon_dropped)"
+        )
     missing = transcriber.info.training_only_missing
     if missing:
         print(f"note: {', '.join(missing)} not in the checkpoint: used in training only, harmless here")

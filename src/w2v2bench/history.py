@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from .files import open_regular
 from .results import ResultsFileError, validate_summary
@@ -348,12 +348,28 @@ def _transaction(db: sqlite3.Connection, path: Path, failure: str):
 
 
 @contextmanager
+def _locked(path: Path):
+    """The history's file lock; if another writer holds it, one line says so before waiting (up to
+    LOCK_TIMEOUT_S), so a nightly that waits does not look hung."""
+    lock = FileLock(f"{path}.lock", timeout=LOCK_TIMEOUT_S)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        print(f"history: {path} is being written by another process: waiting up to {LOCK_TIMEOUT_S:.0f} s", flush=True)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+@contextmanager
 def _writing(path: Path):
     """A write transaction under the file lock; creates the database and its table on first use."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with (
-        FileLock(f"{path}.lock", timeout=LOCK_TIMEOUT_S),
+        _locked(path),
         closing(_connect(path)) as db,
         _transaction(db, path, "could not be written ({err})"),
     ):

@@ -69,9 +69,10 @@ def reference_check(
         return None, f"reference {reference.name!r} has no figure for split={split!r}"
     if str(reference.partition) != partition:
         return None, f"reference {reference.name!r} is for data.partition={str(reference.partition)!r}"
-    if limit is not None:
+    expected_n = reference.utterances.get(split)
+    if limit is not None and (expected_n is None or limit < expected_n):  # a limit past the split's end is no limit
         return None, f"skipped: limit={limit} scores a subset, the reference is for the whole split"
-    expected_n = reference.utterances.get(split, t.n_utterances)
+    expected_n = t.n_utterances if expected_n is None else expected_n
     if expected_n != t.n_utterances:
         return None, (
             f"skipped: {t.n_utterances} utterances scored, the reference is for all {expected_n} of {partition}-{split}"

@@ -303,6 +303,7 @@ def test_overlong_words_are_dropped_not_inserted(clean_lm, tmp_path):
     )
     assert result["code"] == 0, result["output"]
     assert read_run(tmp_path / "run")[1]["decoder"]["lexicon_dropped"] == 1
+    assert "note: the lexicon lost 1 of its words" in result["output"]  # said on the console too (#27 item 8)
 
 
 @pytest.mark.slow

@@ -52,6 +52,7 @@ KENLM_BINARY_MAGIC = b"mmap lm http://kheafield.com/code"
 COMPRESSED_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"\x28\xb5\x2f\xfd")  # gzip, bzip2, xz, zstd: KenLM inflates
 MAX_WEIGHT = 1e4  # |lm_weight|, |word_score|, |sil_score|: far beyond any tuned value, far from overflowing a score
 MIN_ARPA_LINE_BYTES = 4  # "p\tw\n" at least: an ARPA header that claims more n-grams than that lies
+MAX_BEAM = 10_000  # 6x the widest published LibriSpeech setting (torchaudio's 1500)
 DECODE_TIMEOUT_S = 600.0  # one utterance's beam search; beyond it the utterance is recorded as failed
 
 
@@ -77,8 +78,11 @@ class LMSettings:
 
     def check(self) -> None:
         """Each value in its range, after scaling (attrs.json's alpha x ln 10 can overflow)."""
-        if not 1 <= self.beam_width <= 1_000_000:
-            raise DecoderError(f"decoder.beam_width={self.beam_width}: expected an integer from 1 to 1000000")
+        if not 1 <= self.beam_width <= MAX_BEAM:
+            raise DecoderError(
+                f"decoder.beam_width={self.beam_width}: expected an integer from 1 to {MAX_BEAM} (a wider beam does "
+                "not finish an utterance within the decode timeout)"
+            )
         if self.beam_size_token is not None and not 1 <= self.beam_size_token <= 1_000_000:
             raise DecoderError(
                 f"decoder.beam_size_token={self.beam_size_token}: expected null (every token) or an integer >= 1"
