@@ -6,10 +6,30 @@ import math
 
 import yaml
 
-from .base import ExportRun, Files, Format, _run_names
+from .base import ExportError, ExportRun, Files, Format, _run_names
 
 # the Hub's task and dataset names for LibriSpeech (model-index `dataset.type` is a Hub dataset id)
 LIBRISPEECH_HUB_ID = "openslr/librispeech_asr"
+# the official splits' sizes (../shared/data/librispeech-text/): a card names one only for all of it
+OFFICIAL_UTTERANCES = {"test-clean": 2620, "test-other": 2939, "dev-clean": 2703, "dev-other": 2864}
+
+
+def variant(summary: dict) -> list[str]:
+    """What sets this run's figure apart from the card protocol (fp32 PyTorch, greedy, as written), for the
+    metric's name: a variant's WER is never the model's plain "Test WER"."""
+    cfg, backend = summary["config"], summary.get("backend") or {}
+    parts = []
+    if (summary.get("decoder") or {}).get("name", "greedy") != "greedy":
+        parts.append("n-gram LM" if summary["decoder"]["name"] == "lm" else f"decoder {summary['decoder']['name']}")
+    if backend.get("name", "torch") != "torch":
+        parts.append(f"{backend['name']} {backend.get('precision', 'fp32')}")
+    elif cfg.get("precision", "fp32") != "fp32":
+        parts.append(str(cfg["precision"]))
+    if summary.get("normalizer", "none") != "none":
+        parts.append(f"{summary['normalizer']}-normalised")
+    if summary.get("merge_compounds"):
+        parts.append("compounds merged")
+    return parts
 
 
 def _model_index_result(summary: dict) -> tuple[dict | None, str | None]:
@@ -18,16 +38,22 @@ def _model_index_result(summary: dict) -> tuple[dict | None, str | None]:
     cfg = summary["config"]
     if summary["n_failed"]:
         return None, f"{summary['n_failed']} utterance(s) failed: a card's figure needs every utterance"
-    if cfg.get("limit") is not None:
+    librispeech = names["data_name"] == "librispeech"
+    official = OFFICIAL_UTTERANCES.get(f"{names['partition']}-{names['split']}")
+    if librispeech and summary["n_utterances"] != official:  # the run's own count, whatever limit= said
+        return None, (
+            f"{summary['n_utterances']} utterances: a model card names {LIBRISPEECH_HUB_ID} "
+            f"{names['partition']}-{names['split']} only for all {official} of it"
+        )
+    if not librispeech and cfg.get("limit") is not None:
         return None, f"limit={cfg['limit']} scores a subset"
+    if cfg.get("batching", "exact") == "naive":
+        return None, "batching=naive: padded batches change the figure; a card's figure is batch size 1's"
     if not all(isinstance(summary.get(k), float) and math.isfinite(summary[k]) for k in ("wer", "cer")):
         return None, "no WER (no reference words)"
-    librispeech = names["data_name"] == "librispeech"
     hub_split = {"dev": "validation"}.get(names["partition"], names["partition"])
-    decoder = (summary.get("decoder") or {}).get("name", "greedy")
-    metric_name = f"{'Test' if names['partition'] == 'test' else 'Dev'} WER" + (
-        " (n-gram LM)" if decoder == "lm" else ""
-    )
+    kind = variant(summary)
+    metric_name = f"{'Test' if names['partition'] == 'test' else 'Dev'} WER" + (f" ({', '.join(kind)})" if kind else "")
     entry = {
         "task": {"type": "automatic-speech-recognition", "name": "Automatic Speech Recognition"},
         "dataset": {
@@ -47,6 +73,14 @@ def _model_index_result(summary: dict) -> tuple[dict | None, str | None]:
 
 def combined(runs: list[ExportRun]) -> tuple[Files, dict]:
     """One model-index block for all the runs (one model); a run a card should not carry is named and skipped."""
+    models = sorted({(str(model.get("name")), str(model.get("checkpoint")))
+                     for model in (r.summary["config"]["model"] for r in runs)})  # fmt: skip
+    if len(models) > 1:
+        shown = "; ".join(f"{name} ({checkpoint})" for name, checkpoint in models)
+        raise ExportError(
+            f"model_id={runs[0].model_id!r}: the runs are of {len(models)} different models ({shown}): a "
+            "model-index is one model's; export them apart"
+        )
     entries, skipped = [], []
     for run in runs:
         entry, why = _model_index_result(run.summary)

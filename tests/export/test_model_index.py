@@ -1,0 +1,78 @@
+"""A model-index entry claims only what the run measured (issue #27, item 4 in part): the official LibriSpeech
+split only for all of it (the run's own count, not limit=), a variant in the metric's name, one model per index."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from tests.helpers.fake_runs import row, write_run
+from w2v2bench.export import ExportError, export
+
+WHOLE_TEST_CLEAN = 2620
+
+
+def run_of(folder, n: int, name: str = "m", **summary_changes):
+    rows = [row(f"1-1-{i:04d}", "A CAT", "A CAT" if i % 10 else "A HAT") for i in range(n)]
+    run = write_run(folder, rows, name=name)
+    summary = json.loads((run / "summary.json").read_text())
+    for key, value in summary_changes.items():
+        if key.startswith("config__"):
+            summary["config"][key.removeprefix("config__")] = value
+        else:
+            summary[key] = value
+    (run / "summary.json").write_text(json.dumps(summary))
+    return run
+
+
+def model_index(record: dict, out) -> list[dict] | None:
+    path = out / "model-index.yaml"
+    return yaml.safe_load(path.read_text())["model-index"][0]["results"] if path.exists() else None
+
+
+def test_a_subset_never_claims_the_official_split(tmp_path):
+    # 30 utterances with no limit= set: the count the run reported decides, not the config
+    run = run_of(tmp_path / "run", 30)
+    record = export([run], tmp_path / "out", formats=["model-index"])
+    assert model_index(record, tmp_path / "out") is None
+    (why,) = record["model_index_skipped"]
+    assert "30 utterances: a model card names openslr/librispeech_asr test-clean only for all 2620 of it" in why
+
+
+def test_the_whole_split_is_the_plain_test_wer(tmp_path):
+    run = run_of(tmp_path / "run", WHOLE_TEST_CLEAN)
+    export([run], tmp_path / "out", formats=["model-index"])
+    (result,) = model_index({}, tmp_path / "out")
+    assert result["dataset"]["type"] == "openslr/librispeech_asr" and result["metrics"][0]["name"] == "Test WER"
+
+
+@pytest.mark.parametrize(
+    "changes,name",
+    [
+        ({"backend": {"name": "onnxruntime", "precision": "int8"}}, "Test WER (onnxruntime int8)"),
+        ({"config__precision": "bf16"}, "Test WER (bf16)"),
+        ({"normalizer": "whisper"}, "Test WER (whisper-normalised)"),
+        ({"decoder": {"name": "lm"}}, "Test WER (n-gram LM)"),
+    ],
+)
+def test_a_variant_says_so_in_the_metric_name(tmp_path, changes, name):
+    run = run_of(tmp_path / "run", WHOLE_TEST_CLEAN, **changes)
+    export([run], tmp_path / "out", formats=["model-index"])
+    (result,) = model_index({}, tmp_path / "out")
+    assert [m["name"] for m in result["metrics"]] == [name, name.replace("WER", "CER")]
+
+
+def test_naive_batching_is_no_cards_figure(tmp_path):
+    run = run_of(tmp_path / "run", WHOLE_TEST_CLEAN, config__batching="naive")
+    record = export([run], tmp_path / "out", formats=["model-index"])
+    assert model_index(record, tmp_path / "out") is None and "batching=naive" in record["model_index_skipped"][0]
+
+
+def test_model_id_cannot_merge_two_models(tmp_path):
+    a = run_of(tmp_path / "a", WHOLE_TEST_CLEAN, name="official")
+    b = run_of(tmp_path / "b", WHOLE_TEST_CLEAN, name="converted")
+    with pytest.raises(ExportError, match=r"model_id='org/m': the runs are of 2 different models .* export them apart"):
+        export([a, b], tmp_path / "out", model_id="org/m", formats=["model-index"])
+    assert not (tmp_path / "out").exists()
