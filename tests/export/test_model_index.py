@@ -76,3 +76,15 @@ def test_model_id_cannot_merge_two_models(tmp_path):
     with pytest.raises(ExportError, match=r"model_id='org/m': the runs are of 2 different models .* export them apart"):
         export([a, b], tmp_path / "out", model_id="org/m", formats=["model-index"])
     assert not (tmp_path / "out").exists()
+
+
+def test_a_subsets_leaderboard_file_is_outside_the_leaderboards_columns(tmp_path):
+    # its scorer picks LS Clean by the substring librispeech_test.clean: a subset's name must not carry it
+    small, whole = run_of(tmp_path / "small", 30), run_of(tmp_path / "whole", WHOLE_TEST_CLEAN)
+    record = export([small], tmp_path / "a", model_id="org/m", formats=["leaderboard"])
+    (name,) = [p.name for p in (tmp_path / "a").glob("*.jsonl")]
+    assert "librispeech_test.clean" not in name and "librispeech-subset30_test.clean" in name
+    assert "30 of 2620 utterances" in record["runs"][0]["leaderboard_subset"]
+    record = export([whole], tmp_path / "b", model_id="org/m", formats=["leaderboard"])
+    (name,) = [p.name for p in (tmp_path / "b").glob("*.jsonl")]
+    assert name.endswith("_librispeech_test.clean.jsonl") and "leaderboard_subset" not in record["runs"][0]

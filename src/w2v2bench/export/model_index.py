@@ -6,12 +6,10 @@ import math
 
 import yaml
 
-from .base import ExportError, ExportRun, Files, Format, _run_names
+from .base import OFFICIAL_UTTERANCES, ExportError, ExportRun, Files, Format, _run_names
 
 # the Hub's task and dataset names for LibriSpeech (model-index `dataset.type` is a Hub dataset id)
 LIBRISPEECH_HUB_ID = "openslr/librispeech_asr"
-# the official splits' sizes (../shared/data/librispeech-text/): a card names one only for all of it
-OFFICIAL_UTTERANCES = {"test-clean": 2620, "test-other": 2939, "dev-clean": 2703, "dev-other": 2864}
 
 
 def variant(summary: dict) -> list[str]:
