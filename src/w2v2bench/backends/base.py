@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
@@ -57,6 +58,22 @@ class ExportedSettings:
                 f"backend.precision={self.precision!r}: expected one of {list(self.PRECISIONS)} for {self.NAME}"
                 + self.HINT
             )
+
+
+class ExportedBackend:
+    """What the backends that run the shared ONNX export have in common: their capabilities (the export has no
+    padding masks, and runs on the CPU here) and how they are built; each sets `name` and `Settings`."""
+
+    devices = ("cpu",)
+    precisions = ("fp32",)  # the run's `precision`; the runtime's own is backend.precision
+    batchings = ("exact",)
+    compiles = False
+    reference = False
+    max_batch_size = 1
+
+    @classmethod
+    def create(cls, settings: ExportedSettings, model):
+        return cls(model, os.path.expanduser(settings.cache), precision=settings.precision)
 
 
 PROBED: set[str] = set()  # cached exports already probed in this process

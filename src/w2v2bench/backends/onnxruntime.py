@@ -9,7 +9,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from .base import BackendError, ExportedSettings, probe
+from .base import BackendError, ExportedBackend, ExportedSettings, probe
 from .onnx_export import INT8, export_onnx, quantize_int8
 
 PRECISIONS = ("fp32", "int8")
@@ -23,20 +23,9 @@ class OnnxRuntimeSettings(ExportedSettings):
     HINT: ClassVar[str] = ""
 
 
-class OnnxRuntimeBackend:
+class OnnxRuntimeBackend(ExportedBackend):
     name = "onnxruntime"
     Settings = OnnxRuntimeSettings
-    # capabilities (settings.validate reads these): the export has no padding masks, and runs on the CPU here
-    devices = ("cpu",)
-    precisions = ("fp32",)  # the run's `precision`; the runtime's own is backend.precision
-    batchings = ("exact",)
-    compiles = False
-    reference = False
-    max_batch_size = 1
-
-    @classmethod
-    def create(cls, settings: OnnxRuntimeSettings, model: nn.Module) -> OnnxRuntimeBackend:
-        return cls(model, os.path.expanduser(settings.cache), precision=settings.precision)
 
     def __init__(self, model: nn.Module, cache: str | os.PathLike, threads: int | None = None, precision: str = "fp32"):
         if precision not in PRECISIONS:

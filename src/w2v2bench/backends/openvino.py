@@ -15,7 +15,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from .base import BackendError, ExportedSettings, probe
+from .base import BackendError, ExportedBackend, ExportedSettings, probe
 from .onnx_export import export_onnx
 
 HINTS = {"fp32": "f32", "bf16": "bf16"}  # backend.precision -> the CPU plugin's INFERENCE_PRECISION_HINT
@@ -29,20 +29,9 @@ class OpenVinoSettings(ExportedSettings):
     HINT: ClassVar[str] = " (int8: onnxruntime)"
 
 
-class OpenVinoBackend:
+class OpenVinoBackend(ExportedBackend):
     name = "openvino"
     Settings = OpenVinoSettings
-    # capabilities (settings.validate reads these): the export has no padding masks, and runs on the CPU here
-    devices = ("cpu",)
-    precisions = ("fp32",)  # the run's `precision`; the runtime's own is backend.precision
-    batchings = ("exact",)
-    compiles = False
-    reference = False
-    max_batch_size = 1
-
-    @classmethod
-    def create(cls, settings: OpenVinoSettings, model: nn.Module) -> OpenVinoBackend:
-        return cls(model, os.path.expanduser(settings.cache), precision=settings.precision)
 
     def __init__(self, model: nn.Module, cache: str | os.PathLike, threads: int | None = None, precision: str = "fp32"):
         if precision not in HINTS:

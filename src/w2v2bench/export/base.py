@@ -19,7 +19,7 @@ from ..metrics import Counts
 from ..metrics.edits import scored_text
 from ..metrics.normalizers import normalizer
 
-# the official LibriSpeech splits' sizes (../shared/data/librispeech-text/): only all of one is "the" split
+# the official LibriSpeech splits' sizes (OpenSLR SLR12's transcripts): only all of one is "the" split
 OFFICIAL_UTTERANCES = {"test-clean": 2620, "test-other": 2939, "dev-clean": 2703, "dev-other": 2864}
 SAFE = re.compile(r"[^A-Za-z0-9._-]")  # what a leaderboard file name keeps of a name; the rest becomes "_"
 
