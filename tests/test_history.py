@@ -4,7 +4,7 @@ import sqlite3
 
 import pytest
 
-from tests.helpers.fake_runs import make_run
+from tests.helpers.fake_runs import edit_summary, make_run
 from w2v2bench import history
 from w2v2bench.history import SplitKey
 
@@ -27,7 +27,7 @@ def test_a_run_is_one_row_and_recording_it_again_adds_nothing(tmp_path):
     assert row["date"] == "2026-01-01" and row["rtfx"] == 100.0 and row["git_hash"] == "abc123"
     assert row["versions"]["torch"] == "2.13" and row["config"]["split"] == "clean"
     assert row["weights"] is None  # a Hub id, no revision, not in the Hugging Face cache
-    assert str(SplitKey(row)) == "demo on librispeech test-clean"
+    assert str(SplitKey(row)) == "demo on librispeech test-clean (subset of 6)"
 
 
 def test_local_weights_are_identified_by_their_hash(tmp_path):
@@ -214,12 +214,7 @@ def test_the_hub_commit_a_run_loaded_is_its_weights_id(tmp_path):
 
 
 def _with_decoder(run, settings: dict):
-    import json
-
-    summary = json.loads((run / "summary.json").read_text())
-    summary["decoder"] = settings
-    (run / "summary.json").write_text(json.dumps(summary))
-    return run
+    return edit_summary(run, decoder=settings)
 
 
 def test_runs_with_another_decoder_are_not_compared(tmp_path):
@@ -232,18 +227,20 @@ def test_runs_with_another_decoder_are_not_compared(tmp_path):
     assert (greedy["decoder"], lm["decoder"]) == ("greedy", "lm") and lm["decoder_settings"]["beam_width"] == 50
     assert history.previous_good(db, lm) is None  # the greedy run is not its baseline
     assert [r["run_id"] for r in history.rows(db, SplitKey(lm))] == [lm["run_id"]]
-    assert str(SplitKey(lm)) == "demo on librispeech test-clean (decoder lm)"
+    assert str(SplitKey(lm)) == "demo on librispeech test-clean (subset of 6, decoder lm)"
 
 
-def version_1_history(db, run):
-    """A history file as schema 1 wrote it (no decoder columns, user_version 1), holding `run`; its row."""
+def version_1_history(db, run, version: int = 1):
+    """A history file as schema 1 wrote it (no decoder columns, user_version 1), or schema 2 (no series), holding
+    `run`; its row."""
     row = history.record(db, run)[0]
+    added = history.ADDED_IN_3 + (history.ADDED_IN_2 if version == 1 else ())
     with sqlite3.connect(db) as con:
-        old = [c for c in history.COLUMNS if c not in history.ADDED_IN_2]
+        old = [c for c in history.COLUMNS if c not in added]
         con.execute(f"CREATE TABLE v1 AS SELECT {', '.join(old)} FROM runs")
         con.execute("DROP TABLE runs")
         con.execute("ALTER TABLE v1 RENAME TO runs")
-        con.execute("PRAGMA user_version = 1")
+        con.execute(f"PRAGMA user_version = {version}")
     return row
 
 
@@ -275,6 +272,24 @@ def test_a_version_1_history_is_migrated_and_keeps_its_runs(tmp_path):
     with sqlite3.connect(db) as con:
         assert con.execute("PRAGMA user_version").fetchone()[0] == history.HISTORY_SCHEMA_VERSION
     assert history.record(db, make_run(tmp_path / "new", finished="2026-01-03T03:00:00+00:00"))[1]
+
+
+def test_a_version_2_history_gets_each_runs_series_and_its_baseline_stays(tmp_path):
+    # schema 3 keys runs by series: a row recorded before is given its series (derived from its columns, its id
+    # list read from its run folder), so the next run of the same series still finds it as its baseline
+    db = tmp_path / "h.sqlite"
+    old = version_1_history(db, make_run(tmp_path / "old"), version=2)
+    new = history.record(db, make_run(tmp_path / "new", finished="2026-01-03T03:00:00+00:00"))[0]
+    (kept,) = [r for r in history.rows(db) if r["run_id"] == old["run_id"]]
+    assert kept["measurement"]["derived"] and kept["series"] == new["series"] == old["series"]
+    assert history.previous_good(db, new)["run_id"] == old["run_id"]
+    other = history.record(db, make_run(tmp_path / "bf16", finished="2026-01-04T03:00:00+00:00"))[0]
+    assert other["series"] == new["series"]  # the same protocol: same series
+    int8 = edit_summary(make_run(tmp_path / "int8", finished="2026-01-05T03:00:00+00:00"),
+                        backend={"name": "onnxruntime", "precision": "int8"})  # fmt: skip
+    int8_row = history.record(db, int8)[0]
+    assert int8_row["series"] != new["series"] and history.previous_good(db, int8_row) is None
+    assert str(SplitKey(int8_row)) == "demo on librispeech test-clean (subset of 6, backend onnxruntime int8)"
 
 
 def test_a_baseline_whose_summary_is_damaged_is_one_line(tmp_path):

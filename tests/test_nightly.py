@@ -61,7 +61,7 @@ def test_two_good_nights_make_two_history_entries_a_report_and_a_trend(tmp_path)
     second = json.loads((tmp_path / "night2" / "nightly.json").read_text())
     assert second["verdict"] == "pass" and second["history_runs"] == 4
     clean = second["runs"][0]
-    assert clean["key"] == "demo on librispeech test-clean" and clean["wer_delta"] == 0.0
+    assert clean["key"] == "demo on librispeech test-clean (subset of 6)" and clean["wer_delta"] == 0.0
     assert clean["baseline"]["source"] == "previous good run" and clean["baseline"]["finished"] == NIGHT(1)
     assert clean["n_changed"] == 0 and clean["utterances"] == {"common": 6, "only_new": 0, "only_baseline": 0}
     md = (tmp_path / "night2" / "nightly.md").read_text()

@@ -13,7 +13,7 @@ import pytest
 from tests.helpers.fake_runs import UTTERANCES, make_run
 from w2v2bench.cli import analysis, compare, nightly, table
 from w2v2bench.cli import score as rescore
-from w2v2bench.results import ResultsFileError, read_summary, read_transcripts
+from w2v2bench.results import ResultsFileError, read_summary, read_transcripts, remeasured
 
 
 def _edit_row(number: int, change):
@@ -60,18 +60,31 @@ BROKEN = [
     ("a row that is not JSON", lambda run: (run / "transcripts.jsonl").write_text("{oops\n"), "not a JSON line"),
     ("a summary that is a JSON list", _summary("[1, 2]"), "summary.json: expected a JSON object, found list"),
     ("a summary that is not JSON", _summary("{oops"), "summary.json: not a JSON summary"),
-    ("a summary of another schema", _summary('{"schema_version": 9}'), "field schema_version: 9, expected 1"),
+    ("a summary of another schema", _summary('{"schema_version": 9}'), "schema_version: 9, expected one of [1, 2]"),
     ("JSON nested 50,000 deep", lambda run: (run / "transcripts.jsonl").write_text("[" * 50_000 + "\n"),
      "transcripts.jsonl:1: not a JSON line"),
     ("a count of 2**63", _edit_row(1, lambda r: {**r, "substitutions": 2**63}), "field substitutions"),
 ]  # fmt: skip
+
+
+def _remeasured(summary: dict) -> dict:
+    return {**summary, "measurement": remeasured(summary)}
+
 
 # what only a reader of the whole run sees (compare): the summary and the rows disagree
 INCONSISTENT = [
     ("counts that are not those of the texts", _edit_row(1, lambda r: {**r, "substitutions": 30}),
      "transcripts.jsonl:1: the edit counts"),
     ("a summary that counts other rows", _summary_edit(lambda s: {**s, "n_utterances": 7}),
+     "field measurement.series.data.n_utterances: 6, but the summary's own fields make 7"),
+    ("... and its record made again", _summary_edit(lambda s: _remeasured({**s, "n_utterances": 7})),
      "says 7 utterances, 0 failed; transcripts.jsonl has 6"),
+    ("a record that claims another id list", _summary_edit(lambda s: {**s, "measurement": {
+        **s["measurement"], "fingerprints": {**s["measurement"]["fingerprints"], "ids_sha256": "0" * 64}}}),
+     "field measurement.series.data.ids_sha256"),
+    ("... and its series with it", _summary_edit(lambda s: _remeasured({**s, "measurement": {
+        **s["measurement"], "fingerprints": {**s["measurement"]["fingerprints"], "ids_sha256": "0" * 64}}})),
+     "field measurement.fingerprints.ids_sha256 is not the hash of transcripts.jsonl's ids"),
     ("a wer of Infinity", _summary_edit(lambda s: {**s, "wer": math.inf}), "field wer"),
 ]  # fmt: skip
 

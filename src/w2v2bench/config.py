@@ -48,12 +48,24 @@ class Batching(Choice):
 
 
 @dataclass
+class WeightsPin:
+    """The weights a model config's name and card stand for (docs/models.md, "A name means its weights")."""
+
+    name: str | None = None  # the name the pin is for: the config's own `name` (a model.name= override is not)
+    hub: str | None = None  # the Hub id whose files they are
+    revision: str | None = None  # ... at this revision only (null: any, recorded as a fingerprint)
+    sha256: list[str] = field(default_factory=list)  # or local weight files with these hashes (`sha256:<hex>`, as
+    # summary.json's measurement.fingerprints.weights records them)
+
+
+@dataclass
 class ModelConfig:
     name: str = MISSING
     checkpoint: str = MISSING
     revision: str | None = None
     # name of the conf/reference/ file with this model's published figures, used by reference=auto
     reference: str | None = None
+    pin: WeightsPin = field(default_factory=WeightsPin)
 
 
 # The built-in data sources, decoders and backends share one schema per group (below), so that summary.json's

@@ -98,6 +98,8 @@ def _notes(run: Run, transcriber, decoder: dict, ranks) -> None:
     """What the load found that the user should know (the main rank says it)."""
     if not ranks.is_main:
         return
+    if run.naming.note:
+        print(f"note: {run.naming.note}")
     if decoder.get("lexicon_dropped"):
         print(
             f"note: the lexicon lost {decoder['lexicon_dropped']} of its words: the model's tokens cannot spell them "

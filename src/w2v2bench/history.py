@@ -9,10 +9,8 @@ revision (resolved to a commit through the local Hugging Face cache where possib
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
-import re
 import sqlite3
 from contextlib import closing, contextmanager
 from datetime import UTC, datetime
@@ -22,7 +20,8 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from .files import open_regular
-from .results import ResultsFileError, validate_summary
+from .provenance import weights_id
+from .results import ResultsFileError, ids_sha256, measurement, read_transcripts, validate_summary
 
 __all__ = [
     "DEFAULT_PATH",
@@ -37,9 +36,9 @@ __all__ = [
 ]
 
 DEFAULT_PATH = Path("results/history.sqlite")
-HISTORY_SCHEMA_VERSION = 2  # 2 added decoder, decoder_settings, backend (a version-1 file is migrated in place)
+HISTORY_SCHEMA_VERSION = 3  # 2 added decoder, decoder_settings, backend; 3 series, measurement (older files are
+# migrated in place: their rows' records derived from the columns they kept, as a version-1 summary's are)
 LOCK_TIMEOUT_S = 300.0
-WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.pth")
 
 # name -> SQLite type; the order is the table's column order
 COLUMNS: dict[str, str] = {
@@ -91,78 +90,73 @@ COLUMNS: dict[str, str] = {
     "decoder": "TEXT NOT NULL DEFAULT 'greedy'",  # greedy | lm
     "decoder_settings": "TEXT",  # JSON: summary.json's decoder (LM file, weights, beam ...)
     "backend": "TEXT NOT NULL DEFAULT 'torch'",  # torch | onnxruntime | openvino: speed is compared within one
+    # schema 3: a run is compared only within its series (summary.json's measurement: results.measurement)
+    "series": "TEXT NOT NULL DEFAULT ''",  # measurement.series_id
+    "measurement": "TEXT",  # JSON: summary.json's measurement (derived for runs written before it)
 }
 ADDED_IN_2 = ("decoder", "decoder_settings", "backend")
-JSON_COLUMNS = ("versions", "config", "verdict_reasons", "decoder_settings")
-KEY_COLUMNS = ("model", "data", "partition", "split", "normalizer", "decoder", "backend")
+ADDED_IN_3 = ("series", "measurement")
+JSON_COLUMNS = ("versions", "config", "verdict_reasons", "decoder_settings", "measurement")
+KEY_COLUMNS = ("model", "data", "partition", "split", "series")
 
 
 class SplitKey(tuple):
-    """(model, data, partition, split, normalizer, decoder, backend): the runs compared with one another."""
-
-    __slots__ = ()
+    """(model, data, partition, split, series): the runs compared with one another, those of one series
+    (results.measurement); `str` names the series' protocol where it is not the card's."""
 
     def __new__(cls, row: dict) -> SplitKey:
-        return super().__new__(cls, tuple(row[c] for c in KEY_COLUMNS))
+        key = super().__new__(cls, tuple(row[c] for c in KEY_COLUMNS))
+        key.label = series_label(row)
+        return key
 
     def __str__(self) -> str:
-        model, data, partition, split, normalizer, decoder, backend = self
-        suffix = "" if normalizer == "none" else f" (normalizer {normalizer})"
-        suffix += "" if decoder == "greedy" else f" (decoder {decoder})"
-        suffix += "" if backend == "torch" else f" (backend {backend})"
-        return f"{model} on {data} {partition}-{split}{suffix}"
+        return self.label
 
 
-# ----------------------------------------------------------------------------------------------------------
-# What identifies the weights
+def series_label(row: dict) -> str:
+    """`<model> on <data> <partition>-<split>` and, in brackets, what the series measured otherwise than the card
+    protocol (a subset, precision, backend, decoder, normaliser, batching, device, compile)."""
+    series = (row.get("measurement") or {}).get("series") or {}
+    data, protocol = series.get("data") or {}, series.get("protocol") or {}
+    differs = []
+    if data.get("coverage") == "subset":
+        differs.append(f"subset of {data.get('n_utterances')}")
+    for key, usual in (("normalizer", "none"), ("precision", "fp32"), ("batching", "exact")):
+        if protocol.get(key, usual) != usual:
+            differs.append(f"{key} {protocol[key]}")
+    decoder = (protocol.get("decoder") or {}).get("name", row.get("decoder", "greedy"))
+    if decoder != "greedy":
+        differs.append(f"decoder {decoder}")
+    backend = protocol.get("backend") or {"name": row.get("backend", "torch")}
+    if backend.get("name", "torch") != "torch" or backend.get("precision", "fp32") not in (
+        "fp32",
+        protocol.get("precision"),
+    ):
+        differs.append(f"backend {backend.get('name')} {backend.get('precision', '')}".strip())
+    for key, shown in (("merge_compounds", "merged compounds"), ("compile", "compiled")):
+        if protocol.get(key):
+            differs.append(shown)
+    if protocol.get("recheck_margin") is not None:
+        differs.append(f"recheck {protocol['recheck_margin']}")
+    if protocol.get("device", "cpu") != "cpu":
+        differs.append(str(protocol["device"]))
+    suffix = f" ({', '.join(differs)})" if differs else ""
+    return f"{row['model']} on {row['data']} {row['partition']}-{row['split']}{suffix}"
 
 
-def _hash_files(files: tuple[Path, ...]) -> str:
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(path.name.encode() + b"\0")
-        with path.open("rb") as handle:
-            digest.update(hashlib.file_digest(handle, "sha256").digest())
-    return digest.hexdigest()
-
-
-@functools.lru_cache(maxsize=64)
-def _hash_cached(files: tuple[Path, ...], stamps: tuple[tuple[int, int], ...]) -> str:
-    return _hash_files(files)  # `stamps` (size, mtime) is only part of the cache key
-
-
-def _hub_commit(repo_id: str, revision: str | None) -> str | None:
-    """The commit a revision points to in the local Hugging Face cache, without touching the network."""
-    if revision and re.fullmatch(r"[0-9a-f]{40}", revision):
-        return revision
+def _with_ids(record: dict, summary: dict, run_dir: Path) -> dict:
+    """A derived record (a run written before the measurement record) made again with its id list, where its
+    transcripts.jsonl still reads: a subset then keeps its series across the upgrade."""
+    if not record["derived"] or record["fingerprints"].get("ids_sha256") is not None:
+        return record
     try:
-        from huggingface_hub.constants import HF_HUB_CACHE
-    except ImportError:
-        return None
-    ref = Path(HF_HUB_CACHE) / f"models--{repo_id.replace('/', '--')}" / "refs" / (revision or "main")
-    try:
-        return ref.read_text().strip() or None
-    except OSError:
-        return None
-
-
-def weights_id(checkpoint: str, revision: str | None, local: bool) -> str | None:
-    """sha256:<hex> of a local folder's weight files; git:<commit> or revision:<name> for a Hub id."""
-    if local:
-        folder = Path(checkpoint)
-        files = tuple(sorted({p for pattern in WEIGHT_PATTERNS for p in folder.glob(pattern) if p.is_file()}))
-        if not files:
-            return None
-        stamps = tuple((p.stat().st_size, p.stat().st_mtime_ns) for p in files)
-        return "sha256:" + _hash_cached(files, stamps)
-    commit = _hub_commit(checkpoint, revision)
-    if commit:
-        return f"git:{commit}"
-    return f"revision:{revision}" if revision else None
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Rows
+        ids = ids_sha256(r["id"] for r in read_transcripts(run_dir / "transcripts.jsonl"))
+    except (ResultsFileError, OSError):
+        return record
+    return {
+        **measurement(summary, ids_hash=ids, derived=True),
+        "fingerprints": {**record["fingerprints"], "ids_sha256": ids},
+    }
 
 
 def row_from_summary(run_dir: Path, summary_bytes: bytes) -> dict[str, Any]:
@@ -173,6 +167,7 @@ def row_from_summary(run_dir: Path, summary_bytes: bytes) -> dict[str, Any]:
         raise ResultsFileError(f"{run_dir}/summary.json: not a JSON summary ({type(err).__name__})") from None
     validate_summary(summary, Path(run_dir) / "summary.json")
     cfg, model, ref = summary["config"], summary.get("model") or {}, summary.get("reference") or {}
+    record = _with_ids(summary["measurement"], summary, Path(run_dir))
     errors = summary["word_errors"]
     checkpoint = model.get("checkpoint", cfg["model"]["checkpoint"])
     revision = model.get("revision", cfg["model"].get("revision"))
@@ -227,6 +222,8 @@ def row_from_summary(run_dir: Path, summary_bytes: bytes) -> dict[str, Any]:
         "decoder": (summary.get("decoder") or {}).get("name", "greedy"),
         "decoder_settings": summary.get("decoder") or {"name": "greedy"},
         "backend": (summary.get("backend") or {}).get("name", "torch"),
+        "series": record["series_id"],
+        "measurement": record,
     }
 
 
@@ -289,10 +286,10 @@ def _connect(path: Path) -> sqlite3.Connection:
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if version == 0 and tables:
             raise _refuse(path, f"holds another program's tables ({', '.join(sorted(tables))}), not a run history")
-        if version not in (0, 1, HISTORY_SCHEMA_VERSION):
+        if version not in (0, 1, 2, HISTORY_SCHEMA_VERSION):
             raise _refuse(path, f"has history schema version {version}, expected {HISTORY_SCHEMA_VERSION}")
-        if version == 1:
-            _migrate_from_1(db, path)
+        if version in (1, 2):
+            _migrate(db, path)
             version = HISTORY_SCHEMA_VERSION
         if version:
             columns = [r[1] for r in db.execute("PRAGMA table_info(runs)")]
@@ -310,23 +307,56 @@ def _connect(path: Path) -> sqlite3.Connection:
     return db
 
 
-def _migrate_from_1(db: sqlite3.Connection, path: Path) -> None:
-    """Schema 1 -> 2: the decoder columns (every run before them was greedy), and the key index with it.
-    Several processes may open a schema-1 file at once: the first migrates, the others find it done."""
-    cannot = f"has history schema version 1 and cannot be upgraded to {HISTORY_SCHEMA_VERSION} here"
-    with _transaction(db, path, cannot + " ({err}); open it once where it can be written"):
+def _derived_record(row: dict) -> dict:
+    """The measurement record of a run recorded before schema 3, from the columns it kept (a version-1 summary's
+    record, derived the same way: results.measurement)."""
+    config = json.loads(row["config"]) if row.get("config") else {}
+    decoder = json.loads(row["decoder_settings"]) if row.get("decoder_settings") else {"name": row["decoder"]}
+    own = (config.get("backend") or {}).get("precision") if row["backend"] != "torch" else None
+    summary = {
+        "config": config,
+        "n_utterances": row["n_utterances"],
+        "normalizer": row["normalizer"],
+        "decoder": decoder,
+        "backend": {"name": row["backend"], "precision": own or config.get("precision", "fp32")},
+        "model": {"checkpoint": row["checkpoint"], "revision": row["revision"], "weights": row["weights"]},
+        "versions": json.loads(row["versions"]) if row.get("versions") else None,
+        "git_hash": row["git_hash"],
+    }
+    return _with_ids(measurement(summary, derived=True), summary, Path(row["run_dir"]))
+
+
+def _migrate(db: sqlite3.Connection, path: Path) -> None:
+    """Schema 1 -> 2: the decoder columns (every run before them was greedy); 2 -> 3: each row's series and
+    measurement record, derived; the key index with them. Several processes may open an old file at once: the
+    first migrates, the others find it done."""
+    with _transaction(db, path, "cannot be upgraded to history schema version 3 here ({err}); open it once where "
+                      "it can be written"):  # fmt: skip
         version = db.execute("PRAGMA user_version").fetchone()[0]
         columns = [r[1] for r in db.execute("PRAGMA table_info(runs)")]
-        if version == 1:
-            if columns != [c for c in COLUMNS if c not in ADDED_IN_2]:
-                raise _refuse(path, "its runs table has other columns than history schema version 1")
-            for name in ADDED_IN_2:
-                db.execute(f"ALTER TABLE runs ADD COLUMN {name} {COLUMNS[name]}")
-            db.execute("DROP INDEX IF EXISTS runs_by_key")
-            db.execute(f"CREATE INDEX runs_by_key ON runs ({', '.join(KEY_COLUMNS)}, finished)")
-            db.execute(f"PRAGMA user_version = {HISTORY_SCHEMA_VERSION}")
-        elif version != HISTORY_SCHEMA_VERSION:
+        if version == HISTORY_SCHEMA_VERSION:
+            return
+        written = {1: ADDED_IN_2 + ADDED_IN_3, 2: ADDED_IN_3}.get(version)
+        if written is None:
             raise _refuse(path, f"has history schema version {version}, expected {HISTORY_SCHEMA_VERSION}")
+        if columns != [c for c in COLUMNS if c not in written]:
+            raise _refuse(path, f"its runs table has other columns than history schema version {version}")
+        for name in written:
+            db.execute(f"ALTER TABLE runs ADD COLUMN {name} {COLUMNS[name]}")
+        for row in list(db.execute("SELECT * FROM runs")):
+            try:
+                record = _derived_record(dict(row))
+            except (ValueError, KeyError, TypeError, RecursionError) as err:
+                raise _refuse(
+                    path, f"run {row['run_id']!r} cannot be given a series ({type(err).__name__}: {err})"
+                ) from None
+            db.execute(
+                "UPDATE runs SET series = ?, measurement = ? WHERE run_id = ?",
+                (record["series_id"], json.dumps(record, sort_keys=True), row["run_id"]),
+            )
+        db.execute("DROP INDEX IF EXISTS runs_by_key")
+        db.execute(f"CREATE INDEX runs_by_key ON runs ({', '.join(KEY_COLUMNS)}, finished)")
+        db.execute(f"PRAGMA user_version = {HISTORY_SCHEMA_VERSION}")
 
 
 @contextmanager

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import platform
+import re
 import subprocess
 from importlib import metadata
 from pathlib import Path
@@ -12,6 +15,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
+WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.pth")
 PACKAGES = ("w2v2bench", "torch", "transformers", "datasets", "jiwer", "soundfile", "hydra-core", "numpy")
 
 
@@ -50,3 +54,50 @@ def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"cpu ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
+
+
+# ---- what identifies the weights ----------------------------------------------------------------------
+
+
+def _hash_files(files: tuple[Path, ...]) -> str:
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0")
+        with path.open("rb") as handle:
+            digest.update(hashlib.file_digest(handle, "sha256").digest())
+    return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=64)
+def _hash_cached(files: tuple[Path, ...], stamps: tuple[tuple[int, int], ...]) -> str:
+    return _hash_files(files)  # `stamps` (size, mtime) is only part of the cache key
+
+
+def _hub_commit(repo_id: str, revision: str | None) -> str | None:
+    """The commit a revision points to in the local Hugging Face cache, without touching the network."""
+    if revision and re.fullmatch(r"[0-9a-f]{40}", revision):
+        return revision
+    try:
+        from huggingface_hub.constants import HF_HUB_CACHE
+    except ImportError:
+        return None
+    ref = Path(HF_HUB_CACHE) / f"models--{repo_id.replace('/', '--')}" / "refs" / (revision or "main")
+    try:
+        return ref.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def weights_id(checkpoint: str, revision: str | None, local: bool) -> str | None:
+    """sha256:<hex> of a local folder's weight files; git:<commit> or revision:<name> for a Hub id."""
+    if local:
+        folder = Path(checkpoint)
+        files = tuple(sorted({p for pattern in WEIGHT_PATTERNS for p in folder.glob(pattern) if p.is_file()}))
+        if not files:
+            return None
+        stamps = tuple((p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+        return "sha256:" + _hash_cached(files, stamps)
+    commit = _hub_commit(checkpoint, revision)
+    if commit:
+        return f"git:{commit}"
+    return f"revision:{revision}" if revision else None

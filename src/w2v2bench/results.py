@@ -7,6 +7,7 @@ against its rows' counts, so what a tool reads back is what the harness wrote, o
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -128,7 +129,8 @@ def read_transcripts(path: str | os.PathLike) -> list[dict[str, Any]]:
 
 # ---- summary.json -------------------------------------------------------------------------------------------
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2 added `measurement` (a version-1 summary is read with its record derived, and said to be)
+READ_VERSIONS = (1, 2)
 
 
 def _rate(value: float) -> float:
@@ -199,7 +201,7 @@ class _ModelInfo(TypedDict):
 class _Started(TypedDict):
     """What every summary.json holds from the run's start."""
 
-    schema_version: Literal[1]
+    schema_version: Literal[1, 2]
     status: Literal["running", "failed", "complete", "rescored"]  # rescored: `w2v2bench.score`'s own summary
     config: _Config
 
@@ -250,8 +252,11 @@ def validate_summary(summary: object, path: str | os.PathLike, complete: bool = 
     if not isinstance(summary, dict):
         raise ResultsFileError(f"{path}: expected a JSON object, found {type(summary).__name__}")
     found = summary.get("schema_version")
-    if found != SCHEMA_VERSION:
-        raise ResultsFileError(f"{path}: field schema_version: {found!r}, expected {SCHEMA_VERSION}")
+    if isinstance(found, bool) or found not in READ_VERSIONS:
+        raise ResultsFileError(
+            f"{path}: field schema_version: {found!r}, expected one of {list(READ_VERSIONS)} (this version writes "
+            f"{SCHEMA_VERSION})"
+        )
     _validate(_STARTED, summary, path)
     if complete and summary["status"] != "complete":
         raise ResultsFileError(f"{path}: the run is not complete (status {summary['status']!r})")
@@ -267,6 +272,10 @@ def validate_summary(summary: object, path: str | os.PathLike, complete: bool = 
                 raise ResultsFileError(
                     f"{path}: field {key}: {summary[key]!r}, but its own counts give {wrong}/{total}"
                 )
+        if found == 1:
+            summary["measurement"] = measurement(summary, derived=True)
+        else:
+            _check_measurement(summary, path)
     return summary
 
 
@@ -360,6 +369,16 @@ def read_run(folder: str | os.PathLike) -> tuple[dict[str, Any], list[dict[str, 
                 f"reference and transcript {counted}"
             )
     check_figures(summary, rows, folder / "summary.json")
+    ids = ids_sha256(r["id"] for r in rows)
+    record = summary["measurement"]
+    if record["derived"]:  # a version-1 run: its rows give the id list its record could not
+        summary["measurement"] = measurement(summary, ids_hash=ids, derived=True)
+        summary["measurement"]["fingerprints"] = record["fingerprints"]
+    elif record["fingerprints"].get("ids_sha256") != ids:
+        raise ResultsFileError(
+            f"{folder / 'summary.json'}: field measurement.fingerprints.ids_sha256 is not the hash of "
+            "transcripts.jsonl's ids"
+        )
     return summary, rows
 
 
@@ -394,3 +413,179 @@ def write_transcripts(folder: Path, rows: Iterable[dict]) -> None:
 def write_summary(folder: Path, summary: dict) -> None:
     """summary.json, written whole (atomically): a reader sees the old file or the new one, never half of one."""
     write_json_atomic(Path(folder) / "summary.json", summary)
+
+
+# ---- the measurement record: what a figure is of, and what it was measured with --------------------------------
+
+# The official LibriSpeech splits (OpenSLR SLR12): utterance count and the sha256 of their ids, sorted, one per
+# line with a final newline (`ids_sha256`); the lists: tests/data/librispeech-ids/
+OFFICIAL_SPLITS: dict[str, tuple[int, str]] = {
+    "test-clean": (2620, "ad23867bf9cc7446ce28d7e0abed7086f245c34bf27872fe04f490b9bdbb0684"),
+    "test-other": (2939, "0d43bba4350a1e97b6a1d37fc2c26f4a9d393c851e7315c29878483b0bbb32f1"),
+    "dev-clean": (2703, "60683b42a77d2cc04dd40b52132d2d8efd7254fa4cd659ba7cee7bf90f1bfadc"),
+    "dev-other": (2864, "35ee59109d0e9413105c1dc9b6f0544ef33a7a82032b9198be553f7ae0c13a46"),
+}
+OFFICIAL_DATA = "librispeech"  # the data.name whose partition-split may be an official one
+
+# a decoder's or backend's recorded settings that name files and versions (fingerprints), not the protocol
+DECODER_FINGERPRINTS = frozenset(
+    {"lm", "lexicon", "lm_sha256", "lexicon_sha256", "lexicon_words", "lexicon_dropped", "lexicon_oov",
+     "settings_from"}
+)  # fmt: skip
+BACKEND_PROTOCOL = ("name", "precision", "quantization", "weight_type", "per_channel")
+BACKEND_VOLATILE = frozenset({"cached", "export_s", "cache"})  # where and how fast, not what
+
+
+def ids_sha256(ids: Iterable[str]) -> str:
+    """The id-list hash of a set of utterances: sha256 of the ids, sorted, one per line with a final newline."""
+    return hashlib.sha256("".join(f"{i}\n" for i in sorted(ids)).encode()).hexdigest()
+
+
+def official_split(data: str, partition: str | None, split: str) -> tuple[int, str] | None:
+    """(count, ids_sha256) of the official LibriSpeech split a run's data names, or None (another set)."""
+    return OFFICIAL_SPLITS.get(f"{partition}-{split}") if data == OFFICIAL_DATA else None
+
+
+def _coverage(summary: dict, ids_hash: str | None, derived: bool) -> dict[str, Any]:
+    """The series' data: the set, and how much of it: the whole set (official: exactly the OpenSLR split's
+    ids), or a subset with its count and id-list hash (a smoke run is a series of its own)."""
+    cfg = summary["config"]
+    data, split, n = cfg["data"], cfg["split"], summary["n_utterances"]
+    limit = cfg.get("limit")
+    official = official_split(data["name"], data.get("partition"), split)
+    if official is not None:
+        # a version-1 run of the split's full count, ids not read: its ids were the split's (derived)
+        whole = ids_hash == official[1] or (derived and ids_hash is None and n == official[0])
+    else:  # another set: whole unless a limit cut it (a limit past the set's end cut nothing)
+        whole = limit is None or n < limit
+    found = {"name": data["name"], "partition": data.get("partition"), "split": split}
+    if whole:
+        return {**found, "coverage": "whole", "official": official is not None}
+    return {**found, "coverage": "subset", "official": False, "n_utterances": n, "ids_sha256": ids_hash}
+
+
+def _protocol(summary: dict) -> dict[str, Any]:
+    cfg = summary["config"]
+    decoder = summary.get("decoder") or {"name": "greedy"}
+    backend = summary.get("backend") or _backend_of(cfg, "torch")
+    batching = cfg.get("batching", "exact")
+    return {
+        "decoder": {k: v for k, v in decoder.items() if k not in DECODER_FINGERPRINTS},
+        "backend": {k: backend[k] for k in BACKEND_PROTOCOL if k in backend},
+        "precision": cfg.get("precision", "fp32"),
+        # exact batches equal batch size 1 (measured: docs/exactness.md); naive ones depend on the batch size
+        "batching": batching if batching == "exact" else f"{batching} (batch_size {cfg.get('batch_size')})",
+        "normalizer": summary.get("normalizer") or "none",
+        "merge_compounds": bool(summary.get("merge_compounds", False)),
+        "recheck_margin": cfg.get("recheck_margin"),
+        "device": str(cfg.get("device", "cpu")).split(":")[0],
+        "compile": bool(cfg.get("compile", False)),
+    }
+
+
+def _backend_of(cfg: dict, name: str) -> dict[str, Any]:
+    """What a summary written before it recorded `backend` ran: PyTorch in the run's precision, or a runtime in
+    its own (the config's backend.precision)."""
+    own = (cfg.get("backend") or {}).get("precision") if name != "torch" else None
+    return {"name": name, "precision": own or cfg.get("precision", "fp32")}
+
+
+def series_id(series: dict) -> str:
+    """The first 16 hex digits of the sha256 of a series, as canonical JSON: runs with one id compare."""
+    return hashlib.sha256(json.dumps(series, sort_keys=True, ensure_ascii=True).encode()).hexdigest()[:16]
+
+
+def measurement(
+    summary: dict,
+    *,
+    ids_hash: str | None = None,
+    fingerprints: dict | None = None,
+    derived: bool = False,
+) -> dict[str, Any]:
+    """summary.json's `measurement`: the series (model, data with its coverage, protocol: what the figure is of;
+    runs compare, table and baseline only within one) and the fingerprints (weights, data revision, versions, LM
+    and export: what it was measured with; a change within a series is what a nightly reports). `derived`: made
+    from what a version-1 summary stored, after the fact (its id list unknown). docs/formats.md, field by field."""
+    cfg = summary["config"]
+    series = {
+        "model": cfg["model"]["name"],
+        "data": _coverage(summary, ids_hash, derived),
+        "protocol": _protocol(summary),
+    }
+    model = summary.get("model") or {}
+    decoder, backend = summary.get("decoder") or {}, summary.get("backend") or {}
+    found = {
+        "weights": model.get("weights"),
+        "checkpoint": model.get("checkpoint", cfg["model"].get("checkpoint")),
+        "revision": model.get("revision", cfg["model"].get("revision")),
+        "hub_commit": model.get("commit"),
+        "data_source": cfg["data"].get("source"),
+        "data_revision": cfg["data"].get("commit") or cfg["data"].get("revision"),
+        "decoder": {k: v for k, v in decoder.items() if k in DECODER_FINGERPRINTS},
+        "backend": {k: v for k, v in backend.items() if k not in BACKEND_PROTOCOL and k not in BACKEND_VOLATILE},
+        "ids_sha256": ids_hash,
+        "n_utterances": summary["n_utterances"],
+        "versions": summary.get("versions"),
+        "git_hash": summary.get("git_hash"),
+        **(fingerprints or {}),
+    }
+    return {"derived": derived, "series_id": series_id(series), "series": series, "fingerprints": found}
+
+
+def remeasured(summary: dict) -> dict[str, Any]:
+    """The record of a summary whose protocol changed after the run (a re-score): the series made again from its
+    fields, with the run's id list, fingerprints and derivation kept."""
+    old = summary.get("measurement") or measurement(summary, derived=True)
+    record = measurement(summary, ids_hash=old["fingerprints"].get("ids_sha256"), derived=old["derived"])
+    record["fingerprints"] = old["fingerprints"]
+    return record
+
+
+def _first_difference(found: object, made: object, where: str) -> tuple[str | None, object, object]:
+    """(the dotted field where two JSON values first differ, its two values), or (None, ...) when equal."""
+    if isinstance(found, dict) and isinstance(made, dict):
+        for key in [*made, *(k for k in found if k not in made)]:
+            inner = _first_difference(found.get(key), made.get(key), f"{where}.{key}")
+            if inner[0]:
+                return inner
+        return None, found, made
+    return (None if found == made and type(found) is type(made) else where), found, made
+
+
+class _Series(TypedDict):
+    model: Text
+    data: dict
+    protocol: dict
+
+
+class _Measurement(TypedDict):
+    derived: Annotated[bool, Strict()]
+    series_id: Text
+    series: _Series
+    fingerprints: dict
+
+
+_MEASUREMENT = TypeAdapter(_Measurement)
+
+
+def _check_measurement(summary: dict, path: Path) -> None:
+    """A version-2 summary's record is the one its own fields make (a record edited to claim a whole official
+    split, another model or another protocol is refused, naming the field)."""
+    record = summary.get("measurement")
+    if record is None:
+        raise ResultsFileError(f"{path}: field measurement: missing (a version-2 summary has one)")
+    try:
+        _MEASUREMENT.validate_python(record)
+    except ValidationError as err:
+        raise ResultsFileError(f"{path}: field measurement: {_first_problem(err)}") from None
+    ids_hash = record["fingerprints"].get("ids_sha256")
+    if ids_hash is not None and not (isinstance(ids_hash, str) and len(ids_hash) == 64):
+        raise ResultsFileError(f"{path}: field measurement.series.data.ids_sha256: not a sha256 ({ids_hash!r})")
+    expected = measurement(summary, ids_hash=ids_hash, derived=record["derived"])["series"]
+    where, found, made = _first_difference(record["series"], expected, "measurement.series")
+    if where:
+        raise ResultsFileError(
+            f"{path}: field {where}: {found!r}, but the summary's own fields make {made!r} (an edited record?)"
+        )
+    if record["series_id"] != series_id(record["series"]):
+        raise ResultsFileError(f"{path}: field measurement.series_id: {record['series_id']!r} is not its series' hash")

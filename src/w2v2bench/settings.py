@@ -10,20 +10,23 @@ an LM or any audio is read. docs/extending.md shows a new one of each.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib
 import json
 import math
 import re
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from .config import ReferenceConfig, load_reference
 from .errors import ConfigError
 from .metrics.normalizers import normalizer
 from .model import parse_device, resolve_checkpoint, resolve_defaults
+from .provenance import weights_id
 
 # group -> (the key that names the implementation in summary.json's config, what a class of it must have)
 GROUPS = {
@@ -78,6 +81,8 @@ class Run:
     progress: bool | None
     verbose: bool
     reference: ReferenceConfig | None
+    reference_note: str | None  # why the config's card is not checked, decided here (the weights are not its)
+    naming: Naming
     config_json: str  # summary.json's `config`, as JSON (a fresh copy per call of `config`)
 
     def config(self, commit: str | None = None) -> dict:
@@ -169,11 +174,64 @@ def part(group: str, node: dict) -> Part:
         raise ConfigError(str(err)) from None
 
 
+@dataclass(frozen=True)
+class Naming:
+    """Which series a run's weights belong to (docs/models.md, "A name means its weights")."""
+
+    name: str  # the model name the run is filed, tabled and exported under
+    weights: str | None  # provenance.weights_id of the weights that will load (None: not known before the load)
+    pin: str  # matched | unpinned | renamed | other weights
+    card: bool  # whether the config's card (reference=auto) is for these weights
+    note: str | None = None  # what the console says about it
+
+
+def derived_name(checkpoint: str, local: bool) -> str:
+    """The name of weights that are not the config's pinned ones: the Hub id, or the folder's name and a hash of
+    its absolute path (the same folder keeps its name run after run)."""
+    if not local:
+        return checkpoint
+    path = Path(checkpoint).expanduser().resolve()
+    base = re.sub(r"[^A-Za-z0-9._+-]", "_", path.name).lstrip(".") or "checkpoint"
+    return f"local/{base}-{hashlib.sha256(str(path).encode()).hexdigest()[:8]}"
+
+
+def name_the_weights(model: dict) -> Naming:
+    """Keep the config's name (and card) for the weights it pins; name other weights after themselves. A config
+    with no pin, or a name given on the command line (not the pin's), owns whatever weights it loads."""
+    checkpoint, local = resolve_checkpoint(model["checkpoint"])
+    weights = weights_id(checkpoint, model.get("revision"), local)
+    pin = model.get("pin") or {}
+    hashes = [h for h in pin.get("sha256") or [] if isinstance(h, str)]
+    if not (pin.get("hub") or hashes):
+        return Naming(model["name"], weights, "unpinned", card=True)
+    if local:
+        matches = weights is not None and weights in hashes
+    else:
+        matches = checkpoint == pin.get("hub") and pin.get("revision") in (None, model.get("revision"))
+    if matches:
+        return Naming(model["name"], weights, "matched", card=True)
+    if model["name"] != pin.get("name"):
+        why = f"model.name={model['name']!r} is not the pinned {pin.get('name')!r}: no card for other weights"
+        return Naming(model["name"], weights, "renamed", card=False, note=why)
+    name = derived_name(checkpoint, local)
+    shown = weights or "no weight files found"
+    note = (
+        f"model: {model['checkpoint']} ({shown}) is not the weights {model['name']!r} pins "
+        f"(model.pin in its conf/model/ file): filed as {name!r}, no reference check; model.name=<name> names "
+        "your own"
+    )
+    return Naming(name, weights, "other weights", card=False, note=note)
+
+
 def validate(cfg: DictConfig) -> Run:
     """Check every setting once, before anything loads; nothing reads `cfg` after this."""
     for group in GROUPS:
         if OmegaConf.is_missing(cfg, group) or not isinstance(cfg.get(group), DictConfig):
             raise ConfigError(f"{group} is not set: choose one with {group}=<one of {group_options(group)}>")
+    naming = name_the_weights(OmegaConf.to_container(cfg.model, resolve=True))
+    if naming.name != cfg.model.name:
+        with read_write(cfg), open_dict(cfg):
+            cfg.model.name = naming.name  # before output_dir, built from it, is resolved
     raw = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     data, backend, decoder = (part(g, raw[g]) for g in ("data", "backend", "decoder"))
     for key, value in (
@@ -235,9 +293,17 @@ def validate(cfg: DictConfig) -> Run:
         raise ConfigError("check_precision=true: it needs batching=exact (naive batches are not compared)")
     parse_device(device)
     resolve_checkpoint(raw["model"]["checkpoint"])
-    reference = cfg.reference
+    reference, reference_note = cfg.reference, None
     if reference.name == "auto":
         reference = load_reference(raw["model"]["reference"]) if raw["model"]["reference"] else None
+        if reference is not None and not naming.card:
+            reference, reference_note = (
+                None,
+                (
+                    f"not checked: card {raw['model']['reference']!r} is for other weights ({naming.pin}: "
+                    "summary.json measurement.fingerprints)"
+                ),
+            )
     else:
         reference = OmegaConf.to_object(reference)
     decoders = sorted({*_shipped_targets("decoder"), decoder.name})
@@ -247,6 +313,7 @@ def validate(cfg: DictConfig) -> Run:
     config = {**raw, "device": device, "batch_size": batch_size}
     for group in GROUPS:
         config[group] = {k: v for k, v in raw[group].items() if k != "_target_"}
+    config["model"] = {k: v for k, v in raw["model"].items() if k != "pin"}  # the pin: measurement.fingerprints
     return Run(
         checkpoint=raw["model"]["checkpoint"],
         revision=raw["model"]["revision"],
@@ -273,5 +340,7 @@ def validate(cfg: DictConfig) -> Run:
         progress=raw["progress"],
         verbose=raw["verbose"],
         reference=reference,
+        reference_note=reference_note,
+        naming=naming,
         config_json=json.dumps(config),
     )

@@ -19,7 +19,7 @@ from .config import ReferenceConfig
 from .errors import Exit
 from .metrics import Totals, totals
 from .provenance import device_name, git_hash, versions
-from .results import SCHEMA_VERSION, write_summary
+from .results import SCHEMA_VERSION, ids_sha256, measurement, official_split, write_summary
 from .resume import Resume
 from .table import write_tables
 
@@ -57,12 +57,17 @@ def reference_check(
     partition: str,
     limit: int | None,
     decoder: str = "greedy",
+    normalizer: str | None = None,
+    ids: str | None = None,
 ) -> tuple[ReferenceCheck | None, str]:
-    """The check against published figures, or why there is none."""
+    """The check against published figures, or why there is none: only a run of the card's series (its weights:
+    settings.name_the_weights; the whole split, its decoder, unnormalised text) is checked."""
     if reference is None or not reference.wer:
         return None, "no reference figures for this model"
     if str(reference.decoder) != decoder:
         return None, f"reference {reference.name!r} is for decoder={str(reference.decoder)}, this run used {decoder}"
+    if normalizer not in (None, "none"):
+        return None, f"not checked: normalizer={normalizer!r}, the reference figures are for the text as written"
     if reference.data != data:
         return None, f"reference {reference.name!r} is for data {reference.data!r}, not {data!r}"
     if split not in reference.wer:
@@ -77,6 +82,9 @@ def reference_check(
         return None, (
             f"skipped: {t.n_utterances} utterances scored, the reference is for all {expected_n} of {partition}-{split}"
         )
+    official = official_split(data, partition, split)
+    if official is not None and ids is not None and ids != official[1]:
+        return None, f"skipped: the utterance ids are not the official {partition}-{split} list (OpenSLR SLR12)"
     if t.n_failed:
         check = check_reference(float("nan"), reference.wer[split], reference.tolerance, reference.source)
         return check, f"failed: {t.n_failed} utterance(s) could not be transcribed"
@@ -223,10 +231,13 @@ def finish(run: Run, folder: RunFolder, per_rank, load_s, transcriber, decoder: 
         print(f"resume: {len(resume.dropped)} journal line(s) left out and transcribed again: {shown}")
     results = journal.finish(resume.kept if resume is not None else {}, (r for new, _ in per_rank for r in new))
     t = totals(results)
+    ids = ids_sha256(r.id for r in results)
     reference = run.reference
     check, reference_note = reference_check(
-        reference, t, run.data_name, run.split, run.partition, run.limit, run.decoder.name
+        reference, t, run.data_name, run.split, run.partition, run.limit, run.decoder.name, run.normalizer, ids
     )
+    if reference is None and run.reference_note:
+        reference_note = run.reference_note
     summary = build_summary(
         config,
         started,
@@ -254,6 +265,8 @@ def finish(run: Run, folder: RunFolder, per_rank, load_s, transcriber, decoder: 
         if backend is not None
         else {"name": "torch", "version": torch.__version__, "precision": run.precision}
     )
+    summary["model"]["weights"] = run.naming.weights
+    summary["measurement"] = measurement(summary, ids_hash=ids, fingerprints={"pin": run.naming.pin})
     table = write_tables(output_dir, summary)
     write_analysis(output_dir, summary=summary)
     status = Exit.OK if check is None or check.passed else Exit.REFERENCE_FAILED

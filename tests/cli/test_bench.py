@@ -52,7 +52,8 @@ def test_local_run_writes_every_output_and_equals_the_card_protocol(tiny_checkpo
     assert (
         summary["config"]["batch_size"] == 1 and summary["versions"]["torch"] == torch.__version__.split("+")[0] or True
     )
-    assert summary["reference_note"].startswith("skipped: 8 utterances scored")
+    # a tiny random checkpoint is not the card's weights: no check, whatever it is called (issue #27, item 2)
+    assert summary["reference_note"].startswith("not checked: card 'wav2vec2-base-960h' is for other weights")
     for key in (
         "wall_s",
         "rtfx",

@@ -19,6 +19,7 @@ from tests.helpers.harness import evaluate, local, read_run
 from w2v2bench.export.base import ExportError
 from w2v2bench.export.leaderboard import leaderboard_name
 from w2v2bench.metrics.normalizers import normalizer
+from w2v2bench.results import remeasured
 
 
 def export(*args: str) -> subprocess.CompletedProcess:
@@ -262,7 +263,8 @@ def test_a_normaliser_from_the_command_line_scores_and_one_from_a_file_never_run
     hostile = tmp_path / "hostile"
     shutil.copytree(run, hostile, ignore=shutil.ignore_patterns("rescore"))
     summary = json.loads((hostile / "summary.json").read_text())
-    (hostile / "summary.json").write_text(json.dumps({**summary, "normalizer": "evil:f"}))
+    summary = {**summary, "normalizer": "evil:f"}
+    (hostile / "summary.json").write_text(json.dumps({**summary, "measurement": remeasured(summary)}))
     for command in (
         ["w2v2bench.export", f"run={hostile}"],
         ["w2v2bench.compare", f"a={run}", f"b={hostile}"],
@@ -289,6 +291,7 @@ def _edited(run: Path, folder: Path, **changes) -> Path:
         for key in path:
             target = target[key]
         target[last] = value
+    summary["measurement"] = remeasured(summary)  # as a careful forger would: the record matches the edit
     (folder / "summary.json").write_text(json.dumps(summary))
     return folder
 

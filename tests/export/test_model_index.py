@@ -10,6 +10,7 @@ import yaml
 
 from tests.helpers.fake_runs import row, write_run
 from w2v2bench.export import ExportError, export
+from w2v2bench.results import remeasured
 
 WHOLE_TEST_CLEAN = 2620
 
@@ -23,6 +24,7 @@ def run_of(folder, n: int, name: str = "m", **summary_changes):
             summary["config"][key.removeprefix("config__")] = value
         else:
             summary[key] = value
+    summary["measurement"] = remeasured(summary)
     (run / "summary.json").write_text(json.dumps(summary))
     return run
 

@@ -9,7 +9,7 @@ from w2v2bench.files import write_json_atomic
 from w2v2bench.metrics import Counts, rate, totals
 from w2v2bench.metrics.edits import char_counts, word_counts
 from w2v2bench.metrics.normalizers import normalizer
-from w2v2bench.results import SCHEMA_VERSION, UtteranceResult, parse_row
+from w2v2bench.results import SCHEMA_VERSION, UtteranceResult, ids_sha256, measurement, parse_row, remeasured
 
 # (id, reference, hypothesis, duration_s): ids carry the speaker first, as LibriSpeech ids do
 UTTERANCES = [
@@ -114,6 +114,7 @@ def make_run(
             "normalizer": None if norm == "none" else norm,
         },
     }
+    summary["measurement"] = measurement(summary, ids_hash=ids_sha256(r["id"] for r in rows))
     write_json_atomic(folder / "summary.json", summary)
     return folder
 
@@ -160,5 +161,16 @@ def write_run(folder: Path, rows: list[dict], name: str = "m", normalizer: str =
             "output_dir": str(folder),
         },
     }  # fmt: skip
+    summary["measurement"] = measurement(summary, ids_hash=ids_sha256(r["id"] for r in rows))
     (folder / "summary.json").write_text(json.dumps(summary))
     return folder
+
+
+def edit_summary(run: Path, **fields) -> Path:
+    """A run folder's summary.json with `fields` replaced and its measurement record made again from them (as
+    the harness would have written it)."""
+    summary = json.loads((run / "summary.json").read_text())
+    summary.update(fields)
+    summary["measurement"] = remeasured(summary)
+    (run / "summary.json").write_text(json.dumps(summary))
+    return run

@@ -24,7 +24,7 @@ from ..metrics import Counts, rate
 from ..metrics.edits import utterance_counts
 from ..metrics.normalizers import normalizer
 from ..provenance import git_hash, versions
-from ..results import is_scored, load_rows, load_summary, write_summary, write_transcripts
+from ..results import SCHEMA_VERSION, is_scored, load_rows, load_summary, remeasured, write_summary, write_transcripts
 from ..summary import check_reference
 from ..table import write_tables
 
@@ -139,6 +139,8 @@ def rescore(
             "command": " ".join(sys.argv),
         },
     }
+    new["schema_version"] = SCHEMA_VERSION
+    new["measurement"] = remeasured(new)  # another normaliser or merged compounds: another series
     out.mkdir(parents=True, exist_ok=True)
     write_transcripts(out, rescored)
     write_summary(out, new)
