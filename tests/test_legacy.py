@@ -74,6 +74,11 @@ SUMMARY_VOLATILE = (
     "command",
     "config.output_dir",
 )
+# what the code writes since these files were made (issue #27: summary.json schema 2): the measurement record
+# and the weights' hash; the legacy files are read with their record derived
+ADDED_SUMMARY = ("measurement", "model.weights")
+ADDED_COLUMNS = {"coverage", "backend", "precision", "decoder", "normalizer", "batching", "device", "compile",
+                 "recheck_margin", "merge_compounds", "series", "record"}  # fmt: skip
 # transcripts.jsonl: the model's time per utterance, and the absolute audio path (checked on its own)
 ROW_VOLATILE = ("model_s", "audio_filepath")
 IDS = [f"7418-14661-{n:04d}" for n in range(6)]
@@ -170,6 +175,25 @@ def audio_path(folder: Path, utt_id: str) -> str:
     return os.path.join(os.path.realpath(folder), "corpus", "test-other", speaker, chapter, f"{utt_id}.flac")
 
 
+IDS_SHA256 = hashlib.sha256("".join(f"{i}\n" for i in sorted(IDS)).encode()).hexdigest()
+# the series these runs measure: the demo model, 6 of the demo corpus's test-other, the card protocol on a CPU
+SERIES = {
+    "model": "demo",
+    "data": {"name": "demo", "partition": "test", "split": "other", "coverage": "subset", "official": False,
+             "n_utterances": 6, "ids_sha256": IDS_SHA256},
+    "protocol": {"decoder": {"name": "greedy"}, "backend": {"name": "torch"}, "precision": "fp32", "batching": "exact",
+                 "normalizer": "none", "merge_compounds": False, "recheck_margin": None, "device": "cpu",
+                 "compile": False},
+}  # fmt: skip
+
+
+def assert_same_summary(new: dict, old: dict, volatile: tuple[str, ...], added=ADDED_SUMMARY) -> None:
+    """`new` (schema 2) holds what the legacy summary `old` (schema 1) holds, and the record."""
+    assert (new["schema_version"], old["schema_version"]) == (2, 1)
+    volatile = (*volatile, "schema_version")
+    assert without(new, volatile + added) == without(old, volatile)
+
+
 def csv_rows(path: Path, dropped: tuple[str, ...] = ()) -> list[dict]:
     return [{k: v for k, v in r.items() if k not in dropped} for r in csv.DictReader(io.StringIO(path.read_text()))]
 
@@ -185,7 +209,11 @@ def assert_same_run(run: Path, reference: Path, kept_paths: dict[str, str]) -> N
         assert row["audio_filepath"] == kept_paths.get(row["id"], audio_path(run.parent, row["id"]))
     for name in TEXT_FILES:
         assert (run / name).read_bytes() == (reference / name).read_bytes(), name
-    assert csv_rows(run / "wer.csv", ("rtfx",)) == csv_rows(reference / "wer.csv", ("rtfx",))
+    new_csv, old_csv = csv_rows(run / "wer.csv", ("rtfx",)), csv_rows(reference / "wer.csv", ("rtfx",))
+    assert [set(r) - set(o) for r, o in zip(new_csv, old_csv, strict=True)] == [ADDED_COLUMNS]
+    assert [{k: r[k] for k in o} for r, o in zip(new_csv, old_csv, strict=True)] == old_csv
+    summary = load(run / "summary.json")
+    assert summary["measurement"]["series"] == SERIES and summary["model"]["weights"] == WEIGHTS
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -227,7 +255,7 @@ def test_resume_completes_the_interrupted_run(resumed):
     )
     expected["ranks"][0].update(utterances=4, audio_s=5.2564)
     expected["config"]["resume"] = True
-    assert without(summary, SUMMARY_VOLATILE) == without(expected, SUMMARY_VOLATILE)
+    assert_same_summary(summary, expected, SUMMARY_VOLATILE)
     assert summary["config"]["output_dir"] == "./resumed"
 
 
@@ -237,7 +265,7 @@ def test_rerun_gives_the_complete_run_and_resuming_it_does_nothing(tmp_path):
     assert files(tmp_path / "rerun") == RUN_FILES
     assert_same_run(tmp_path / "rerun", LEGACY / "complete", {})
     summary, complete = load(tmp_path / "rerun/summary.json"), load(LEGACY / "complete/summary.json")
-    assert without(summary, SUMMARY_VOLATILE) == without(complete, SUMMARY_VOLATILE)
+    assert_same_summary(summary, complete, SUMMARY_VOLATILE)
 
     done = ok(cli(tmp_path, None, *RUN_ARGS, "output_dir=./complete", "resume=true"))
     assert "the run in complete is already complete: nothing to resume" in done.stdout
@@ -266,11 +294,17 @@ def test_rescore_reproduces_the_committed_rescore(tmp_path):
     out, committed = tmp_path / "rescore", LEGACY / "rescore"
     assert files(out) == files(committed) == RUN_FILES - {".w2v2bench.lock"}
     summary = load(out / "summary.json")
-    assert without(summary, RESCORE_VOLATILE) == without(load(committed / "summary.json"), RESCORE_VOLATILE)
+    assert_same_summary(summary, load(committed / "summary.json"), RESCORE_VOLATILE, added=("measurement",))
+    # the record of a run written before it: derived, its ids from its rows, its protocol the re-score's
+    expected = {**SERIES, "protocol": {**SERIES["protocol"], "normalizer": "basic"}}
+    assert summary["measurement"]["derived"] and summary["measurement"]["series"] == expected
     assert summary["rescore"]["source_run"] == os.path.realpath(tmp_path / "complete")
     assert (summary["status"], summary["normalizer"], summary["wer"], summary["cer"]) == ("rescored", "basic", WER, CER)
-    for name in files(committed) - {"summary.json", "wer_by_length.png"}:
+    for name in files(committed) - {"summary.json", "wer_by_length.png", "wer.csv", "wer.md"}:
         assert (out / name).read_bytes() == (committed / name).read_bytes(), name
+    new_csv, old_csv = csv_rows(out / "wer.csv"), csv_rows(committed / "wer.csv")  # the series' columns added
+    assert [{k: r[k] for k in o} for r, o in zip(new_csv, old_csv, strict=True)] == old_csv
+    assert [(r["coverage"], r["normalizer"], r["record"]) for r in new_csv] == [("subset of 6", "basic", "derived")]
     # the source run is left as it was
     for path in (LEGACY / "complete").iterdir():
         assert (tmp_path / "complete" / path.name).read_bytes() == path.read_bytes(), path.name
@@ -305,8 +339,8 @@ def test_compare(resumed, tmp_path):
     report, committed = load(tmp_path / "compare/compare.json"), load(LEGACY / "compare/compare.json")
     assert without(report, COMPARE_VOLATILE) == without(committed, COMPARE_VOLATILE)
     settings = [s for s in report["runs"]["settings"] if not machine_setting(s[0])]
-    assert settings == [s for s in committed["runs"]["settings"] if not machine_setting(s[0])]
-    assert settings == [["config.resume", False, True]]
+    assert settings[:1] == [s for s in committed["runs"]["settings"] if not machine_setting(s[0])]
+    assert settings == [["config.resume", False, True], ["model.weights", "<absent>", WEIGHTS]]
     key = {k: report[k] for k in ("identical", "within_thresholds", "reasons", "wer_a", "wer_b", "wer_delta")}
     assert key == {
         "identical": True,
@@ -326,7 +360,10 @@ def test_compare(resumed, tmp_path):
     assert md == {k: v for k, v in md_committed.items() if k != "## Run settings that differ"}
     cells = [[c.strip() for c in line.strip("|").split("|")] for line in table if line.startswith("|")]
     assert cells[0] == ["setting", "A", "B"]
-    assert [c for c in cells[2:] if not machine_setting(c[0])] == [["config.resume", "false", "true"]]
+    assert [c for c in cells[2:] if not machine_setting(c[0])] == [
+        ["config.resume", "false", "true"],
+        ["model.weights", "<absent>", WEIGHTS],  # recorded since (issue #27)
+    ]
 
     # a re-score and an interrupted run are not runs to compare: exit 1, one line, nothing written
     for other, status in (("rescore", "'rescored'"), ("interrupted", "'running', no transcripts.jsonl")):
@@ -352,16 +389,21 @@ def test_export_reproduces_the_committed_export(tmp_path):
     assert (report["runs"][0]["wer"], report["runs"][0]["jiwer"]["wer"]) == (WER, WER)
 
 
+SERIES_ID = "4e1a8901a346c3e3"  # the re-run writes it; the legacy run's derived record (ids from its rows) has it too
 TABLE_CSV = (
-    "model,data,split,wer_%,cer_%,errors,substitutions,deletions,insertions,ref_words,utterances,failed,audio_s,"
-    "rtfx,batch_size,reference_%,reference_passed,finished,run\n"
-    "demo,demo,test-other,26.83,6.78,11,9,2,0,41,6,0,10.0,{rtfx},1,,,{finished},root/complete\n"
+    "model,data,split,coverage,backend,precision,decoder,normalizer,batching,device,compile,recheck_margin,"
+    "merge_compounds,series,record,wer_%,cer_%,errors,substitutions,deletions,insertions,ref_words,utterances,"
+    "failed,audio_s,rtfx,batch_size,reference_%,reference_passed,finished,run\n"
+    "demo,demo,test-other,subset of 6,torch,fp32,greedy,none,exact,cpu,False,,False,{series},derived,26.83,6.78,11,"
+    "9,2,0,41,6,0,10.0,{rtfx},1,,,{finished},root/complete\n"
 )
 LEADERBOARD_CSV = (
-    "model,data,split,class,norm,decoder,backend,utterances,wer_%,card_%,diff_pts,check,rtfx,batch_size,"
-    "precision,device,finished,run\n"
-    'demo,demo,test-other,Wav2Vec2ForCTC,group,greedy,torch,6,26.83,19.87,6.96,"not checked: skipped: limit=6 '
-    'scores a subset, the reference is for the whole split",{rtfx},1,fp32,"{device}",{finished},root/complete\n'
+    "model,data,split,class,norm,coverage,backend,precision,decoder,normalizer,batching,device,compile,"
+    "recheck_margin,merge_compounds,series,record,utterances,wer_%,card_%,diff_pts,check,rtfx,batch_size,"
+    "device_name,finished,run\n"
+    "demo,demo,test-other,Wav2Vec2ForCTC,group,subset of 6,torch,fp32,greedy,none,exact,cpu,False,,False,{series},"
+    'derived,6,26.83,19.87,6.96,"not checked: skipped: limit=6 scores a subset, the reference is for the whole split",'
+    '{rtfx},1,"{device}",{finished},root/complete\n'
 )
 
 
@@ -369,12 +411,15 @@ def test_table(tmp_path):
     # the re-score and the interrupted run are left out: one row, the complete run's
     layout(tmp_path / "root", "complete", "rescore", "interrupted")
     summary = load(LEGACY / "complete/summary.json")
-    figures = {"rtfx": round(summary["rtfx"], 1), "finished": summary["finished"], "device": summary["device"]}
+    figures = {"rtfx": round(summary["rtfx"], 1), "finished": summary["finished"], "device": summary["device"],
+               "series": SERIES_ID}  # fmt: skip
     done = ok(cli(tmp_path, "table", "root=./root"))
-    assert "| demo    | demo   | test-other |   26.83 |    6.78 |       11 |" in done.stdout
+    # the protocol columns in which every row is the card's are left out of the markdown; the record is derived
+    row = f"| demo    | demo   | test-other | subset of 6 | {SERIES_ID} | derived  |   26.83 |    6.78 |       11 |"
+    assert row in done.stdout
     assert (tmp_path / "root/table.csv").read_text() == TABLE_CSV.format(**figures)
     md = (tmp_path / "root/table.md").read_text().splitlines()
-    assert len(md) == 3 and md[2].startswith("| demo    | demo   | test-other |   26.83 |") and "root/complete" in md[2]
+    assert len(md) == 3 and md[2].startswith(row) and "root/complete" in md[2]
 
     ok(cli(tmp_path, "table", "root=./root", "view=leaderboard"))
     assert (tmp_path / "root/leaderboard.csv").read_text() == LEADERBOARD_CSV.format(**figures)
@@ -464,13 +509,16 @@ def test_record(resumed, tmp_path):
     shutil.copytree(resumed[0], tmp_path / "runs/resumed")
     done = ok(cli(tmp_path, "nightly", "runs=./runs", "history=./history.sqlite", "out=./report"))
     assert done.stdout.splitlines() == [
-        "PASS demo on demo test-other: WER 26.83 % (no baseline), 0 changed transcripts",
-        "PASS demo on demo test-other: WER 26.83 % (+0.00 points), 0 changed transcripts",
+        "PASS demo on demo test-other (subset of 6): WER 26.83 % (no baseline), 0 changed transcripts",
+        "PASS demo on demo test-other (subset of 6): WER 26.83 % (+0.00 points), 0 changed transcripts",
         "nightly PASS: report/nightly.md, report/trend.png",
     ]
     version, columns, after = history(tmp_path / "history.sqlite")
-    assert (version, columns, len(after)) == (2, HISTORY_COLUMNS, 2)
-    assert after[0] == committed  # recorded again: the row is kept as it was (its run_dir too)
+    # schema 3 (issue #27): each row's series and measurement record, added to the committed row in place
+    assert (version, columns, len(after)) == (3, [*HISTORY_COLUMNS, "series", "measurement"], 2)
+    assert {k: after[0][k] for k in committed} == committed  # recorded again: the row is kept (its run_dir too)
+    assert after[0]["series"] == after[1]["series"] == SERIES_ID  # its ids, read when its copy was recorded
+    assert json.loads(after[0]["measurement"])["derived"] and not json.loads(after[1]["measurement"])["derived"]
     new = after[1]
     assert {k: new[k] for k in RECORDED} == RECORDED
     assert new["run_id"] == run_id(tmp_path / "runs/resumed/summary.json")
@@ -484,10 +532,13 @@ def test_record(resumed, tmp_path):
         ("pass", None, 0),
         ("pass", 0.0, 0),
     ]
-    assert report["runs"][0]["notes"] == ["no baseline: this is the first good run of this model x split"]
+    assert report["runs"][0]["notes"] == ["no baseline: this is the first good run of this series"]
     # the baseline's run_dir is make_legacy.sh's work folder, long gone: its transcripts cannot be compared
     assert report["runs"][1]["baseline"]["run_id"] == committed["run_id"]
-    assert [n.split(":")[0] for n in report["runs"][1]["notes"]] == ["changed utterances not listed"]
+    notes = [n.split(":")[0] for n in report["runs"][1]["notes"]]
+    # the harness's commit differs from make_legacy.sh's: a fingerprint of the series, listed as a change
+    assert notes == ["measured with something else than the baseline", "changed utterances not listed"], notes
+    assert "git_hash " in report["runs"][1]["notes"][0]
     assert files(tmp_path / "report") == {"nightly.json", "nightly.md", "trend.png"}
 
 

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from tests.helpers import LIBRISPEECH
-from tests.helpers.fake_runs import UTTERANCES, make_run
+from tests.helpers.fake_runs import UTTERANCES, edit_summary, make_run
 from w2v2bench import history
 from w2v2bench.nightly import judge, nightly
 
@@ -98,6 +98,59 @@ def test_a_pinned_baseline_replaces_the_previous_good_run(tmp_path):
     report = nightly(runs, tmp_path / "history.sqlite", baselines=[pinned])
     assert report.exit_status == 0
     assert report.judgements[0].baseline_source == "pinned" and report.judgements[0].delta("wer") == 0.0
+
+
+def test_a_smoke_run_or_a_bf16_run_has_its_own_history_never_the_full_runs(tmp_path):
+    # issue #27: a 5-utterance smoke run with a lower WER, or a bf16 run, is not judged against the full fp32 run
+    # (nor does it become the full run's next baseline)
+    night(tmp_path, 1)
+    runs = tmp_path / "night2"
+    make_run(runs / "smoke", UTTERANCES[:5], finished=NIGHT(2))
+    edit_summary(make_run(runs / "bf16", finished=NIGHT(2)), config={**_config(runs / "bf16"), "precision": "bf16"})
+    report = nightly(runs, tmp_path / "history.sqlite")
+    assert [j.baseline for j in report.judgements] == [None, None] and report.exit_status == 0
+    keys = sorted(str(history.SplitKey(j.run)) for j in report.judgements)
+    assert keys == [
+        "demo on librispeech test-clean (subset of 5)",
+        "demo on librispeech test-clean (subset of 6, precision bf16)",
+    ]
+    assert all("first good run of this series" in j.notes[0] for j in report.judgements)
+    third = night(tmp_path, 3)  # the full fp32 run's baseline is still night 1's
+    assert third.judgements[0].baseline["finished"] == NIGHT(1)
+
+
+def _config(run) -> dict:
+    return json.loads((run / "summary.json").read_text())["config"]
+
+
+def test_a_pinned_baseline_of_another_series_is_refused_in_one_line(tmp_path):
+    pinned = make_run(tmp_path / "pinned", UTTERANCES[:5], finished=NIGHT(0))  # a smoke run
+    runs = tmp_path / "night1"
+    make_run(runs / "clean", finished=NIGHT(1))
+    done = subprocess.run(
+        [sys.executable, "-m", "w2v2bench.nightly", f"runs={runs}", f"history={tmp_path / 'h.sqlite'}",
+         f"baseline={pinned}"], capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert (
+        "measured demo on librispeech test-clean (subset of 5), tonight's run measures demo on librispeech "
+        "test-clean (subset of 6): a baseline must be of the same series" in done.stderr
+    )
+    assert not (tmp_path / "h.sqlite").exists()  # nothing recorded
+
+
+def test_what_a_run_was_measured_with_that_changed_is_noted(tmp_path):
+    night(tmp_path, 1)
+    runs = tmp_path / "night2"
+    make_run(runs / "clean", finished=NIGHT(2))
+    summary = json.loads((runs / "clean" / "summary.json").read_text())
+    summary["measurement"]["fingerprints"]["versions"]["torch"] = "2.14"
+    summary["measurement"]["fingerprints"]["data_revision"] = "c" * 40
+    (runs / "clean" / "summary.json").write_text(json.dumps(summary))
+    (judgement,) = nightly(runs, tmp_path / "history.sqlite").judgements
+    assert judgement.baseline is not None and judgement.verdict == "pass"
+    note = [n for n in judgement.notes if n.startswith("measured with something else")]
+    assert note and "torch 2.13 -> 2.14" in note[0] and "data_revision" not in note[0]  # unknown before: not a change
 
 
 @pytest.mark.parametrize(

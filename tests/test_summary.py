@@ -8,6 +8,7 @@ import pytest
 
 from w2v2bench.config import ReferenceConfig
 from w2v2bench.metrics import Counts, Totals
+from w2v2bench.results import OFFICIAL_SPLITS
 from w2v2bench.summary import reference_check
 
 CARD = ReferenceConfig(name="card", wer={"clean": 0.034, "other": 0.086}, tolerance=0.0005, source="the card",
@@ -36,6 +37,10 @@ CASES = [
     ("dev partition", totals(0.034), {"partition": "dev"}, None, "is for data.partition='test'"),
     ("another decoder", totals(0.034), {"decoder": "lm"}, None, "is for decoder=greedy, this run used lm"),
     ("no figures", totals(0.034), {"reference": None}, None, "no reference figures for this model"),
+    # issue #27: only the card's series is checked
+    ("a normaliser", totals(0.030), {"normalizer": "whisper"}, None, "not checked: normalizer='whisper'"),
+    ("the official ids", totals(0.0343), {"ids": OFFICIAL_SPLITS["test-clean"][1]}, True, "checked"),
+    ("2620 other ids", totals(0.0343), {"ids": "0" * 64}, None, "ids are not the official test-clean list"),
 ]  # fmt: skip
 
 
@@ -44,7 +49,7 @@ def test_reference_check(what, t, where, passed, note):
     args = {"data": "librispeech", "split": "clean", "partition": "test", "limit": None, "decoder": "greedy"} | where
     reference = where.get("reference", CARD)
     check, why = reference_check(reference, t, args["data"], args["split"], args["partition"], args["limit"],
-                                 args["decoder"])  # fmt: skip
+                                 args["decoder"], where.get("normalizer"), where.get("ids"))  # fmt: skip
     assert note in why
     assert (None if check is None else check.passed) == passed
     if check is not None and not math.isnan(check.measured_wer):

@@ -95,22 +95,26 @@ def _loop(run: Run, transcriber, ranks, total: int | None) -> dict:
 
 
 def _notes(run: Run, transcriber, decoder: dict, ranks) -> None:
-    """What the load found that the user should know (the main rank says it)."""
+    """What the load found that the user should know (the main rank says it; summary.json records each)."""
     if not ranks.is_main:
         return
-    if run.naming.note:
-        print(f"note: {run.naming.note}")
+    notes = [run.naming.note] if run.naming.note else []
     if decoder.get("lexicon_dropped"):
-        print(
-            f"note: the lexicon lost {decoder['lexicon_dropped']} of its words: the model's tokens cannot spell them "
+        notes.append(
+            f"the lexicon lost {decoder['lexicon_dropped']} of its words: the model's tokens cannot spell them "
             "(or they are too long); the LM decoder can never output them (summary.json: decoder.lexicon_dropped)"
         )
     missing = transcriber.info.training_only_missing
     if missing:
-        print(f"note: {', '.join(missing)} not in the checkpoint: used in training only, harmless here")
+        notes.append(f"{', '.join(missing)} not in the checkpoint: used in training only, harmless here")
     fallback = transcriber.info.batching_fallback
     if fallback and run.batch_size > 1:
-        print(f"note: batch_size={run.batch_size} not used: {fallback} (summary.json: batching_fallback)")
+        notes.append(f"batch_size={run.batch_size} not used: {fallback} (summary.json: batching_fallback)")
+    for note in notes:
+        try:
+            print(f"note: {note}", flush=True)
+        except (BrokenPipeError, ValueError):  # nobody reads stdout any more: the run goes on, its files say it
+            pass
 
 
 # what the command line prints as one line (exit 1) rather than a traceback

@@ -21,7 +21,7 @@ from filelock import FileLock, Timeout
 
 from .files import open_regular
 from .provenance import weights_id
-from .results import ResultsFileError, ids_sha256, measurement, read_transcripts, validate_summary
+from .results import ResultsFileError, measurement, validate_summary, with_ids
 
 __all__ = [
     "DEFAULT_PATH",
@@ -144,21 +144,6 @@ def series_label(row: dict) -> str:
     return f"{row['model']} on {row['data']} {row['partition']}-{row['split']}{suffix}"
 
 
-def _with_ids(record: dict, summary: dict, run_dir: Path) -> dict:
-    """A derived record (a run written before the measurement record) made again with its id list, where its
-    transcripts.jsonl still reads: a subset then keeps its series across the upgrade."""
-    if not record["derived"] or record["fingerprints"].get("ids_sha256") is not None:
-        return record
-    try:
-        ids = ids_sha256(r["id"] for r in read_transcripts(run_dir / "transcripts.jsonl"))
-    except (ResultsFileError, OSError):
-        return record
-    return {
-        **measurement(summary, ids_hash=ids, derived=True),
-        "fingerprints": {**record["fingerprints"], "ids_sha256": ids},
-    }
-
-
 def row_from_summary(run_dir: Path, summary_bytes: bytes) -> dict[str, Any]:
     """The history row of one run folder, from its summary.json."""
     try:
@@ -167,7 +152,7 @@ def row_from_summary(run_dir: Path, summary_bytes: bytes) -> dict[str, Any]:
         raise ResultsFileError(f"{run_dir}/summary.json: not a JSON summary ({type(err).__name__})") from None
     validate_summary(summary, Path(run_dir) / "summary.json")
     cfg, model, ref = summary["config"], summary.get("model") or {}, summary.get("reference") or {}
-    record = _with_ids(summary["measurement"], summary, Path(run_dir))
+    record = with_ids(summary, Path(run_dir))
     errors = summary["word_errors"]
     checkpoint = model.get("checkpoint", cfg["model"]["checkpoint"])
     revision = model.get("revision", cfg["model"].get("revision"))
@@ -323,7 +308,7 @@ def _derived_record(row: dict) -> dict:
         "versions": json.loads(row["versions"]) if row.get("versions") else None,
         "git_hash": row["git_hash"],
     }
-    return _with_ids(measurement(summary, derived=True), summary, Path(row["run_dir"]))
+    return with_ids({**summary, "measurement": measurement(summary, derived=True)}, Path(row["run_dir"]))
 
 
 def _migrate(db: sqlite3.Connection, path: Path) -> None:
@@ -422,8 +407,17 @@ def record(path: Path, run_dir: Path) -> tuple[dict, bool]:
             [_to_sql(row)[n] for n in names],
         )
         added = cursor.rowcount == 1
-        stored = db.execute("SELECT * FROM runs WHERE run_id = ?", (row["run_id"],)).fetchone()
-    return _from_sql(stored, path), added
+        stored = _from_sql(db.execute("SELECT * FROM runs WHERE run_id = ?", (row["run_id"],)).fetchone(), path)
+        known = (stored["measurement"] or {}).get("fingerprints", {}).get("ids_sha256")
+        if not added and known is None and row["measurement"]["fingerprints"].get("ids_sha256") is not None:
+            # a run recorded before its record (migrated: its folder was gone then) and found again: its ids now
+            # decide its series, as they do for a run recorded today
+            db.execute(
+                "UPDATE runs SET series = ?, measurement = ? WHERE run_id = ?",
+                (row["series"], json.dumps(row["measurement"], sort_keys=True), row["run_id"]),
+            )
+            stored = {**stored, "series": row["series"], "measurement": row["measurement"]}
+    return stored, added
 
 
 def set_verdict(path: Path, run_id: str, verdict: str, reasons: list[str], baseline_run_id: str | None) -> None:

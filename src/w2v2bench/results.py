@@ -471,7 +471,10 @@ def _protocol(summary: dict) -> dict[str, Any]:
     batching = cfg.get("batching", "exact")
     return {
         "decoder": {k: v for k, v in decoder.items() if k not in DECODER_FINGERPRINTS},
-        "backend": {k: backend[k] for k in BACKEND_PROTOCOL if k in backend},
+        # PyTorch runs in `precision` (below); another runtime in its own
+        "backend": {
+            k: backend[k] for k in BACKEND_PROTOCOL if k in backend and (k, backend["name"]) != ("precision", "torch")
+        },
         "precision": cfg.get("precision", "fp32"),
         # exact batches equal batch size 1 (measured: docs/exactness.md); naive ones depend on the batch size
         "batching": batching if batching == "exact" else f"{batching} (batch_size {cfg.get('batch_size')})",
@@ -550,6 +553,21 @@ def _first_difference(found: object, made: object, where: str) -> tuple[str | No
                 return inner
         return None, found, made
     return (None if found == made and type(found) is type(made) else where), found, made
+
+
+def with_ids(summary: dict, run_dir: Path) -> dict[str, Any]:
+    """A summary's record, a derived one (a run written before the record) made again with its id list where its
+    transcripts.jsonl still reads: a subset then keeps its series across the upgrade, a whole split is decided by
+    its ids rather than its count."""
+    record = summary["measurement"]
+    if not record["derived"] or record["fingerprints"].get("ids_sha256") is not None:
+        return record
+    try:
+        ids = ids_sha256(r["id"] for r in read_transcripts(Path(run_dir) / "transcripts.jsonl"))
+    except (ResultsFileError, OSError):
+        return record
+    remade = measurement(summary, ids_hash=ids, derived=True)
+    return {**remade, "fingerprints": {**record["fingerprints"], "ids_sha256": ids}}
 
 
 class _Series(TypedDict):

@@ -87,8 +87,9 @@ def test_batched_run_equals_batch_size_one(tiny_checkpoint, tmp_path):
 @pytest.mark.slow  # a whole harness process: make test-slow
 def test_reference_failure_has_its_own_exit_status(tiny_checkpoint, tmp_path):
     done = bench(
-        *local(tiny_checkpoint, tmp_path / "run", "reference=wav2vec2-base-960h", "reference.utterances.clean=8")
-    )
+        *local(tiny_checkpoint, tmp_path / "run", "reference=wav2vec2-base-960h", "reference.utterances.clean=8",
+               "data.name=mini", "reference.data=mini")  # not the official test-clean: a set of these 8
+    )  # fmt: skip
     assert done.returncode == 3, done.stderr
     assert "reference check FAIL: WER" in done.stdout
     _, summary = read_run(tmp_path / "run")
@@ -199,3 +200,29 @@ def test_a_model_not_proven_exact_runs_at_batch_size_one_and_says_so(tmp_path):
     assert len(rows) == 4 and summary["n_batches"] == 4
     assert "model_type 'wavlm'" in summary["batching_fallback"] and "batch size 1" in summary["batching_fallback"]
     assert summary["model"]["architecture"] == "WavLMForCTC"
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["reference=nonesuch"], "reference='nonesuch': no such option; expected one of ['auto', "),
+        (["model=demo,nope", "--multirun"], "model='nope': no such option"),
+        (["+decoder=beam"], "decoder='beam': no such option"),
+    ],
+)
+def test_an_unknown_config_option_is_one_line(argv, message, monkeypatch, capsys):
+    # issue #27 item 8: Hydra's own message is several lines; ours names the option and the ones there are
+    from w2v2bench.cli.bench import main
+
+    monkeypatch.setattr(sys, "argv", ["w2v2bench", *argv])
+    with pytest.raises(SystemExit) as stopped:
+        main()
+    err = capsys.readouterr().err
+    assert stopped.value.code == 1 and err.count("\n") == 1 and message in err, err
+
+
+def test_another_config_folder_leaves_the_choice_to_hydra():
+    from w2v2bench.cli.bench import unknown_choice
+
+    assert unknown_choice(["hydra.searchpath=[file:///elsewhere]", "data=mine"]) is None
+    assert unknown_choice(["model=demo", "data=demo", "reference=none", "split=clean"]) is None

@@ -8,6 +8,7 @@ import json
 import pytest
 import yaml
 
+from tests.helpers import official_ids
 from tests.helpers.fake_runs import row, write_run
 from w2v2bench.export import ExportError, export
 from w2v2bench.results import remeasured
@@ -15,8 +16,10 @@ from w2v2bench.results import remeasured
 WHOLE_TEST_CLEAN = 2620
 
 
-def run_of(folder, n: int, name: str = "m", **summary_changes):
-    rows = [row(f"1-1-{i:04d}", "A CAT", "A CAT" if i % 10 else "A HAT") for i in range(n)]
+def run_of(folder, n: int, name: str = "m", ids: list[str] | None = None, **summary_changes):
+    """A test-clean run of n utterances: the official ids when n is the split's size (unless `ids` says)."""
+    ids = ids or (official_ids("test-clean") if n == WHOLE_TEST_CLEAN else [f"1-1-{i:04d}" for i in range(n)])
+    rows = [row(uid, "A CAT", "A CAT" if i % 10 else "A HAT") for i, uid in enumerate(ids)]
     run = write_run(folder, rows, name=name)
     summary = json.loads((run / "summary.json").read_text())
     for key, value in summary_changes.items():
@@ -48,6 +51,19 @@ def test_the_whole_split_is_the_plain_test_wer(tmp_path):
     export([run], tmp_path / "out", formats=["model-index"])
     (result,) = model_index({}, tmp_path / "out")
     assert result["dataset"]["type"] == "openslr/librispeech_asr" and result["metrics"][0]["name"] == "Test WER"
+
+
+def test_the_official_count_of_other_ids_is_no_official_split(tmp_path):
+    # 2620 utterances that are not test-clean's 2620 (another set's, or a tree with files swapped): the ids decide
+    other = [f"9-9-{i:04d}" for i in range(WHOLE_TEST_CLEAN)]
+    run = run_of(tmp_path / "run", WHOLE_TEST_CLEAN, ids=other)
+    record = export([run], tmp_path / "out", formats=["model-index", "leaderboard"], model_id="org/m")
+    assert model_index(record, tmp_path / "out") is None
+    assert "ids are not the official test-clean list" in record["model_index_skipped"][0]
+    (name,) = [p.name for p in (tmp_path / "out").glob("*.jsonl")]
+    assert "librispeech_test.clean" not in name and "subset2620" in name
+    summary = json.loads((run / "summary.json").read_text())["measurement"]["series"]["data"]
+    assert summary["coverage"] == "subset" and not summary["official"]
 
 
 @pytest.mark.parametrize(
@@ -86,7 +102,7 @@ def test_a_subsets_leaderboard_file_is_outside_the_leaderboards_columns(tmp_path
     record = export([small], tmp_path / "a", model_id="org/m", formats=["leaderboard"])
     (name,) = [p.name for p in (tmp_path / "a").glob("*.jsonl")]
     assert "librispeech_test.clean" not in name and "librispeech-subset30_test.clean" in name
-    assert "30 of 2620 utterances" in record["runs"][0]["leaderboard_subset"]
+    assert "30 utterances, not the official 2620" in record["runs"][0]["leaderboard_subset"]
     record = export([whole], tmp_path / "b", model_id="org/m", formats=["leaderboard"])
     (name,) = [p.name for p in (tmp_path / "b").glob("*.jsonl")]
     assert name.endswith("_librispeech_test.clean.jsonl") and "leaderboard_subset" not in record["runs"][0]

@@ -13,3 +13,12 @@ ARCHITECTURES = [
     ("hubert", "layer"),
     ("data2vec-audio", "layer"),
 ]
+
+
+def official_ids(split: str) -> list[str]:
+    """The official utterance ids of a LibriSpeech split (test-clean ...), sorted (tests/data/librispeech-ids/)."""
+    return (DATA / "librispeech-ids" / f"{split}.txt").read_text().split()
+
+
+# the tests' own config folder (tests/conf: the toys' YAMLs) on Hydra's search path
+TESTS_CONF = f"hydra.searchpath=[file://{DATA.parent / 'conf'}]"

@@ -29,8 +29,45 @@ def _app(cfg: DictConfig) -> None:
         STATUSES.append(Exit.FAILED)
 
 
+GROUPS = ("model", "data", "reference", "decoder", "backend")
+OTHER_CONFIGS = (
+    "hydra.searchpath",
+    "+hydra.searchpath",
+    "--config-dir",
+    "-cd",
+    "--config-path",
+    "-cp",
+    "--config-name",
+)
+
+
+def unknown_choice(argv: list[str]) -> str | None:
+    """One line for a config group option that is not shipped (`reference=nonesuch`), before Hydra composes and
+    prints its own several lines; None when each choice is a shipped one, or when another config folder is on
+    the search path (Hydra decides then)."""
+    from importlib import resources
+
+    if any(a.startswith(OTHER_CONFIGS) for a in argv):
+        return None
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        key = key.lstrip("+")
+        if not sep or key not in GROUPS or "(" in value:  # a sweep function (choice(...), range(...)): Hydra's
+            continue
+        folder = resources.files("w2v2bench.conf") / key
+        options = sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+        for choice in value.split(","):  # a multirun's list
+            if choice not in options:
+                return f"{key}={choice!r}: no such option; expected one of {options} (conf/{key}/)"
+    return None
+
+
 def main() -> None:
     register()
+    bad = unknown_choice(sys.argv[1:])
+    if bad:
+        print(f"w2v2bench: error: {bad}", file=sys.stderr)
+        sys.exit(Exit.FAILED)
     _app()
     # a failed run outranks a failed reference check, which outranks transcripts that are not fp32's
     sys.exit(next((s for s in (Exit.FAILED, Exit.REFERENCE_FAILED, Exit.NOT_EXACT) if s in STATUSES), Exit.OK))

@@ -24,7 +24,7 @@ Usage: python -m w2v2bench.nightly runs=<folder> [history=results/history.sqlite
   runs              a folder holding tonight's run folders (any depth), e.g. one multirun's output_dir root
   history           the SQLite history (created on first use; safe with concurrent writers)
   max_wer_increase  WER rise (a fraction: 0.001 = 0.1 points) over the baseline that fails the night
-  baseline          run folder(s) to compare with instead of the previous good run of the same model x split
+  baseline          run folder(s) to compare with instead of the previous good run of the same series
   out               where nightly.md, nightly.json and trend.png go (default: runs)
   harness_status    the matrix run's exit status; non-zero fails the night (a run that wrote nothing)
   show_changed      changed utterances shown per run in nightly.md (all are in nightly.json)

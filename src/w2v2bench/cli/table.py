@@ -1,7 +1,9 @@
 """`python -m w2v2bench.table [root=results] [view=runs|leaderboard]`: completed runs under a folder as one table.
 
-`view=runs` (default): one row per model x data x split with WER, CER, error counts, RTFx and the reference check.
-`view=leaderboard`: one row per model x data x split x decoder (the latest run of each), our WER beside the
+`view=runs` (default): one row per series (model x data x split x coverage x protocol: summary.json's
+measurement) with WER, CER, error counts, RTFx and the reference check; the protocol columns shown are those in
+which some row differs from the card protocol (backend, precision, decoder, normalizer, batching, device ...).
+`view=leaderboard`: one row per series (the latest run of each), our WER beside the
 card's figure, the difference in percentage points, the check's verdict (or why there was none), RTFx, and the
 class and feature-encoder norm each checkpoint was found to have.
 """
@@ -13,7 +15,7 @@ from pathlib import Path
 
 from ..errors import Exit
 from ..files import write_text_atomic
-from ..table import VIEWS, gather
+from ..table import VIEWS, gather, shown
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         frame = frame.groupby(keys, as_index=False, dropna=False).tail(1)
     name = "table" if view == "runs" else "leaderboard"
     write_text_atomic(root / f"{name}.csv", frame.to_csv(index=False))
+    frame = shown(frame)
     write_text_atomic(root / f"{name}.md", frame.drop(columns=["finished"]).to_markdown(index=False) + "\n")
     print(frame.drop(columns=["run", "finished"]).to_markdown(index=False))
     return Exit.OK

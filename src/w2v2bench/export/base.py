@@ -18,9 +18,10 @@ from typing import Any
 from ..metrics import Counts
 from ..metrics.edits import scored_text
 from ..metrics.normalizers import normalizer
+from ..results import OFFICIAL_SPLITS
 
-# the official LibriSpeech splits' sizes (OpenSLR SLR12's transcripts): only all of one is "the" split
-OFFICIAL_UTTERANCES = {"test-clean": 2620, "test-other": 2939, "dev-clean": 2703, "dev-other": 2864}
+# the official LibriSpeech splits' sizes (OpenSLR SLR12's transcripts; results.OFFICIAL_SPLITS has their id lists)
+OFFICIAL_UTTERANCES = {split: count for split, (count, _) in OFFICIAL_SPLITS.items()}
 SAFE = re.compile(r"[^A-Za-z0-9._-]")  # what a leaderboard file name keeps of a name; the rest becomes "_"
 
 

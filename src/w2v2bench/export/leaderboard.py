@@ -33,10 +33,11 @@ def leaderboard_name(model_id: str, summary: dict, subset: int | None = None) ->
 def files(run: ExportRun) -> tuple[Files, dict]:
     names, n = _run_names(run.summary), run.summary["n_utterances"]
     official = OFFICIAL_UTTERANCES.get(f"{names['partition']}-{names['split']}")
-    subset = n if names["data_name"] == "librispeech" and official is not None and n != official else None
+    whole = run.summary["measurement"]["series"]["data"]["official"]  # all of the split's ids (read_run checked)
+    subset = n if names["data_name"] == "librispeech" and official is not None and not whole else None
     about = {} if subset is None else {
-        "leaderboard_subset": f"{n} of {official} utterances: named {names['data_name']}-subset{n}, outside the "
-                              "leaderboard's LibriSpeech columns"}  # fmt: skip
+        "leaderboard_subset": f"{n} utterances, not the official {official}: named {names['data_name']}-subset{n}, "
+                              "outside the leaderboard's LibriSpeech columns"}  # fmt: skip
     records = [
         {"audio_filepath": s.audio_filepath or s.id, "duration": s.duration, "time": s.time, "text": s.text,
          "pred_text": s.pred_text, "id": s.id}

@@ -43,6 +43,11 @@ def _model_index_result(summary: dict) -> tuple[dict | None, str | None]:
             f"{summary['n_utterances']} utterances: a model card names {LIBRISPEECH_HUB_ID} "
             f"{names['partition']}-{names['split']} only for all {official} of it"
         )
+    if librispeech and not summary["measurement"]["series"]["data"]["official"]:  # the ids, checked (read_run)
+        return None, (
+            f"the run's utterance ids are not the official {names['partition']}-{names['split']} list: a model card "
+            f"names {LIBRISPEECH_HUB_ID} only for it"
+        )
     if not librispeech and cfg.get("limit") is not None:
         return None, f"limit={cfg['limit']} scores a subset"
     if cfg.get("batching", "exact") == "naive":

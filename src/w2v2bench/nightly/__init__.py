@@ -4,15 +4,17 @@ Usage: python -m w2v2bench.nightly runs=<folder of tonight's run folders> [histo
        [max_wer_increase=0.001] [baseline=<run folder> | baseline=[<run folder>,...]] [out=<folder>]
        [harness_status=<exit status of the matrix run>]
 
-Each run is compared with the previous good run of the same model x split (a pinned baseline instead, where
-one of the same model x split is given): WER, CER and RTFx deltas, and the utterances whose transcript
-changed, aligned old against new. Writes nightly.md, nightly.json and trend.png into `out` (default: `runs`).
+Each run is compared with the previous good run of the same series (model x split x coverage x protocol:
+summary.json's measurement; a smoke, bf16 or LM run has its own), or with a pinned baseline of the same series
+(one of another series is refused): WER, CER and RTFx deltas, and the utterances whose transcript changed,
+aligned old against new. Writes nightly.md, nightly.json and trend.png into `out` (default: `runs`).
 Exit status: 0 every run passed; 1 a run failed (WER rose more than max_wer_increase, a reference check
 failed, a run did not complete, or the harness exited non-zero); 2 bad arguments.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -105,6 +107,28 @@ def changed_utterances(new_dir: Path, base_dir: Path) -> tuple[list[dict], dict[
     return changed, sizes
 
 
+def fingerprint_changes(before: dict, after: dict) -> list[str]:
+    """What the run was measured with that differs from its baseline (measurement.fingerprints: weights, data,
+    id list, LM, export, library versions, harness commit): within one series, these are what a night reports
+    as a change."""
+    old = ((before.get("measurement") or {}).get("fingerprints")) or {}
+    new = ((after.get("measurement") or {}).get("fingerprints")) or {}
+    changes = []
+    for key in ("weights", "data_revision", "ids_sha256", "decoder", "backend", "git_hash"):
+        if old.get(key) != new.get(key) and old.get(key) not in (None, {}):  # a derived record knows less
+            changes.append(f"{key} {_short(old[key])} -> {_short(new.get(key))}")
+    versions_old, versions_new = old.get("versions") or {}, new.get("versions") or {}
+    for package in sorted(set(versions_old) & set(versions_new)):
+        if versions_old[package] != versions_new[package]:
+            changes.append(f"{package} {versions_old[package]} -> {versions_new[package]}")
+    return changes
+
+
+def _short(value: object) -> str:
+    text = "unknown" if value is None else value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return text if len(text) <= 24 else text[:21] + "..."
+
+
 @dataclass
 class Judgement:
     """One run of the night against its baseline."""
@@ -156,8 +180,11 @@ def judge(run: dict, baseline: dict | None, source: str | None, max_wer_increase
     if run["wer"] is None or (isinstance(run["wer"], float) and math.isnan(run["wer"])):
         j.reasons.append("no WER: no reference words were scored")
     if baseline is None:
-        j.notes.append("no baseline: this is the first good run of this model x split")
+        j.notes.append("no baseline: this is the first good run of this series")
         return j
+    changed = fingerprint_changes(baseline, run)
+    if changed:
+        j.notes.append("measured with something else than the baseline: " + "; ".join(changed))
     wer_delta = j.delta("wer")
     if wer_delta is not None and wer_delta > max_wer_increase + 1e-12:
         j.reasons.append(
@@ -335,6 +362,19 @@ def _pinned(folders: list[Path]) -> dict[SplitKey, dict]:
     return pinned
 
 
+def _check_pinned(pinned: dict[SplitKey, dict], folders: list[Path]) -> None:
+    """A pinned baseline measures what tonight's run of its model x split measures (the same series: coverage,
+    precision, decoder, normaliser ...); one of another series is refused before anything is recorded."""
+    tonight = [SplitKey(history.row_from_summary(f, (f / "summary.json").read_bytes())) for f in folders]
+    for key, row in pinned.items():
+        same_split = [k for k in tonight if k[:4] == key[:4]]
+        if same_split and key not in same_split:
+            raise ValueError(
+                f"baseline={row['run_dir']!r} measured {key}, tonight's run measures {same_split[0]}: a baseline "
+                "must be of the same series (measurement.series in summary.json); pin one that is, or none"
+            )
+
+
 def nightly(
     runs: Path,
     history_path: Path,
@@ -358,6 +398,7 @@ def nightly(
         )
     if not folders:
         problems.append(f"no completed runs under {runs}")
+    _check_pinned(pinned, folders)
     history.rows(history_path)  # the whole history must read before tonight is added to it
     recorded = []
     for folder in folders:

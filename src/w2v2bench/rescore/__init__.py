@@ -24,7 +24,16 @@ from ..metrics import Counts, rate
 from ..metrics.edits import utterance_counts
 from ..metrics.normalizers import normalizer
 from ..provenance import git_hash, versions
-from ..results import SCHEMA_VERSION, is_scored, load_rows, load_summary, remeasured, write_summary, write_transcripts
+from ..results import (
+    SCHEMA_VERSION,
+    is_scored,
+    load_rows,
+    load_summary,
+    remeasured,
+    with_ids,
+    write_summary,
+    write_transcripts,
+)
 from ..summary import check_reference
 from ..table import write_tables
 
@@ -69,6 +78,7 @@ def rescore(
     if summary is None:
         raise FileNotFoundError(f"run={str(run_dir)!r}: no summary.json in that folder")
     rows = load_rows(run_dir)
+    summary["measurement"] = with_ids(summary, run_dir)  # a run written before the record: its ids from its rows
     original = summary.get("normalizer") or "none"
     name = normalizer_name or original
     normalize = normalizer(None if name == "none" else name, allow_code=name == normalizer_name)

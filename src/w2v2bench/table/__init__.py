@@ -1,7 +1,9 @@
 """`python -m w2v2bench.table [root=results] [view=runs|leaderboard]`: completed runs under a folder as one table.
 
-`view=runs` (default): one row per model x data x split with WER, CER, error counts, RTFx and the reference check.
-`view=leaderboard`: one row per model x data x split x decoder (the latest run of each), our WER beside the
+`view=runs` (default): one row per series (model x data x split x coverage x protocol: summary.json's
+measurement) with WER, CER, error counts, RTFx and the reference check; the protocol columns shown are those in
+which some row differs from the card protocol (backend, precision, decoder, normalizer, batching, device ...).
+`view=leaderboard`: one row per series (the latest run of each), our WER beside the
 card's figure, the difference in percentage points, the check's verdict (or why there was none), RTFx, and the
 class and feature-encoder norm each checkpoint was found to have.
 """
@@ -15,7 +17,66 @@ import pandas as pd
 
 from ..errors import one_line
 from ..files import write_text_atomic
-from ..results import ResultsFileError, read_summary
+from ..results import ResultsFileError, read_summary, with_ids
+
+# the series' protocol as columns, with the card protocol's value: a column whose every row has that value is
+# left out of a table (`shown`); coverage and the series id are always there
+PROTOCOL_COLUMNS = {
+    "backend": "torch",
+    "precision": "fp32",
+    "decoder": "greedy",
+    "normalizer": "none",
+    "batching": "exact",
+    "device": "cpu",
+    "compile": False,
+    "recheck_margin": None,
+    "merge_compounds": False,
+}
+
+
+def series_columns(summary: dict) -> dict:
+    """What a row's figure is of (summary.json's measurement.series): its coverage, its protocol, its series id."""
+    record = summary["measurement"]
+    data, protocol = record["series"]["data"], record["series"]["protocol"]
+    backend = protocol.get("backend") or {}
+    if data.get("coverage") == "whole":
+        coverage = "whole (official)" if data.get("official") else "whole"
+    else:
+        coverage = f"subset of {data.get('n_utterances')}"
+    precision = protocol.get("precision", "fp32")
+    if backend.get("name", "torch") != "torch":
+        precision = backend.get("precision", precision)  # the runtime's own precision (int8, bf16)
+    return {
+        "coverage": coverage,
+        "backend": backend.get("name", "torch"),
+        "precision": precision,
+        "decoder": (protocol.get("decoder") or {}).get("name", "greedy"),
+        "normalizer": protocol.get("normalizer", "none"),
+        "batching": protocol.get("batching", "exact"),
+        "device": protocol.get("device", "cpu"),
+        "compile": protocol.get("compile", False),
+        "recheck_margin": protocol.get("recheck_margin"),
+        "merge_compounds": protocol.get("merge_compounds", False),
+        "series": record["series_id"],
+        "record": "derived" if record.get("derived") else "written",
+    }
+
+
+def shown(frame: pd.DataFrame, keep: tuple[str, ...] = ()) -> pd.DataFrame:
+    """The table without the protocol columns in which every row has the card protocol's value (and without
+    `record` where no row's record was derived): the columns left are those that say how rows differ."""
+    drop = [
+        c
+        for c, usual in PROTOCOL_COLUMNS.items()
+        if c in frame.columns and c not in keep and all(_same(v, usual) for v in frame[c])
+    ]
+    if "record" in frame.columns and all(v == "written" for v in frame["record"]):
+        drop.append("record")
+    return frame.drop(columns=drop)
+
+
+def _same(value, usual) -> bool:
+    return (value is None or value != value) if usual is None else value == usual  # NaN: a missing value
 
 
 def table_row(summary: dict) -> dict:
@@ -25,6 +86,7 @@ def table_row(summary: dict) -> dict:
         "model": cfg["model"]["name"],
         "data": cfg["data"]["name"],
         "split": f"{cfg['data']['partition']}-{cfg['split']}",
+        **series_columns(summary),
         "wer_%": round(summary["wer"] * 100, 2),
         "cer_%": round(summary["cer"] * 100, 2),
         "errors": summary["word_errors"]["substitutions"]
@@ -61,8 +123,7 @@ def leaderboard_row(summary: dict) -> dict:
         "split": f"{cfg['data']['partition']}-{cfg['split']}",
         "class": info.get("architecture"),
         "norm": info.get("feat_extract_norm"),
-        "decoder": (summary.get("decoder") or {}).get("name", "greedy"),
-        "backend": (summary.get("backend") or {}).get("name", "torch"),
+        **series_columns(summary),
         "utterances": summary["n_utterances"],
         "wer_%": wer,
         "card_%": card,
@@ -70,14 +131,16 @@ def leaderboard_row(summary: dict) -> dict:
         "check": check,
         "rtfx": round(summary["rtfx"], 1),
         "batch_size": 1 if summary.get("batching_fallback") else cfg["batch_size"],
-        "precision": cfg["precision"],
-        "device": summary.get("device"),
+        "device_name": summary.get("device"),
     }
 
 
 def write_tables(output_dir: Path, summary: dict) -> pd.DataFrame:
+    """wer.csv (every column) and wer.md (the run's backend, precision and coverage always, and what else differs
+    from the card protocol); returns the wer.md table."""
     frame = pd.DataFrame([table_row(summary)])
     write_text_atomic(output_dir / "wer.csv", frame.to_csv(index=False))
+    frame = shown(frame, keep=("backend", "precision"))
     write_text_atomic(output_dir / "wer.md", frame.to_markdown(index=False) + "\n")
     return frame
 
@@ -96,15 +159,16 @@ def gather(root: str | os.PathLike, row=None) -> tuple[pd.DataFrame, list[str]]:
             continue
         if summary["status"] != "complete":
             continue
+        summary["measurement"] = with_ids(summary, path.parent)  # a run written before the record: its ids
         rows.append({**row(summary), "finished": summary.get("finished"), "run": str(path.parent)})
     frame = pd.DataFrame(rows)
     if not frame.empty:
-        keys = [k for k in ("model", "data", "split", "decoder") if k in frame.columns]
+        keys = [k for k in ("model", "data", "split", "series") if k in frame.columns]
         frame = frame.sort_values([*keys, "finished"]).reset_index(drop=True)
     return frame, skipped
 
 
-VIEWS = {
-    "runs": (table_row, ["model", "data", "split"]),
-    "leaderboard": (leaderboard_row, ["model", "data", "split", "decoder", "backend"]),
+VIEWS = {  # one row per series (the latest run of each): a bf16, int8, LM, normalised or smoke run is its own row
+    "runs": (table_row, ["model", "data", "split", "series"]),
+    "leaderboard": (leaderboard_row, ["model", "data", "split", "series"]),
 }
