@@ -292,6 +292,19 @@ def test_a_version_2_history_gets_each_runs_series_and_its_baseline_stays(tmp_pa
     assert str(SplitKey(int8_row)) == "demo on librispeech test-clean (subset of 6, backend onnxruntime int8)"
 
 
+@pytest.mark.parametrize("column,value", [("config", "[]"), ("decoder_settings", "[1]")])
+def test_an_old_history_with_a_damaged_row_is_refused_in_one_line_and_left_as_it_is(tmp_path, column, value):
+    db = tmp_path / "h.sqlite"
+    version_1_history(db, make_run(tmp_path / "old"), version=2)
+    with sqlite3.connect(db) as con:
+        con.execute(f"UPDATE runs SET {column} = ?", (value,))
+    con.close()
+    before = db.read_bytes()
+    with pytest.raises(history.HistoryError, match="cannot be given a series"):
+        history.rows(db)
+    assert db.read_bytes() == before
+
+
 def test_a_baseline_whose_summary_is_damaged_is_one_line(tmp_path):
     import json
     import subprocess

@@ -24,16 +24,21 @@ def run(out, *overrides) -> tuple[int, dict]:
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
-    """(a byte-identical copy of the demo checkpoint in another folder, a copy with one tensor changed)."""
+    """(a byte-identical copy of the demo checkpoint in another folder, a copy with one tensor changed, a copy with
+    the same weights and two letters of its vocabulary swapped)."""
     root = tmp_path_factory.mktemp("checkpoints")
-    copy, changed = root / "copy", root / "changed"
-    shutil.copytree(asset_path("demo-model"), copy)
-    shutil.copytree(asset_path("demo-model"), changed)
+    copy, changed, vocab = root / "copy", root / "changed", root / "vocab"
+    for folder in (copy, changed, vocab):
+        shutil.copytree(asset_path("demo-model"), folder)
+    (copy / "training_args.bin").write_bytes(b"a Trainer's file beside the weights: not weights")
     tensors = load_file(changed / "model.safetensors")
     name = sorted(tensors)[5]
     tensors[name] = tensors[name] * 1.001
     save_file(tensors, changed / "model.safetensors", metadata={"format": "pt"})
-    return copy, changed
+    tokens = json.loads((vocab / "vocab.json").read_text())
+    tokens["E"], tokens["T"] = tokens["T"], tokens["E"]
+    (vocab / "vocab.json").write_text(json.dumps(tokens))
+    return copy, changed, vocab
 
 
 @pytest.mark.slow
@@ -49,7 +54,7 @@ def test_other_weights_under_a_pinned_name_are_named_after_themselves(tmp_path, 
     assert status == 0 and name.startswith("local/changed-") and name == summary["measurement"]["series"]["model"]
     assert summary["reference"] is None and "card 'demo' is for other weights" in summary["reference_note"]
     assert (
-        f"is not the weights 'demo' pins (model.pin in its conf/model/ file): filed as '{name}'"
+        f"is not the checkpoint 'demo' pins (model.pin in its conf/model/ file): filed as '{name}'"
         in capsys.readouterr().out
     )
     again = run(tmp_path / "again", f"model.checkpoint={checkpoints[1]}", "limit=3")[1]
@@ -58,6 +63,33 @@ def test_other_weights_under_a_pinned_name_are_named_after_themselves(tmp_path, 
     mine = run(tmp_path / "mine", f"model.checkpoint={checkpoints[1]}", "limit=3", "model.name=mine")[1]
     assert mine["config"]["model"]["name"] == "mine" and mine["measurement"]["fingerprints"]["pin"] == "renamed"
     assert mine["reference"] is None
+
+
+def test_the_same_weights_with_another_vocabulary_are_not_the_pinned_checkpoint(tmp_path, checkpoints):
+    # the pin covers what decides the transcripts: weights, config, vocabulary, tokenizer and preprocessor files
+    status, summary = run(tmp_path / "run", f"model.checkpoint={checkpoints[2]}", "limit=3")
+    assert status == 0 and summary["config"]["model"]["name"].startswith("local/vocab-")
+    assert summary["reference"] is None and summary["measurement"]["fingerprints"]["pin"] == "other weights"
+
+
+def test_a_pin_on_the_command_line_is_recorded(tmp_path, checkpoints):
+    changed = run(tmp_path / "first", f"model.checkpoint={checkpoints[1]}", "limit=3")[1]["measurement"]
+    digest = changed["fingerprints"]["checkpoint_sha256"]
+    status, summary = run(tmp_path / "run", f"model.checkpoint={checkpoints[1]}", "limit=3",
+                          f"model.pin.sha256=[{digest}]")  # fmt: skip
+    record = summary["measurement"]["fingerprints"]
+    assert status == 0 and summary["config"]["model"]["name"] == "demo" and record["pin"] == "matched"
+    assert record["pinned"]["sha256"] == [digest]  # the pin it was held to, whoever gave it
+
+
+def test_a_long_folder_name_still_makes_a_name_that_fits(tmp_path, checkpoints, monkeypatch):
+    folder = tmp_path / ("L" * 250)
+    shutil.copytree(checkpoints[1], folder)
+    monkeypatch.chdir(tmp_path)  # output_dir's default: results/<model.name>/... here
+    assert evaluate(*DEMO, f"model.checkpoint={folder}", "limit=1") == 0
+    (summary,) = (tmp_path / "results").rglob("summary.json")
+    name = json.loads(summary.read_text())["config"]["model"]["name"]
+    assert name == f"local/{'L' * 64}-{name[-8:]}" and summary.is_relative_to(tmp_path / "results" / name)
 
 
 def _flat(value, prefix=""):
@@ -74,11 +106,13 @@ def base(tmp_path_factory):
 
 VARIANTS = [
     ("checkpoint folder", "model.checkpoint={changed}", "model",
-     {"series.model", "fingerprints.weights", "fingerprints.checkpoint", "fingerprints.pin"}),
+     {"series.model", "fingerprints.weights", "fingerprints.checkpoint", "fingerprints.checkpoint_sha256",
+      "fingerprints.pin"}),
     ("precision", "precision=bf16", "precision", {"series.protocol.precision"}),
     ("normaliser", "normalizer=basic", "normalizer", {"series.protocol.normalizer"}),
     ("limit", "limit=4", "coverage",
-     {"series.data.n_utterances", "series.data.ids_sha256", "fingerprints.ids_sha256", "fingerprints.n_utterances"}),
+     {"series.data.n_utterances", "series.data.ids_sha256", "fingerprints.ids_sha256", "fingerprints.n_utterances",
+      "fingerprints.audio_sha256"}),
     ("decoder", "decoder=toy", "decoder", {"series.protocol.decoder.name", "series.protocol.decoder.lowercase"}),
 ]  # fmt: skip
 

@@ -1,4 +1,5 @@
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -137,6 +138,25 @@ def test_a_pinned_baseline_of_another_series_is_refused_in_one_line(tmp_path):
         "test-clean (subset of 6): a baseline must be of the same series" in done.stderr
     )
     assert not (tmp_path / "h.sqlite").exists()  # nothing recorded
+
+
+@pytest.mark.parametrize(
+    "baseline,message",
+    [
+        ("another model", "no run tonight measures it: a baseline must be of the same series"),
+        ("failed", "the run is not complete (status 'failed')"),
+    ],
+)
+def test_a_pinned_baseline_that_cannot_be_one_is_refused_before_anything_is_recorded(tmp_path, baseline, message):
+    pinned = make_run(tmp_path / "pinned", model="other", finished=NIGHT(0))
+    if baseline == "failed":
+        (pinned / "summary.json").write_text(json.dumps({**json.loads((pinned / "summary.json").read_text()),
+                                                         "status": "failed", "model": {}}))  # fmt: skip
+    runs = tmp_path / "night1"
+    make_run(runs / "clean", finished=NIGHT(1))
+    with pytest.raises(ValueError, match=re.escape(message)):
+        nightly(runs, tmp_path / "h.sqlite", baselines=[pinned])
+    assert not (tmp_path / "h.sqlite").exists()
 
 
 def test_what_a_run_was_measured_with_that_changed_is_noted(tmp_path):

@@ -54,8 +54,8 @@ class WeightsPin:
     name: str | None = None  # the name the pin is for: the config's own `name` (a model.name= override is not)
     hub: str | None = None  # the Hub id whose files they are
     revision: str | None = None  # ... at this revision only (null: any, recorded as a fingerprint)
-    sha256: list[str] = field(default_factory=list)  # or local weight files with these hashes (`sha256:<hex>`, as
-    # summary.json's measurement.fingerprints.weights records them)
+    sha256: list[str] = field(default_factory=list)  # or local checkpoint folders with these hashes (`sha256:<hex>`
+    # of the weight, config, vocabulary and preprocessor files, as measurement.fingerprints.checkpoint_sha256 records)
 
 
 @dataclass

@@ -308,7 +308,11 @@ def _derived_record(row: dict) -> dict:
         "versions": json.loads(row["versions"]) if row.get("versions") else None,
         "git_hash": row["git_hash"],
     }
-    return with_ids({**summary, "measurement": measurement(summary, derived=True)}, Path(row["run_dir"]))
+    summary["measurement"] = measurement(summary, derived=True)
+    try:
+        return with_ids(summary, Path(row["run_dir"]))
+    except ResultsFileError:  # its folder's rows no longer read: the record from the columns alone
+        return summary["measurement"]
 
 
 def _migrate(db: sqlite3.Connection, path: Path) -> None:
@@ -331,7 +335,7 @@ def _migrate(db: sqlite3.Connection, path: Path) -> None:
         for row in list(db.execute("SELECT * FROM runs")):
             try:
                 record = _derived_record(dict(row))
-            except (ValueError, KeyError, TypeError, RecursionError) as err:
+            except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as err:
                 raise _refuse(
                     path, f"run {row['run_id']!r} cannot be given a series ({type(err).__name__}: {err})"
                 ) from None

@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.pth")
+# what transformers loads a checkpoint's weights from (a Trainer's training_args.bin, optimizer.pt and rng files
+# beside them are not weights)
+WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin")
+# what else in a checkpoint folder decides its transcripts: the model's config, the tokens, the input processing
+DECIDING_FILES = (
+    "config.json", "preprocessor_config.json", "vocab.json", "tokenizer_config.json", "tokenizer.json",
+    "special_tokens_map.json", "added_tokens.json",
+)  # fmt: skip
 PACKAGES = ("w2v2bench", "torch", "transformers", "datasets", "jiwer", "soundfile", "hydra-core", "numpy")
 
 
@@ -88,11 +95,26 @@ def _hub_commit(repo_id: str, revision: str | None) -> str | None:
         return None
 
 
+def _files(folder: Path, patterns: tuple[str, ...]) -> tuple[Path, ...]:
+    return tuple(sorted({p for pattern in patterns for p in folder.glob(pattern) if p.is_file()}))
+
+
+def checkpoint_id(folder: str | Path) -> str | None:
+    """sha256:<hex> of what decides a local checkpoint's transcripts: its weight files and its config, vocabulary,
+    tokenizer and preprocessor files (name and contents, in name order); None without weight files. What a
+    model config's pin (`model.pin.sha256`) names."""
+    folder = Path(folder)
+    if not _files(folder, WEIGHT_PATTERNS):
+        return None
+    files = _files(folder, WEIGHT_PATTERNS + DECIDING_FILES)
+    stamps = tuple((p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+    return "sha256:" + _hash_cached(files, stamps)
+
+
 def weights_id(checkpoint: str, revision: str | None, local: bool) -> str | None:
     """sha256:<hex> of a local folder's weight files; git:<commit> or revision:<name> for a Hub id."""
     if local:
-        folder = Path(checkpoint)
-        files = tuple(sorted({p for pattern in WEIGHT_PATTERNS for p in folder.glob(pattern) if p.is_file()}))
+        files = _files(Path(checkpoint), WEIGHT_PATTERNS)
         if not files:
             return None
         stamps = tuple((p.stat().st_size, p.stat().st_mtime_ns) for p in files)

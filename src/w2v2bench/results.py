@@ -157,6 +157,10 @@ class _Config(TypedDict):
     data: _DataChoice
     split: Text
     batch_size: Annotated[int, Strict(), Field(ge=1)]
+    limit: NotRequired[Annotated[int, Strict(), Field(ge=1)] | None]
+    precision: NotRequired[Text]
+    batching: NotRequired[Text]
+    device: NotRequired[Text]
 
 
 class _WordErrors(TypedDict):
@@ -272,10 +276,17 @@ def validate_summary(summary: object, path: str | os.PathLike, complete: bool = 
                 raise ResultsFileError(
                     f"{path}: field {key}: {summary[key]!r}, but its own counts give {wrong}/{total}"
                 )
-        if found == 1:
-            summary["measurement"] = measurement(summary, derived=True)
-        else:
-            _check_measurement(summary, path)
+        try:
+            if found == 1:
+                summary["measurement"] = measurement(summary, derived=True)
+            else:
+                _check_measurement(summary, path)
+        except (TypeError, KeyError, AttributeError, ValueError, RecursionError) as err:
+            if isinstance(err, ResultsFileError):
+                raise
+            raise ResultsFileError(
+                f"{path}: its measurement record cannot be made from its fields ({type(err).__name__}: {err})"
+            ) from None
     return summary
 
 
@@ -453,15 +464,16 @@ def _coverage(summary: dict, ids_hash: str | None, derived: bool) -> dict[str, A
     data, split, n = cfg["data"], cfg["split"], summary["n_utterances"]
     limit = cfg.get("limit")
     official = official_split(data["name"], data.get("partition"), split)
+    found = {"name": data["name"], "partition": data.get("partition"), "split": split}
     if official is not None:
         # a version-1 run of the split's full count, ids not read: its ids were the split's (derived)
-        whole = ids_hash == official[1] or (derived and ids_hash is None and n == official[0])
-    else:  # another set: whole unless a limit cut it (a limit past the set's end cut nothing)
-        whole = limit is None or n < limit
-    found = {"name": data["name"], "partition": data.get("partition"), "split": split}
-    if whole:
-        return {**found, "coverage": "whole", "official": official is not None}
-    return {**found, "coverage": "subset", "official": False, "n_utterances": n, "ids_sha256": ids_hash}
+        if ids_hash == official[1] or (derived and ids_hash is None and n == official[0]):
+            return {**found, "coverage": "whole", "official": True}
+        return {**found, "coverage": "subset", "official": False, "n_utterances": n, "ids_sha256": ids_hash}
+    # another set: all of it unless a limit cut it (a limit past its end cut nothing); which set it is, is its ids
+    whole = limit is None or n < limit
+    return {**found, "coverage": "whole" if whole else "subset", "official": False, "n_utterances": n,
+            "ids_sha256": ids_hash}  # fmt: skip
 
 
 def _protocol(summary: dict) -> dict[str, Any]:
@@ -477,7 +489,12 @@ def _protocol(summary: dict) -> dict[str, Any]:
         },
         "precision": cfg.get("precision", "fp32"),
         # exact batches equal batch size 1 (measured: docs/exactness.md); naive ones depend on the batch size
-        "batching": batching if batching == "exact" else f"{batching} (batch_size {cfg.get('batch_size')})",
+        "batching": batching
+        if batching == "exact"
+        else (
+            f"{batching} (batch_size {cfg.get('batch_size')}, max_batch_s {cfg.get('max_batch_s')}, sort_window "
+            f"{cfg.get('sort_window')})"  # what makes up a naive batch, and so its padding
+        ),
         "normalizer": summary.get("normalizer") or "none",
         "merge_compounds": bool(summary.get("merge_compounds", False)),
         "recheck_margin": cfg.get("recheck_margin"),
@@ -523,6 +540,7 @@ def measurement(
         "revision": model.get("revision", cfg["model"].get("revision")),
         "hub_commit": model.get("commit"),
         "data_source": cfg["data"].get("source"),
+        "data_location": cfg["data"].get("root") or cfg["data"].get("dataset"),
         "data_revision": cfg["data"].get("commit") or cfg["data"].get("revision"),
         "decoder": {k: v for k, v in decoder.items() if k in DECODER_FINGERPRINTS},
         "backend": {k: v for k, v in backend.items() if k not in BACKEND_PROTOCOL and k not in BACKEND_VOLATILE},
@@ -556,15 +574,22 @@ def _first_difference(found: object, made: object, where: str) -> tuple[str | No
 
 
 def with_ids(summary: dict, run_dir: Path) -> dict[str, Any]:
-    """A summary's record, a derived one (a run written before the record) made again with its id list where its
-    transcripts.jsonl still reads: a subset then keeps its series across the upgrade, a whole split is decided by
-    its ids rather than its count."""
+    """A summary's record checked against its run folder's rows: a written record's id list must be theirs (a
+    ResultsFileError names the field); a derived one (a run written before the record) is made again with their
+    ids, so a subset keeps its series across the upgrade and a whole split is decided by its ids, not its count.
+    Without a transcripts.jsonl to read, the record as it is."""
     record = summary["measurement"]
-    if not record["derived"] or record["fingerprints"].get("ids_sha256") is not None:
-        return record
+    path = Path(run_dir) / "transcripts.jsonl"
     try:
-        ids = ids_sha256(r["id"] for r in read_transcripts(Path(run_dir) / "transcripts.jsonl"))
-    except (ResultsFileError, OSError):
+        ids = ids_sha256(r["id"] for r in read_transcripts(path))
+    except OSError:
+        return record  # no rows to read (a re-score's source gone, a history row of a folder long gone)
+    if not record["derived"]:
+        if record["fingerprints"].get("ids_sha256") != ids:
+            raise ResultsFileError(
+                f"{Path(run_dir) / 'summary.json'}: field measurement.fingerprints.ids_sha256 is not the hash of "
+                "transcripts.jsonl's ids"
+            )
         return record
     remade = measurement(summary, ids_hash=ids, derived=True)
     return {**remade, "fingerprints": {**record["fingerprints"], "ids_sha256": ids}}

@@ -26,7 +26,7 @@ from .config import ReferenceConfig, load_reference
 from .errors import ConfigError
 from .metrics.normalizers import normalizer
 from .model import parse_device, resolve_checkpoint, resolve_defaults
-from .provenance import weights_id
+from .provenance import checkpoint_id, weights_id
 
 # group -> (the key that names the implementation in summary.json's config, what a class of it must have)
 GROUPS = {
@@ -183,6 +183,8 @@ class Naming:
     pin: str  # matched | unpinned | renamed | other weights
     card: bool  # whether the config's card (reference=auto) is for these weights
     note: str | None = None  # what the console says about it
+    checkpoint_sha256: str | None = None  # provenance.checkpoint_id of a local folder: what a pin names
+    pinned: dict | None = None  # the pin the weights were held to (the config's, or one given on the command line)
 
 
 def derived_name(checkpoint: str, local: bool) -> str:
@@ -191,7 +193,7 @@ def derived_name(checkpoint: str, local: bool) -> str:
     if not local:
         return checkpoint
     path = Path(checkpoint).expanduser().resolve()
-    base = re.sub(r"[^A-Za-z0-9._+-]", "_", path.name).lstrip(".") or "checkpoint"
+    base = re.sub(r"[^A-Za-z0-9._+-]", "_", path.name).lstrip(".")[:64] or "checkpoint"  # a folder name fits
     return f"local/{base}-{hashlib.sha256(str(path).encode()).hexdigest()[:8]}"
 
 
@@ -200,27 +202,31 @@ def name_the_weights(model: dict) -> Naming:
     with no pin, or a name given on the command line (not the pin's), owns whatever weights it loads."""
     checkpoint, local = resolve_checkpoint(model["checkpoint"])
     weights = weights_id(checkpoint, model.get("revision"), local)
+    files = checkpoint_id(checkpoint) if local else None
     pin = model.get("pin") or {}
     hashes = [h for h in pin.get("sha256") or [] if isinstance(h, str)]
+    found = {"weights": weights, "checkpoint_sha256": files}
     if not (pin.get("hub") or hashes):
-        return Naming(model["name"], weights, "unpinned", card=True)
+        return Naming(model["name"], pin="unpinned", card=True, **found)
+    pinned = {"name": pin.get("name"), "hub": pin.get("hub"), "revision": pin.get("revision"), "sha256": hashes}
+    found["pinned"] = pinned
     if local:
-        matches = weights is not None and weights in hashes
+        matches = files is not None and files in hashes
     else:
         matches = checkpoint == pin.get("hub") and pin.get("revision") in (None, model.get("revision"))
     if matches:
-        return Naming(model["name"], weights, "matched", card=True)
+        return Naming(model["name"], pin="matched", card=True, **found)
     if model["name"] != pin.get("name"):
         why = f"model.name={model['name']!r} is not the pinned {pin.get('name')!r}: no card for other weights"
-        return Naming(model["name"], weights, "renamed", card=False, note=why)
+        return Naming(model["name"], pin="renamed", card=False, note=why, **found)
     name = derived_name(checkpoint, local)
-    shown = weights or "no weight files found"
+    shown = files or weights or "no weight files found"
     note = (
-        f"model: {model['checkpoint']} ({shown}) is not the weights {model['name']!r} pins "
+        f"model: {model['checkpoint']} ({shown}) is not the checkpoint {model['name']!r} pins "
         f"(model.pin in its conf/model/ file): filed as {name!r}, no reference check; model.name=<name> names "
         "your own"
     )
-    return Naming(name, weights, "other weights", card=False, note=note)
+    return Naming(name, pin="other weights", card=False, note=note, **found)
 
 
 def validate(cfg: DictConfig) -> Run:

@@ -6,6 +6,7 @@ back out of a path. `gather` re-reads summaries under a folder into one model x 
 
 from __future__ import annotations
 
+import hashlib
 import math
 import socket
 import sys
@@ -89,6 +90,15 @@ def reference_check(
         check = check_reference(float("nan"), reference.wer[split], reference.tolerance, reference.source)
         return check, f"failed: {t.n_failed} utterance(s) could not be transcribed"
     return check_reference(t.wer, reference.wer[split], reference.tolerance, reference.source), "checked"
+
+
+def audio_sha256(results) -> str | None:
+    """One hash of the audio a run scored: sha256 over each utterance's id and its audio's sha256, in id order
+    (None when no row has one); a swapped file under the same id changes it."""
+    pairs = sorted((r.id, r.audio_sha256) for r in results if r.audio_sha256)
+    if not pairs:
+        return None
+    return hashlib.sha256("".join(f"{i} {a}\n" for i, a in pairs).encode()).hexdigest()
 
 
 def precision_check(ranks: list, config: dict) -> dict | None:
@@ -265,8 +275,15 @@ def finish(run: Run, folder: RunFolder, per_rank, load_s, transcriber, decoder: 
         if backend is not None
         else {"name": "torch", "version": torch.__version__, "precision": run.precision}
     )
-    summary["model"]["weights"] = run.naming.weights
-    summary["measurement"] = measurement(summary, ids_hash=ids, fingerprints={"pin": run.naming.pin})
+    commit = summary["model"].get("commit")  # a Hub load: the commit its files came from, known after the load
+    summary["model"]["weights"] = f"git:{commit}" if commit else run.naming.weights
+    fingerprints = {
+        "checkpoint_sha256": run.naming.checkpoint_sha256,
+        "pin": run.naming.pin,
+        "pinned": run.naming.pinned,
+        "audio_sha256": audio_sha256(results),
+    }
+    summary["measurement"] = measurement(summary, ids_hash=ids, fingerprints=fingerprints)
     table = write_tables(output_dir, summary)
     write_analysis(output_dir, summary=summary)
     status = Exit.OK if check is None or check.passed else Exit.REFERENCE_FAILED

@@ -226,3 +226,4 @@ def test_another_config_folder_leaves_the_choice_to_hydra():
 
     assert unknown_choice(["hydra.searchpath=[file:///elsewhere]", "data=mine"]) is None
     assert unknown_choice(["model=demo", "data=demo", "reference=none", "split=clean"]) is None
+    assert unknown_choice(["model='demo'", 'data="demo"', "reference= none"]) is None  # Hydra's quoting

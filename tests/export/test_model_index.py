@@ -106,3 +106,12 @@ def test_a_subsets_leaderboard_file_is_outside_the_leaderboards_columns(tmp_path
     record = export([whole], tmp_path / "b", model_id="org/m", formats=["leaderboard"])
     (name,) = [p.name for p in (tmp_path / "b").glob("*.jsonl")]
     assert name.endswith("_librispeech_test.clean.jsonl") and "leaderboard_subset" not in record["runs"][0]
+
+
+def test_a_derived_local_name_is_not_prefixed_twice(tmp_path):
+    # a checkpoint filed under a name of its own (local/<folder>-<hash>: docs/models.md) keeps it as its model id
+    run = run_of(tmp_path / "run", 30, name="local/mine-1234abcd")
+    record = export([run], tmp_path / "out", formats=["leaderboard"])
+    assert record["model_id"] == "local/mine-1234abcd"
+    (name,) = [p.name for p in (tmp_path / "out").glob("*.jsonl")]
+    assert name.startswith("MODEL_local-mine-1234abcd_")

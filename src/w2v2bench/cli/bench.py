@@ -57,6 +57,9 @@ def unknown_choice(argv: list[str]) -> str | None:
         folder = resources.files("w2v2bench.conf") / key
         options = sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
         for choice in value.split(","):  # a multirun's list
+            choice = choice.strip()
+            if len(choice) >= 2 and choice[0] == choice[-1] and choice[0] in "'\"":
+                choice = choice[1:-1]  # Hydra's quoted value
             if choice not in options:
                 return f"{key}={choice!r}: no such option; expected one of {options} (conf/{key}/)"
     return None

@@ -61,7 +61,10 @@ def _run_names(summary: dict) -> dict[str, str]:
 def default_model_id(summary: dict) -> str:
     """The Hub id for a Hub checkpoint; `local/<model.name>` for a folder (the leaderboard reads `<org>/<name>`)."""
     names = _run_names(summary)
-    return names["checkpoint"] if not names["local"] and "/" in names["checkpoint"] else f"local/{names['model_name']}"
+    if not names["local"] and "/" in names["checkpoint"]:
+        return names["checkpoint"]
+    name = names["model_name"]
+    return name if name.startswith("local/") else f"local/{name}"  # a derived name is local/<folder>-<hash> already
 
 
 def scored_rows(summary: dict, rows: list[dict]) -> tuple[list[Scored], int]:

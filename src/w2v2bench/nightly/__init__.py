@@ -28,7 +28,7 @@ from ..errors import Exit, one_line
 from ..files import write_json_atomic
 from ..history import SplitKey
 from ..metrics import pct
-from ..results import ResultsFileError, load_rows, read_summary
+from ..results import ResultsFileError, load_rows, read_summary, with_ids
 
 __all__ = ["Judgement", "NightlyReport", "changed_utterances", "find_runs", "nightly", "plot_trend"]
 
@@ -61,6 +61,8 @@ def find_runs(root: Path) -> tuple[list[Path], list[str]]:
             continue
         try:
             summary = read_summary(summary_path)
+            if summary.get("status") == "complete":
+                with_ids(summary, folder)  # a record whose id list is not its rows' is no run to judge
         except (ResultsFileError, OSError) as err:
             problems.append(f"unreadable run {folder}: {one_line(err)}")
             continue
@@ -114,10 +116,13 @@ def fingerprint_changes(before: dict, after: dict) -> list[str]:
     old = ((before.get("measurement") or {}).get("fingerprints")) or {}
     new = ((after.get("measurement") or {}).get("fingerprints")) or {}
     changes = []
-    for key in ("weights", "data_revision", "ids_sha256", "decoder", "backend", "git_hash"):
+    for key in ("weights", "checkpoint_sha256", "data_location", "data_revision", "ids_sha256", "audio_sha256",
+                "decoder", "backend", "git_hash"):  # fmt: skip
         if old.get(key) != new.get(key) and old.get(key) not in (None, {}):  # a derived record knows less
             changes.append(f"{key} {_short(old[key])} -> {_short(new.get(key))}")
-    versions_old, versions_new = old.get("versions") or {}, new.get("versions") or {}
+    versions_old, versions_new = old.get("versions"), new.get("versions")
+    if not (isinstance(versions_old, dict) and isinstance(versions_new, dict)):  # a record that knows none
+        return changes
     for package in sorted(set(versions_old) & set(versions_new)):
         if versions_old[package] != versions_new[package]:
             changes.append(f"{package} {versions_old[package]} -> {versions_new[package]}")
@@ -357,6 +362,9 @@ def _pinned(folders: list[Path]) -> dict[SplitKey, dict]:
         summary = folder / "summary.json"
         if not summary.is_file():
             raise FileNotFoundError(f"baseline={str(folder)!r}: no summary.json in that folder")
+        status = read_summary(summary).get("status")
+        if status != "complete":
+            raise ValueError(f"baseline={str(folder)!r}: the run is not complete (status {status!r})")
         row = history.row_from_summary(folder, summary.read_bytes())
         pinned[SplitKey(row)] = row
     return pinned
@@ -367,12 +375,14 @@ def _check_pinned(pinned: dict[SplitKey, dict], folders: list[Path]) -> None:
     precision, decoder, normaliser ...); one of another series is refused before anything is recorded."""
     tonight = [SplitKey(history.row_from_summary(f, (f / "summary.json").read_bytes())) for f in folders]
     for key, row in pinned.items():
+        if key in tonight:
+            continue
         same_split = [k for k in tonight if k[:4] == key[:4]]
-        if same_split and key not in same_split:
-            raise ValueError(
-                f"baseline={row['run_dir']!r} measured {key}, tonight's run measures {same_split[0]}: a baseline "
-                "must be of the same series (measurement.series in summary.json); pin one that is, or none"
-            )
+        measures = f"tonight's run measures {same_split[0]}" if same_split else "no run tonight measures it"
+        raise ValueError(
+            f"baseline={row['run_dir']!r} measured {key}, {measures}: a baseline must be of the same series "
+            "(measurement.series in summary.json); pin one that is, or none"
+        )
 
 
 def nightly(
@@ -419,9 +429,6 @@ def nightly(
         history.set_verdict(history_path, row["run_id"], j.verdict, j.reasons, baseline and baseline["run_id"])
         j.run = {**row, "verdict": j.verdict}
         judgements.append(j)
-    unused = sorted(str(k) for k in pinned if k not in {SplitKey(r) for r in recorded})
-    if unused:
-        problems.append(f"pinned baseline(s) of no run tonight: {unused}")
 
     out = out or runs
     out.mkdir(parents=True, exist_ok=True)

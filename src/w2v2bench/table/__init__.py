@@ -154,12 +154,12 @@ def gather(root: str | os.PathLike, row=None) -> tuple[pd.DataFrame, list[str]]:
     for path in sorted(Path(root).rglob("summary.json")):
         try:
             summary = read_summary(path)
+            if summary["status"] != "complete":
+                continue
+            summary["measurement"] = with_ids(summary, path.parent)  # its ids are its rows' (derived: from them)
         except (ResultsFileError, OSError) as err:
             skipped.append(f"skipped {one_line(err)}")
             continue
-        if summary["status"] != "complete":
-            continue
-        summary["measurement"] = with_ids(summary, path.parent)  # a run written before the record: its ids
         rows.append({**row(summary), "finished": summary.get("finished"), "run": str(path.parent)})
     frame = pd.DataFrame(rows)
     if not frame.empty:
