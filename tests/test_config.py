@@ -48,7 +48,7 @@ def test_device_and_batch_size_defaults_fit_the_machine(monkeypatch, device, bat
 @pytest.mark.parametrize("group", ["model", "data", "reference", "decoder"])
 def test_every_option_of_every_group_composes(group):
     for option in options(group):
-        overrides = [f"{group}={option}"] + (["data.root=/somewhere"] if group == "data" else [])
+        overrides = [f"{group}={option}"] + (["++data.root=/somewhere"] if group == "data" else [])
         cfg = compose_with(overrides)
         assert cfg[group] is not None
 

@@ -7,10 +7,12 @@ fails at composition with the allowed values in the message.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -181,11 +183,26 @@ def run_stamp() -> str:
     return f"{now:%Y-%m-%d_%H-%M-%S}.{now.microsecond // 1000:03d}-{os.getpid()}"
 
 
+def manifest_name(path: str | None) -> str:
+    """`${manifest_name:${data.path}}`: a manifest's set name by default, its file name without suffixes, as a
+    plain name (it names the output folder)."""
+    stem = Path(str(path or "")).name.split(".")[0]
+    return re.sub(r"[^A-Za-z0-9_+-]", "_", stem) or "manifest"
+
+
+def set_label(name: str, partition: str | None, split: str) -> str:
+    """What a run's utterances are called in folder names and tables: `<partition>-<split>` for a LibriSpeech
+    partition (test-clean), the set's own name for a set without one (a manifest)."""
+    return f"{partition}-{split}" if partition else str(name)
+
+
 def register() -> None:
     """Register the schema under the names conf/config.yaml and the group files extend."""
     OmegaConf.register_new_resolver("job_suffix", job_suffix, replace=True)
     OmegaConf.register_new_resolver("run_stamp", run_stamp, use_cache=True, replace=True)
     OmegaConf.register_new_resolver("asset", asset_path, replace=True)
+    OmegaConf.register_new_resolver("manifest_name", manifest_name, replace=True)
+    OmegaConf.register_new_resolver("set_label", set_label, replace=True)
     cs = ConfigStore.instance()
     cs.store(name="schema", node=BenchConfig)
     cs.store(group="model", name="schema", node=ModelConfig)

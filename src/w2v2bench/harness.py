@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 
 from . import distributed, pipeline, summary
 from .backends.base import BackendError
-from .data import DataError
+from .data import DataError, reference_style
 from .decoders.base import DecoderError
 from .errors import ConfigError
 from .hub import HubUnavailable
@@ -34,6 +34,10 @@ def bench(run: Run, started: str) -> int:
     source = run.data.create()
     with distributed.session(run.device) as ranks:
         utterances, total = source.utterances(run.split, run.limit)
+        if ranks.is_main and run.normalizer is None and isinstance(utterances, list):
+            style = reference_style(utterances)
+            if style:
+                print(f"note: {style}")
         with RunFolder(run.config(commit=source.commit), run.resume, ranks, started) as folder:
             if folder.complete:
                 return already_complete(folder.claim)

@@ -19,6 +19,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
+from .config import set_label
 from .files import open_regular
 from .provenance import weights_id
 from .results import ResultsFileError, measurement, validate_summary, with_ids
@@ -141,7 +142,9 @@ def series_label(row: dict) -> str:
     if protocol.get("device", "cpu") != "cpu":
         differs.append(str(protocol["device"]))
     suffix = f" ({', '.join(differs)})" if differs else ""
-    return f"{row['model']} on {row['data']} {row['partition']}-{row['split']}{suffix}"
+    label = set_label(row["data"], row["partition"], row["split"])
+    where = row["data"] if label == row["data"] else f"{row['data']} {label}"
+    return f"{row['model']} on {where}{suffix}"
 
 
 def row_from_summary(run_dir: Path, summary_bytes: bytes) -> dict[str, Any]:
@@ -172,7 +175,7 @@ def row_from_summary(run_dir: Path, summary_bytes: bytes) -> dict[str, Any]:
         "weights": model.get("weights")
         or (f"git:{model['commit']}" if model.get("commit") else weights_id(checkpoint, revision, local)),
         "data": cfg["data"]["name"],
-        "partition": cfg["data"]["partition"],
+        "partition": cfg["data"]["partition"] or "",  # "": a set without partitions (a manifest)
         "split": cfg["split"],
         "normalizer": summary.get("normalizer") or "none",
         "n_utterances": summary["n_utterances"],

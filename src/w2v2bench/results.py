@@ -149,7 +149,7 @@ class _ModelChoice(TypedDict):
 
 class _DataChoice(TypedDict):
     name: Text
-    partition: Text
+    partition: Text | None  # None: a set without LibriSpeech partitions (a manifest), named by `name`
 
 
 class _Config(TypedDict):
@@ -464,7 +464,12 @@ def _coverage(summary: dict, ids_hash: str | None, derived: bool) -> dict[str, A
     data, split, n = cfg["data"], cfg["split"], summary["n_utterances"]
     limit = cfg.get("limit")
     official = official_split(data["name"], data.get("partition"), split)
-    found = {"name": data["name"], "partition": data.get("partition"), "split": split}
+    # a set without LibriSpeech partitions (a manifest) has no split either: its name is all there is
+    found = {
+        "name": data["name"],
+        "partition": data.get("partition"),
+        "split": split if data.get("partition") else None,
+    }
     if official is not None:
         # a version-1 run of the split's full count, ids not read: its ids were the split's (derived)
         if ids_hash == official[1] or (derived and ids_hash is None and n == official[0]):

@@ -18,6 +18,7 @@ from typing import Any
 
 import jiwer
 
+from ..config import set_label
 from ..files import write_json_atomic, write_text_atomic
 from ..metrics import Counts, pct
 from ..metrics.edits import scored_text
@@ -318,7 +319,8 @@ def _title(summary: dict | None, run_dir: Path) -> str:
     if summary is None or "config" not in summary:
         return str(run_dir)
     cfg = summary["config"]
-    return f"{cfg['model']['name']} on {cfg['data']['name']} {cfg['data']['partition']}-{cfg['split']}"
+    label = set_label(cfg["data"]["name"], cfg["data"].get("partition"), cfg["split"])
+    return f"{cfg['model']['name']} on {cfg['data']['name']}" + ("" if label == cfg["data"]["name"] else f" {label}")
 
 
 def write_analysis(

@@ -35,10 +35,16 @@ class Utterance:
     data: bytes | None = field(default=None, repr=False)
     error: str | None = None
     notes: tuple[str, ...] = ()
+    offset: float = 0.0  # a segment of a longer file (a manifest's): where it starts, in seconds
+    duration: float | None = None  # ... and how long it is (None: to the file's end)
 
     @property
     def origin(self) -> str:
-        return self.path or f"<{self.id} bytes>"
+        where = self.path or f"<{self.id} bytes>"
+        if self.offset or self.duration is not None:
+            end = "end" if self.duration is None else f"{self.offset + self.duration:.3f} s"
+            where += f" [{self.offset:.3f} s - {end}]"
+        return where
 
 
 @dataclass(frozen=True)
@@ -50,3 +56,16 @@ class Decoded:
     notes: tuple[str, ...] = ()
     error: str | None = None
     audio_sha256: str | None = None  # of the bytes that were decoded
+
+
+def reference_style(utterances: list[Utterance]) -> str | None:
+    """One line when references hold lower-case letters or punctuation (the usual cause of a surprising WER on a
+    new set scored as written: `Hello,` against `HELLO` is an error), else None."""
+    texts = [u.text for u in utterances if u.text]
+    marked = sum(1 for t in texts if any(c.islower() or not (c.isalnum() or c in " '") for c in t))
+    if not marked:
+        return None
+    return (
+        f"{marked} of {len(texts)} references have lower-case letters or punctuation, and normalizer=null scores "
+        "them as written (the model's output is upper case, unpunctuated): normalizer=basic or whisper scores words"
+    )

@@ -36,14 +36,23 @@ def audio_sha256(utterance: Utterance) -> str | None:
         return None
 
 
-def load_audio(source: str | bytes, origin: str) -> tuple[np.ndarray, list[str]]:
-    """16 kHz mono float32 samples and notes on what was done to get them (downmix, resample)."""
+def load_audio(
+    source: str | bytes, origin: str, offset: float = 0.0, duration: float | None = None
+) -> tuple[np.ndarray, list[str]]:
+    """16 kHz mono float32 samples (of the segment from `offset` seconds, `duration` long: None to the end) and
+    notes on what was done to get them (downmix, resample)."""
     notes: list[str] = []
     try:
         handle = io.BytesIO(source) if isinstance(source, bytes) else source
         samples, rate = sf.read(handle, dtype="float32", always_2d=True)
     except Exception as err:  # libsndfile's errors are plain RuntimeErrors or LibsndfileErrors
         raise AudioError(f"{origin}: cannot decode audio ({type(err).__name__}: {err})") from err
+    if offset or duration is not None:
+        start = round(offset * rate)
+        end = samples.shape[0] if duration is None else start + round(duration * rate)
+        if end > samples.shape[0] + round(0.01 * rate):  # 10 ms of rounding in a manifest's durations is no fault
+            raise AudioError(f"{origin}: the segment ends past the file's {samples.shape[0] / rate:.3f} s")
+        samples = samples[start:end]
     if samples.shape[0] == 0:
         raise AudioError(f"{origin}: audio has no samples")
     if samples.shape[1] > 1:
@@ -66,7 +75,7 @@ def decode(utterance: Utterance, prepare: Callable[[np.ndarray], np.ndarray]) ->
     try:
         data = audio_bytes(utterance)
         sha = hashlib.sha256(data).hexdigest()
-        wave, notes = load_audio(data, utterance.origin)
+        wave, notes = load_audio(data, utterance.origin, utterance.offset, utterance.duration)
         duration_s = len(wave) / SAMPLE_RATE
         try:
             prepared = prepare(wave)

@@ -106,7 +106,8 @@ def export(runs: list[str | Path], out: str | Path | None = None, model_id: str 
         scored, failed = scored_rows(summary, rows)
         names = _run_names(summary)
         # names from the run's own files: cleaned as the leaderboard's are (never a path of their own)
-        stem = "-".join(SAFE.sub("_", names[k]) for k in ("data_name", "partition", "split"))
+        keys = ("data_name", "partition", "split") if names["partition"] else ("data_name",)  # a manifest: its name
+        stem = "-".join(SAFE.sub("_", names[k]) for k in keys)
         if stem[0] in "-.":  # never a hidden file, nor one a command line would take for an option
             stem = "_" + stem
         run = ExportRun(folder, summary, rows, scored, model, stem)

@@ -53,7 +53,7 @@ def _run_names(summary: dict) -> dict[str, str]:
         "data_source": str(data.get("source")),
         "data_name": str(data.get("name")),
         "dataset": str(data.get("dataset")),
-        "partition": str(data.get("partition")),
+        "partition": str(data.get("partition") or ""),  # "": a set without partitions (a manifest)
         "split": str(cfg.get("split")),
     }
 

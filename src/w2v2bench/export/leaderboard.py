@@ -18,7 +18,8 @@ def leaderboard_name(model_id: str, summary: dict, subset: int | None = None) ->
         "model": model_id.replace("/", "-"),
         "path": dataset_path.replace("/", "-"),
         "name": names["data_name"] + (f"-subset{subset}" if subset is not None else ""),
-        "split": f"{names['partition']}.{names['split']}",
+        # a set without LibriSpeech partitions (a manifest) is a test set, named by its name
+        "split": f"{names['partition']}.{names['split']}" if names["partition"] else "test",
     }
     for key, value in parts.items():
         parts[key] = cleaned = SAFE.sub("_", value)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..config import set_label
 from ..errors import one_line
 from ..files import write_text_atomic
 from ..results import ResultsFileError, read_summary, with_ids
@@ -85,7 +86,7 @@ def table_row(summary: dict) -> dict:
     return {
         "model": cfg["model"]["name"],
         "data": cfg["data"]["name"],
-        "split": f"{cfg['data']['partition']}-{cfg['split']}",
+        "split": set_label(cfg["data"]["name"], cfg["data"]["partition"], cfg["split"]),
         **series_columns(summary),
         "wer_%": round(summary["wer"] * 100, 2),
         "cer_%": round(summary["cer"] * 100, 2),
@@ -120,7 +121,7 @@ def leaderboard_row(summary: dict) -> dict:
     return {
         "model": cfg["model"]["name"],
         "data": cfg["data"]["name"],
-        "split": f"{cfg['data']['partition']}-{cfg['split']}",
+        "split": set_label(cfg["data"]["name"], cfg["data"]["partition"], cfg["split"]),
         "class": info.get("architecture"),
         "norm": info.get("feat_extract_norm"),
         **series_columns(summary),
