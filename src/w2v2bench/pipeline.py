@@ -139,6 +139,7 @@ def score(
         audio_filepath=os.path.abspath(u.path) if u.path is not None and u.data is None else None,
         duration=round(decoded.duration_s, 4),
         model_s=None if model_s is None else round(model_s, 6),
+        offset=u.offset if (u.offset or u.duration is not None) else None,
     )
 
 

@@ -55,6 +55,8 @@ class UtteranceResult:
     # this utterance's share, by duration, of its batch's synchronised model time (decoding audio and the LM
     # beside the model not included); None where the model did not run on it
     model_s: Seconds | None = field(default=None)
+    # where in its audio file the utterance starts (a manifest's segment); None: the whole file
+    offset: Seconds | None = field(default=None)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

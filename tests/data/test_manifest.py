@@ -15,6 +15,7 @@ from w2v2bench.cli.table import main as table
 from w2v2bench.data import DataError
 from w2v2bench.data.local import local_utterances
 from w2v2bench.data.manifest import ManifestSettings, manifest_utterances
+from w2v2bench.export import export
 
 DEMO = ["model=demo", "device=cpu", "progress=false"]
 
@@ -95,6 +96,17 @@ def test_segments_of_one_file_are_utterances_of_their_own(tmp_path, capsys):
     assert "ends past the file's" in by_text["PAST THE END"]["error"] and summary["n_failed"] == 1
     assert by_text["the whole file, lower case, punctuated."]["duration_s"] == pytest.approx(length, abs=1e-3)
     assert "1 of 4 references have lower-case letters or punctuation" in capsys.readouterr().out
+    assert by_text["STEW"]["offset"] == round(length / 2, 3) and by_text["HE HOPED"]["offset"] == 0.0
+
+    # exported, the segments stay segments: NeMo's offset, one lhotse recording with a supervision for each
+    lhotse = pytest.importorskip("lhotse")
+    export([tmp_path / "r"], tmp_path / "out", formats=["nemo", "lhotse"])
+    nemo = [json.loads(line) for line in (tmp_path / "out" / "segments.nemo.json").read_text().splitlines()]
+    assert sorted(n.get("offset", -1) for n in nemo) == [-1, 0.0, round(length / 2, 3)]  # the failed one left out
+    recordings = lhotse.load_manifest(tmp_path / "out" / "segments.recordings.json")
+    supervisions = lhotse.load_manifest(tmp_path / "out" / "segments.supervisions.json")
+    lhotse.validate_recordings_and_supervisions(recordings, supervisions)
+    assert len(recordings) == 2 and sorted(round(s.start, 3) for s in supervisions) == [0.0, 0.0, round(length / 2, 3)]
 
 
 def settings(path, **kw) -> ManifestSettings:

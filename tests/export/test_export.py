@@ -52,14 +52,13 @@ def jiwer_cli(ref: Path, hyp: Path, *flags: str) -> float:
 
 
 def leaderboard_read(folder: Path) -> dict[tuple[str, str], dict]:
-    """What the Open ASR Leaderboard's score_results takes from a results folder, written here from its documented
-    behaviour (not its code): every *.jsonl, model and dataset from the file name (`MODEL_<org>-<name>_DATASET_<id>`,
-    the first '-' back to '/'), and per row text, pred_text, time and duration."""
+    """What the Open ASR Leaderboard's score_results (normalizer/eval_utils.py) takes from the folder it is given,
+    written here from what it does (not its code): every `**/*.jsonl` under it, recursively, read as a result file
+    (none skipped), model and dataset from the file name (`MODEL_<org>-<name>_DATASET_<id>`, the first '-' back to
+    '/'), and per row text, pred_text, time and duration (a row without them is its KeyError)."""
     out = {}
-    for path in sorted(folder.glob("*.jsonl")):
-        name = path.name
-        if "MODEL_" not in name:
-            continue
+    for path in sorted(folder.glob("**/*.jsonl")):
+        name = str(path)
         model_part = name[name.find("MODEL_") :]
         model_id = model_part[: model_part.find("DATASET_")].removeprefix("MODEL_").rstrip("_")
         org_end = model_id.find("-")
@@ -103,7 +102,7 @@ def test_a_run_exports_files_each_tool_scores_as_the_run_did(tmp_path):
     assert jiwer_cli(ref, hyp) == pytest.approx(summary["wer"], abs=1e-12)
     assert jiwer_cli(ref, hyp, "--cer") == pytest.approx(summary["cer"], abs=1e-12)
     # NeMo's manifest fields; its scorer compares text with pred_text (jiwer here: the same WER)
-    nemo = [json.loads(line) for line in (out / "demo-test-other.nemo.jsonl").read_text().splitlines()]
+    nemo = [json.loads(line) for line in (out / "demo-test-other.nemo.json").read_text().splitlines()]
     assert [set(n) for n in nemo] == [{"audio_filepath", "duration", "text", "pred_text"}] * len(rows)
     # model-index for a model card
     index = yaml.safe_load((out / "model-index.yaml").read_text())["model-index"]
@@ -422,10 +421,11 @@ def test_lhotse_reads_the_manifests_and_a_fifo_is_left_out(tmp_path):
     done = export(f"run={run}", "formats=[lhotse]")
     assert done.returncode == 0, done.stderr
     out = run / "export"
-    recordings = lhotse.load_manifest(out / "demo-test-clean.recordings.jsonl")
-    supervisions = lhotse.load_manifest(out / "demo-test-clean.supervisions.jsonl")
+    recordings = lhotse.load_manifest(out / "demo-test-clean.recordings.json")
+    supervisions = lhotse.load_manifest(out / "demo-test-clean.supervisions.json")
     lhotse.validate_recordings_and_supervisions(recordings, supervisions)
     assert [s.id for s in supervisions] == [r["id"] for r in rows[1:]]
     assert [s.custom["pred_text"] for s in supervisions] == [r["pred_text"] for r in rows[1:]]
+    assert [s.speaker for s in supervisions] == [r["speaker"] for r in rows[1:]]  # kept (issue #28)
     assert recordings[rows[1]["id"]].load_audio().shape[1] == recordings[rows[1]["id"]].num_samples
     assert json.loads((out / "export.json").read_text())["runs"][0]["lhotse_left_out"] == [rows[0]["id"]]

@@ -24,10 +24,10 @@ Usage: python -m w2v2bench.export run=<run folder> [out=<folder>] [model_id=<org
   formats    any of leaderboard, nemo, jiwer, model-index, lhotse (default all):
              leaderboard  MODEL_<org>-<name>_DATASET_<path>_<name>_<partition>.<split>.jsonl with audio_filepath,
                           duration, time, text, pred_text: the Open ASR Leaderboard's score_results reads it
-             nemo         <data>-<partition>-<split>.nemo.jsonl: NeMo's speech_to_text_eval.py reads it
+             nemo         <data>-<partition>-<split>.nemo.json (JSON lines): NeMo's speech_to_text_eval.py reads it
              jiwer        <...>.ref.txt and <...>.hyp.txt: jiwer -r <ref.txt> -h <hyp.txt> [--cer]
              model-index  model-index.yaml: paste into a model card's metadata (runs over a whole split only)
-             lhotse       <...>.recordings.jsonl and <...>.supervisions.jsonl: lhotse's load_manifest reads them
+             lhotse       <...>.recordings.json and <...>.supervisions.json: lhotse's load_manifest reads them
                           (audio from files only; the transcript in each supervision's custom.pred_text)
 
 Every file holds the scored text (the run's normaliser, single spaces): each tool's WER and CER equal the run's.

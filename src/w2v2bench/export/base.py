@@ -36,6 +36,8 @@ class Scored:
     id: str
     audio_filepath: str | None
     duration: float
+    speaker: str
+    offset: float | None  # a segment of its audio file: where it starts (None: the whole file)
     time: float | None
     text: str
     pred_text: str
@@ -83,6 +85,8 @@ def scored_rows(summary: dict, rows: list[dict]) -> tuple[list[Scored], int]:
                 id=row["id"],
                 audio_filepath=row.get("audio_filepath"),
                 duration=row["duration_s"],
+                speaker=row["speaker"],
+                offset=row.get("offset"),
                 time=row.get("model_s"),
                 text=scored_text(row["text"], normalize),
                 pred_text=scored_text(row["pred_text"], normalize),
