@@ -59,7 +59,10 @@ class UtteranceResult:
     offset: Seconds | None = field(default=None)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        row = asdict(self)
+        if row["offset"] is None:  # written for a segment only: a whole file's row is as it always was
+            del row["offset"]
+        return row
 
 
 _ROW = TypeAdapter(UtteranceResult)

@@ -242,7 +242,8 @@ def validate(cfg: DictConfig) -> Run:
     data, backend, decoder = (part(g, raw[g]) for g in ("data", "backend", "decoder"))
     for key, value in (
         ("model.name", raw["model"]["name"]),
-        ("data.partition", getattr(data.settings, "partition", "test")),
+        ("data.name", raw["data"].get("name", data.name)),  # a set without partitions is named by it in output_dir
+        ("data.partition", getattr(data.settings, "partition", None) or "test"),
     ):
         if not (isinstance(value, str) and PLAIN_NAME.fullmatch(value)):  # output_dir is built from them
             raise ConfigError(

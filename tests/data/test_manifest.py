@@ -147,3 +147,132 @@ def test_a_manifest_that_cannot_be_read_is_one_line(tmp_path, content, name, kw,
     with pytest.raises(DataError, match=None) as caught:
         manifest_utterances(settings(tmp_path / name, **kw))
     assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+@pytest.fixture(scope="module")
+def lhotse_corpus(tmp_path_factory):
+    """lhotse's own LibriSpeech recipe over the shipped test-clean: recordings, supervisions, and their cuts."""
+    lhotse = pytest.importorskip("lhotse")
+    from lhotse.recipes import prepare_librispeech
+
+    folder = tmp_path_factory.mktemp("lhotse")
+    parts = prepare_librispeech(LIBRISPEECH, output_dir=folder, dataset_parts=["test-clean"], num_jobs=1)
+    part = parts["test-clean"]
+    lhotse.CutSet.from_manifests(recordings=part["recordings"], supervisions=part["supervisions"]).to_file(
+        folder / "cuts.jsonl.gz"
+    )
+    return folder
+
+
+def test_lhotse_supervisions_and_cuts_give_the_openslr_readers_transcripts(tmp_path, lhotse_corpus):
+    assert evaluate(*DEMO, "data=local", f"data.root={LIBRISPEECH}", f"output_dir={tmp_path / 'openslr'}") == 0
+    supervisions = lhotse_corpus / "librispeech_supervisions_test-clean.jsonl.gz"
+    for name, path in (("supervisions", supervisions), ("cuts", lhotse_corpus / "cuts.jsonl.gz")):
+        assert evaluate(*DEMO, "data=lhotse", f"data.path={path}", f"output_dir={tmp_path / name}") == 0
+    openslr = {r["id"]: r for r in read_run(tmp_path / "openslr")[0]}
+    for name in ("supervisions", "cuts"):
+        rows, summary = read_run(tmp_path / name)
+        assert {r["id"]: r["pred_text"] for r in rows} == {i: r["pred_text"] for i, r in openslr.items()}, name
+        assert {r["id"]: r["speaker"] for r in rows} == {i: r["speaker"] for i, r in openslr.items()}
+        assert summary["config"]["data"]["commit"].startswith("sha256:")
+
+
+def test_a_lhotse_source_that_would_fetch_or_run_something_is_never_read(tmp_path, lhotse_corpus):
+    # lhotse's `command` and `url` sources would run a shell command or fetch a URL: recorded failures, never run
+    lhotse = pytest.importorskip("lhotse")
+    recordings = lhotse.load_manifest(lhotse_corpus / "librispeech_recordings_test-clean.jsonl.gz")
+    marker = tmp_path / "ran"
+    hostile = []
+    for i, recording in enumerate(recordings):
+        entry = recording.to_dict()
+        if i == 0:
+            entry["sources"] = [{"type": "command", "channels": [0], "source": f"touch {marker}; cat /dev/null"}]
+        if i == 1:
+            entry["sources"] = [{"type": "url", "channels": [0], "source": "http://127.0.0.1:9/x.flac"}]
+        hostile.append(entry)
+    lhotse.RecordingSet.from_dicts(hostile).to_file(tmp_path / "recordings.jsonl")
+    supervisions = lhotse_corpus / "librispeech_supervisions_test-clean.jsonl.gz"
+    out = tmp_path / "run"
+    hostile_recordings = f"data.recordings={tmp_path / 'recordings.jsonl'}"
+    assert evaluate(*DEMO, "data=lhotse", f"data.path={supervisions}", hostile_recordings, f"output_dir={out}") == 0
+    rows, summary = read_run(out)
+    errors = [r["error"] for r in rows if r["error"]]
+    assert len(errors) == 2 and all("not read (files only: nothing is fetched or run)" in e for e in errors)
+    assert summary["n_failed"] == 2 and not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["data.path={corpus}/librispeech_supervisions_test-clean.jsonl.gz", "data.recordings={tmp}/none.jsonl"],
+         "data.recordings="),
+        (["data.path={tmp}/m.yaml"], "expected a lhotse manifest (.jsonl, .jsonl.gz, .json, .json.gz)"),
+        (["data.path={tmp}/junk.jsonl"], "not a lhotse manifest"),
+    ],
+)  # fmt: skip
+def test_a_lhotse_manifest_that_cannot_be_read_is_one_line(tmp_path, lhotse_corpus, overrides, message, capsys):
+    (tmp_path / "m.yaml").write_text("!!python/object/apply:os.system ['true']\n")
+    (tmp_path / "junk.jsonl").write_text('{"what": 1}\n')
+    overrides = [o.format(corpus=lhotse_corpus, tmp=tmp_path) for o in overrides]
+    with pytest.raises(Exception) as caught:
+        evaluate(*DEMO, "data=lhotse", *overrides, f"output_dir={tmp_path / 'run'}")
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_what_an_attack_found_is_one_line_or_a_recorded_failure(tmp_path):
+    audio = str(LIBRISPEECH / "test-clean/1089/134686/1089-134686-0000.flac")
+    entries = [
+        {"audio_filepath": audio, "text": "A", "offset": 1e306, "duration": 1},
+        {"audio_filepath": audio, "text": "B", "offset": 1, "duration": 1e306, "id": "huge"},
+        {"audio_filepath": "a\u0000b.flac", "text": "C", "id": "nul"},
+        {"audio_filepath": audio, "text": "D", "id": "u-line6"},
+        {"audio_filepath": audio, "text": "E", "id": "u"},
+        {"audio_filepath": audio, "text": "F", "id": "u"},
+        {"audio_filepath": audio, "text": "G", "id": "a\nb (c)"},
+        {"audio_filepath": audio, "text": "H", "id": True},
+        {"audio_filepath": audio, "text": "I", "offset": True, "id": "bool"},
+        {"audio_filepath": audio, "text": "J", "speaker": 0, "id": "zero"},
+    ]
+    (tmp_path / "m.json").write_text("".join(json.dumps(e) + "\n" for e in entries))
+    found, _ = manifest_utterances(settings(tmp_path / "m.json"))
+    ids = [u.id for u in found]
+    assert len(set(ids)) == len(ids) == 10  # every row an id of its own
+    errors = {u.text: u.error or "" for u in found}
+    assert "is not a number of seconds from 0 to 1e+07" in errors["A"] and "seconds" in errors["B"]
+    assert "cannot be used" in errors["C"] and "is also on" in errors["F"] and not errors["D"] and not errors["E"]
+    assert "not a plain id" in errors["G"] and "not a plain id" in errors["H"] and "seconds" in errors["I"]
+    assert all(" " not in i and "(" not in i and "\n" not in i for i in ids)
+    assert [u.speaker for u in found if u.id == "zero"] == ["0"]
+
+
+def test_a_tsv_quotes_nothing_and_a_broken_csv_is_one_line(tmp_path):
+    audio = str(LIBRISPEECH / "test-clean/1089/134686/1089-134686-0000.flac")
+    (tmp_path / "cv.tsv").write_text(f'path\tsentence\n{audio}\t"he said, hi\n{audio}\tB\n')
+    found, _ = manifest_utterances(settings(tmp_path / "cv.tsv"))
+    assert [u.text for u in found] == ['"he said, hi', "B"]
+    (tmp_path / "bad.csv").write_text('audio_filepath,text\na.flac,"' + "x" * 200_000)
+    with pytest.raises(DataError, match=r"bad.csv:\d+: not CSV"):
+        manifest_utterances(settings(tmp_path / "bad.csv"))
+
+
+def test_a_set_name_never_leads_out_of_results(tmp_path, corpus, monkeypatch):
+    folder, _ = corpus
+    monkeypatch.chdir(tmp_path)
+    for name in ("../../../escaped", "", "a b"):
+        with pytest.raises(Exception, match="data.name=.*expected a plain name"):
+            evaluate(*DEMO, "data=manifest", f"data.path={folder / 'clean.json'}", f"data.name='{name}'", "limit=1")
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_sets_model_index_entry_names_the_set(tmp_path, corpus):
+    folder, _ = corpus
+    assert evaluate(*DEMO, "data=manifest", f"data.path={folder / 'clean.json'}", "data.name=librispeech",
+                    f"output_dir={tmp_path / 'run'}") == 0  # fmt: skip
+    record = export([tmp_path / "run"], tmp_path / "out", formats=["model-index", "leaderboard"], model_id="org/m")
+    import yaml
+
+    (entry,) = yaml.safe_load((tmp_path / "out" / "model-index.yaml").read_text())["model-index"][0]["results"]
+    assert entry["dataset"] == {"name": "librispeech", "type": "librispeech", "args": {"language": "en"}}
+    assert entry["metrics"][0]["name"] == "Test WER" and not record["model_index_skipped"]
+    (name,) = [p.name for p in (tmp_path / "out").glob("*.jsonl")]
+    assert "librispeech_test.clean" not in name  # never one of the leaderboard's LibriSpeech columns

@@ -71,7 +71,7 @@ def make_run(
                 c.ref_words,
                 error,
                 [],
-            ).__dict__
+            ).to_json()
         )
     (folder / "transcripts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     audio_s = sum(u[3] for u in utterances)

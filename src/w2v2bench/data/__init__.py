@@ -37,6 +37,7 @@ class Utterance:
     notes: tuple[str, ...] = ()
     offset: float = 0.0  # a segment of a longer file (a manifest's): where it starts, in seconds
     duration: float | None = None  # ... and how long it is (None: to the file's end)
+    channel: int | None = None  # the one channel it is on (a lhotse supervision's); None: every channel, downmixed
 
     @property
     def origin(self) -> str:

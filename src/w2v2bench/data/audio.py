@@ -37,22 +37,32 @@ def audio_sha256(utterance: Utterance) -> str | None:
 
 
 def load_audio(
-    source: str | bytes, origin: str, offset: float = 0.0, duration: float | None = None
+    source: str | bytes, origin: str, offset: float = 0.0, duration: float | None = None, channel: int | None = None
 ) -> tuple[np.ndarray, list[str]]:
-    """16 kHz mono float32 samples (of the segment from `offset` seconds, `duration` long: None to the end) and
-    notes on what was done to get them (downmix, resample)."""
+    """16 kHz mono float32 samples (of the segment from `offset` seconds, `duration` long: None to the end; of one
+    `channel`, else every channel downmixed) and notes on what was done to get them (downmix, resample)."""
     notes: list[str] = []
     try:
         handle = io.BytesIO(source) if isinstance(source, bytes) else source
-        samples, rate = sf.read(handle, dtype="float32", always_2d=True)
+        with sf.SoundFile(handle) as audio:
+            rate, frames = audio.samplerate, audio.frames
+            start, stop = 0, frames
+            if offset or duration is not None:  # a segment: only its frames are decoded
+                start = min(round(offset * rate), frames)
+                stop = frames if duration is None else start + round(duration * rate)
+                if stop > frames + round(0.01 * rate):  # 10 ms of rounding in a manifest's durations is no fault
+                    raise AudioError(f"{origin}: the segment ends past the file's {frames / rate:.3f} s")
+                stop = min(stop, frames)
+                audio.seek(start)
+            samples = audio.read(stop - start, dtype="float32", always_2d=True)
+    except AudioError:
+        raise
     except Exception as err:  # libsndfile's errors are plain RuntimeErrors or LibsndfileErrors
         raise AudioError(f"{origin}: cannot decode audio ({type(err).__name__}: {err})") from err
-    if offset or duration is not None:
-        start = round(offset * rate)
-        end = samples.shape[0] if duration is None else start + round(duration * rate)
-        if end > samples.shape[0] + round(0.01 * rate):  # 10 ms of rounding in a manifest's durations is no fault
-            raise AudioError(f"{origin}: the segment ends past the file's {samples.shape[0] / rate:.3f} s")
-        samples = samples[start:end]
+    if channel is not None:
+        if not 0 <= channel < samples.shape[1]:
+            raise AudioError(f"{origin}: no channel {channel} (the file has {samples.shape[1]})")
+        samples = samples[:, channel : channel + 1]
     if samples.shape[0] == 0:
         raise AudioError(f"{origin}: audio has no samples")
     if samples.shape[1] > 1:
@@ -75,7 +85,7 @@ def decode(utterance: Utterance, prepare: Callable[[np.ndarray], np.ndarray]) ->
     try:
         data = audio_bytes(utterance)
         sha = hashlib.sha256(data).hexdigest()
-        wave, notes = load_audio(data, utterance.origin, utterance.offset, utterance.duration)
+        wave, notes = load_audio(data, utterance.origin, utterance.offset, utterance.duration, utterance.channel)
         duration_s = len(wave) / SAMPLE_RATE
         try:
             prepared = prepare(wave)

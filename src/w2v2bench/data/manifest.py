@@ -19,6 +19,7 @@ import hashlib
 import io
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,10 +79,15 @@ def _records(path: Path, kind: str, content: str) -> list[tuple[str, dict]]:
                 raise DataError(f"{path}:{number}: expected a JSON object, found {type(record).__name__}")
             records.append((f"{path}:{number}", record))
         return records
-    reader = csv.DictReader(io.StringIO(content, newline=""), delimiter="\t" if kind == "tsv" else ",")
-    if not reader.fieldnames:
-        raise DataError(f"{path}: no header line (a {kind.upper()} manifest names its columns on its first line)")
-    return [(f"{path}:{reader.line_num}", row) for row in reader]
+    tsv = kind == "tsv"  # a TSV quotes nothing (Common Voice's sentences hold bare quotes)
+    reader = csv.DictReader(io.StringIO(content, newline=""), delimiter="\t" if tsv else ",",
+                            quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL)  # fmt: skip
+    try:
+        if not reader.fieldnames:
+            raise DataError(f"{path}: no header line (a {kind.upper()} manifest names its columns on its first line)")
+        return [(f"{path}:{reader.line_num}", row) for row in reader]
+    except csv.Error as err:  # an unclosed quote running to the end, a field past the csv module's limit
+        raise DataError(f"{path}:{reader.line_num}: not {kind.upper()} ({err})") from None
 
 
 def _column(settings: ManifestSettings, field: str, seen: set[str], path: Path, required: bool) -> str | None:
@@ -99,16 +105,36 @@ def _column(settings: ManifestSettings, field: str, seen: set[str], path: Path, 
     return found
 
 
+MAX_SECONDS = 1e7  # 115 days: no recording is longer, and sample counts of it still fit
+
+
 def _seconds(value, what: str) -> float | None:
-    if value in (None, ""):
+    if value is None or value == "":
         return None
     try:
+        if isinstance(value, bool):
+            raise TypeError
         seconds = float(value)
     except (TypeError, ValueError):
         raise ValueError(f"{what} {value!r} is not a number of seconds") from None
-    if not (math.isfinite(seconds) and seconds >= 0):
-        raise ValueError(f"{what} {value!r} is not a number of seconds >= 0")
+    if not (math.isfinite(seconds) and 0 <= seconds <= MAX_SECONDS):
+        raise ValueError(f"{what} {value!r} is not a number of seconds from 0 to {MAX_SECONDS:.0e}")
     return seconds
+
+
+# an id that a results file, a .trn line (`text (id)`) and a file name all keep as it is
+SAFE_ID = re.compile(r"[^\s()\x00-\x1f\x7f]+")
+
+
+def unique_id(wanted: str, taken: dict, where: str) -> str:
+    """`wanted`, or `wanted-line<N>` (and `-2`, `-3` ...) where that is taken already."""
+    if wanted not in taken:
+        return wanted
+    line = where.rpartition(":")[2]
+    candidate, n = f"{wanted}-line{line}", 2
+    while candidate in taken:
+        candidate, n = f"{wanted}-line{line}-{n}", n + 1
+    return candidate
 
 
 def manifest_utterances(settings: ManifestSettings) -> tuple[list[Utterance], str]:
@@ -135,17 +161,29 @@ def manifest_utterances(settings: ManifestSettings) -> tuple[list[Utterance], st
         error, offset, duration = None, 0.0, None
         try:
             offset = _seconds(record.get("offset"), "offset") or 0.0
-            duration = _seconds(record.get("duration"), "duration") if "offset" in record else None
+            # the segment's length where it is a segment (NeMo: 0 or none is to the end); else the file's, as metadata
+            duration = (_seconds(record.get("duration"), "duration") or None) if "offset" in record else None
         except ValueError as err:
             error = f"{where}: {err}"
         given = record.get(columns["id"]) if columns["id"] else None
-        if given not in (None, ""):
-            utt_id = str(given)  # the manifest's: a second entry with it is ambiguous (a recorded failure)
-        else:  # the audio file's name, where a segment starts, and the line where that is not yet unique
-            utt_id = Path(str(audio or f"line{index}")).stem
-            utt_id += f"-{round(offset * 1000):09d}ms" if "offset" in record else ""
-            utt_id += f"-{index}" if utt_id in first else ""
-        speaker = str(record.get(columns["speaker"]) or "") if columns["speaker"] else ""
+        if given is not None and given != "":
+            if isinstance(given, bool) or not isinstance(given, str | int) or not SAFE_ID.fullmatch(str(given)):
+                error = error or (
+                    f"{where}: id {given!r} is not a plain id (text or a whole number, without spaces, parentheses "
+                    "or control characters: a .trn line could not hold it)"
+                )
+                given = SAFE_ID.sub("_", "".join(c if c.isprintable() else "_" for c in str(given)))[:200] or "id"
+                given = re.sub(r"[\s()]", "_", given)
+            wanted = str(given)
+            if wanted in first:  # the manifest's id twice: which entry is it? (a recorded failure)
+                error = error or f"{where}: id {wanted!r} is also on {first[wanted]}: which is its audio?"
+        else:  # the audio file's name (and where a segment starts)
+            stem = re.sub(r"[\s()\x00-\x1f\x7f]", "_", Path(str(audio or f"line{index}")).stem) or "audio"
+            wanted = stem + (f"-{round(offset * 1000):010d}ms" if "offset" in record else "")
+        utt_id = unique_id(wanted, first, where)
+        first[utt_id] = where
+        value = record.get(columns["speaker"]) if columns["speaker"] else None
+        speaker = "" if value is None else str(value)
         if not isinstance(text, str) or not text.strip():
             error = error or f"{where}: no text for {utt_id}"
             text = None
@@ -154,11 +192,10 @@ def manifest_utterances(settings: ManifestSettings) -> tuple[list[Utterance], st
         if not isinstance(audio, str) or not audio:
             error = error or f"{where}: no audio path for {utt_id}"
             audio = None
-        if utt_id in first:  # recorded under an id of its own: a results file holds each id once
-            error = error or f"{where}: id {utt_id!r} is also on {first[utt_id]}: which is its audio?"
-            utt_id = f"{utt_id}-line{where.rpartition(':')[2]}"
-        first.setdefault(utt_id, where)
-        resolved = None if audio is None else str((path.parent / Path(audio).expanduser()).resolve())
+        try:
+            resolved = None if audio is None else str((path.parent / Path(audio).expanduser()).resolve())
+        except (ValueError, OSError, RuntimeError) as err:  # a NUL in the path, a loop of links, ~nobody
+            error, resolved = error or f"{where}: audio path {audio!r} cannot be used ({err})", None
         utterances.append(
             Utterance(index, utt_id, speaker, "", text, resolved, error=error, offset=offset, duration=duration)
         )

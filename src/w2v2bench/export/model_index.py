@@ -36,7 +36,7 @@ def _model_index_result(summary: dict) -> tuple[dict | None, str | None]:
     cfg = summary["config"]
     if summary["n_failed"]:
         return None, f"{summary['n_failed']} utterance(s) failed: a card's figure needs every utterance"
-    librispeech = names["data_name"] == "librispeech"
+    librispeech = names["data_name"] == "librispeech" and bool(names["partition"])  # a manifest's set is its own
     official = OFFICIAL_UTTERANCES.get(f"{names['partition']}-{names['split']}")
     if librispeech and summary["n_utterances"] != official:  # the run's own count, whatever limit= said
         return None, (
@@ -54,24 +54,33 @@ def _model_index_result(summary: dict) -> tuple[dict | None, str | None]:
         return None, "batching=naive: padded batches change the figure; a card's figure is batch size 1's"
     if not all(isinstance(summary.get(k), float) and math.isfinite(summary[k]) for k in ("wer", "cer")):
         return None, "no WER (no reference words)"
+    if not names["partition"]:  # a set of its own (a manifest): its name, a test set, no config or split
+        dataset = {"name": names["data_name"], "type": names["data_name"], "args": {"language": "en"}}
+        kind = variant(summary)
+        metric_name = "Test WER" + (f" ({', '.join(kind)})" if kind else "")
+        return _entry(summary, dataset, metric_name), None
     hub_split = {"dev": "validation"}.get(names["partition"], names["partition"])
     kind = variant(summary)
     metric_name = f"{'Test' if names['partition'] == 'test' else 'Dev'} WER" + (f" ({', '.join(kind)})" if kind else "")
-    entry = {
+    dataset = {
+        "name": f"LibriSpeech ({names['split']})" if librispeech else f"{names['data_name']} ({names['split']})",
+        "type": LIBRISPEECH_HUB_ID if librispeech else names["data_name"],
+        "config": names["split"],
+        "split": hub_split,
+        "args": {"language": "en"},
+    }
+    return _entry(summary, dataset, metric_name), None
+
+
+def _entry(summary: dict, dataset: dict, metric_name: str) -> dict:
+    return {
         "task": {"type": "automatic-speech-recognition", "name": "Automatic Speech Recognition"},
-        "dataset": {
-            "name": f"LibriSpeech ({names['split']})" if librispeech else f"{names['data_name']} ({names['split']})",
-            "type": LIBRISPEECH_HUB_ID if librispeech else names["data_name"],
-            "config": names["split"],
-            "split": hub_split,
-            "args": {"language": "en"},
-        },
+        "dataset": dataset,
         "metrics": [
             {"type": "wer", "value": round(summary["wer"] * 100, 2), "name": metric_name},
             {"type": "cer", "value": round(summary["cer"] * 100, 2), "name": metric_name.replace("WER", "CER")},
         ],
     }
-    return entry, None
 
 
 def combined(runs: list[ExportRun]) -> tuple[Files, dict]:
