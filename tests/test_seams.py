@@ -131,7 +131,8 @@ def test_the_command_line_runs_the_toys(tmp_path):
         (["data._target_=.x"], "data._target_='.x': expected the dotted path of a data class"),
         (
             ["~data"],
-            "data is not set: choose one with data=<one of ['demo', 'esb', 'hub', 'lhotse', 'local', 'manifest']>",
+            "data is not set: choose one with data=<one of ['demo', 'esb', 'hf', 'hub', 'lhotse', 'local', "
+            "'manifest']>",
         ),
         (["reference=demo", "reference.decoder=gredy"], "reference.decoder='gredy': expected one of ['greedy', 'lm']"),
         (["max_batch_s=nan"], "max_batch_s=nan: expected a positive number of seconds"),

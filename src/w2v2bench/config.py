@@ -190,6 +190,15 @@ def manifest_name(path: str | None) -> str:
     return re.sub(r"[^A-Za-z0-9_+-]", "_", stem) or "manifest"
 
 
+def dataset_name(dataset: str | None, config: str | None = None, split: str | None = None) -> str:
+    """`${dataset_name:...}`: a Hugging Face set's default name, from the dataset's own name (a Hub id's or a
+    path's last part), its config and split, as a plain name (it names the output folder)."""
+    plain = [p for p in Path(str(dataset or "dataset")).parts if not any(c in p for c in "*?[") and p != "/"]
+    last = (plain[-1] if plain else "dataset").removesuffix(".parquet")  # a glob: its last plain folder
+    parts = [last] + [str(p) for p in (config, split) if p]
+    return re.sub(r"[^A-Za-z0-9_+-]", "_", "-".join(parts)) or "dataset"
+
+
 def set_label(name: str, partition: str | None, split: str) -> str:
     """What a run's utterances are called in folder names and tables: `<partition>-<split>` for a LibriSpeech
     partition (test-clean), the set's own name for a set without one (a manifest)."""
@@ -203,6 +212,7 @@ def register() -> None:
     OmegaConf.register_new_resolver("asset", asset_path, replace=True)
     OmegaConf.register_new_resolver("manifest_name", manifest_name, replace=True)
     OmegaConf.register_new_resolver("set_label", set_label, replace=True)
+    OmegaConf.register_new_resolver("dataset_name", dataset_name, replace=True)
     cs = ConfigStore.instance()
     cs.store(name="schema", node=BenchConfig)
     cs.store(group="model", name="schema", node=ModelConfig)

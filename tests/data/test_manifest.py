@@ -276,3 +276,23 @@ def test_a_sets_model_index_entry_names_the_set(tmp_path, corpus):
     assert entry["metrics"][0]["name"] == "Test WER" and not record["model_index_skipped"]
     (name,) = [p.name for p in (tmp_path / "out").glob("*.jsonl")]
     assert "librispeech_test.clean" not in name  # never one of the leaderboard's LibriSpeech columns
+
+
+def test_lhotse_values_that_are_no_segment_are_recorded_failures(tmp_path, lhotse_corpus):
+    lhotse = pytest.importorskip("lhotse")
+    supervisions = lhotse.load_manifest(lhotse_corpus / "librispeech_supervisions_test-clean.jsonl.gz")
+    entries = [s.to_dict() for s in supervisions]
+    entries[0]["start"], entries[1]["start"], entries[2]["duration"] = -5, float("inf"), -1.0
+    (tmp_path / "supervisions.jsonl").write_text("".join(json.dumps(e) + "\n" for e in entries[:4]))
+    recordings = lhotse_corpus / "librispeech_recordings_test-clean.jsonl.gz"
+    status = evaluate(*DEMO, "data=lhotse", f"data.path={tmp_path / 'supervisions.jsonl'}",
+                      f"data.recordings={recordings}", f"output_dir={tmp_path / 'run'}")  # fmt: skip
+    rows, summary = read_run(tmp_path / "run")
+    assert status == 0 and summary["n_failed"] == 3 and summary["n_utterances"] == 4
+    assert all("is not a number of seconds" in r["error"] for r in rows if r["error"])
+    cuts = lhotse.load_manifest(lhotse_corpus / "cuts.jsonl.gz")
+    first, second = cuts[0], cuts[1]
+    lhotse.CutSet.from_cuts([first.mix(second, offset_other_by=1.0), second]).to_file(tmp_path / "mixed.jsonl")
+    assert evaluate(*DEMO, "data=lhotse", f"data.path={tmp_path / 'mixed.jsonl'}", f"output_dir={tmp_path / 'm'}") == 0
+    rows = read_run(tmp_path / "m")[0]
+    assert any("in a mixed cut (several recordings): not read" in (r["error"] or "") for r in rows)

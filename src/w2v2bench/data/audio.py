@@ -22,6 +22,8 @@ def audio_bytes(utterance: Utterance) -> bytes:
         return utterance.data
     try:
         return read_regular(utterance.path)
+    except ValueError:  # a NUL in the path (a dataset's or manifest's value)
+        raise AudioError(f"{utterance.origin!r}: not a path (it holds a NUL)") from None
     except OSError as err:
         raise AudioError(f"{utterance.origin}: cannot read ({one_line(err.strerror or err)})") from None
 

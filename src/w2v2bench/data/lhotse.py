@@ -17,7 +17,7 @@ from pathlib import Path
 from ..errors import ConfigError, one_line
 from ..files import read_regular
 from . import DataError, Utterance
-from .manifest import SAFE_ID, unique_id
+from .manifest import SAFE_ID, _seconds, unique_id
 
 SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz")  # what is read (lhotse's YAML manifests are not)
 MAX_MANIFEST_BYTES = 512 * 2**20
@@ -41,7 +41,11 @@ class LhotseSettings:
                 continue
             if not _suffix_ok(value):
                 raise ConfigError(f"data.{key}={value!r}: expected a lhotse manifest ({', '.join(SUFFIXES)})")
-            if not Path(value).expanduser().is_file():
+            try:
+                found = Path(value).expanduser().is_file()
+            except (RuntimeError, ValueError):  # ~user of no such user, a NUL
+                found = False
+            if not found:
                 raise ConfigError(f"data.{key}={value!r}: no such file")
 
 
@@ -61,9 +65,16 @@ def _load(path: Path):
         raise DataError(f"{path}: not a lhotse manifest ({type(err).__name__}: {one_line(err)})") from None
 
 
-def _utterance(index: int, sup, recording, start: float, seen: dict) -> Utterance:
+def _utterance(index: int, sup, recording, start, seen: dict) -> Utterance:
     error, path = None, None
-    if recording is None:
+    try:
+        start, duration = _seconds(start, "start") or 0.0, _seconds(sup.duration, "duration")
+    except ValueError as err:
+        error, start, duration = f"supervision {sup.id}: {err}", 0.0, None
+    if recording is False:
+        error = error or f"supervision {sup.id}: in a mixed cut (several recordings): not read"
+        recording = None
+    elif recording is None:
         error = f"supervision {sup.id}: no recording {sup.recording_id!r} in the recordings manifest"
     else:
         sources = [s for s in recording.sources if s.type == "file"]
@@ -71,7 +82,10 @@ def _utterance(index: int, sup, recording, start: float, seen: dict) -> Utteranc
             kinds = sorted({s.type for s in recording.sources})
             error = f"recording {recording.id}: audio source {kinds} not read (files only: nothing is fetched or run)"
         else:
-            path = str(Path(sources[0].source).expanduser())
+            try:  # as lhotse reads it: a relative source against the working directory
+                path = str(Path(sources[0].source).expanduser())
+            except (RuntimeError, ValueError) as err:
+                error = f"recording {recording.id}: audio source {sources[0].source!r} cannot be used ({err})"
     channel = sup.channel if isinstance(sup.channel, int) else None
     if isinstance(sup.channel, list) and len(sup.channel) > 1:
         error = error or f"supervision {sup.id}: channels {sup.channel} (one channel a supervision is read)"
@@ -88,10 +102,18 @@ def _utterance(index: int, sup, recording, start: float, seen: dict) -> Utteranc
         error = error or f"supervision {sup.id}: its id is also supervision number {seen[utt_id] + 1}'s"
     utt_id = unique_id(utt_id, seen, f"supervision:{index + 1}")
     seen[utt_id] = index
+    speaker = "" if sup.speaker is None else str(sup.speaker)
     return Utterance(
-        index, utt_id, str(sup.speaker or ""), "", text, path, error=error, offset=float(start),
-        duration=float(sup.duration), channel=channel,
+        index, utt_id, speaker, "", text, path, error=error, offset=start, duration=duration, channel=channel,
     )  # fmt: skip
+
+
+def _start(cut, sup):
+    """Where a cut's supervision starts in its recording (what is not a number is kept, and then refused)."""
+    try:
+        return float(cut.start) + float(sup.start)
+    except (TypeError, ValueError):
+        return f"{cut.start!r} + {sup.start!r}"
 
 
 def lhotse_utterances(settings: LhotseSettings) -> tuple[list[Utterance], str]:
@@ -103,7 +125,8 @@ def lhotse_utterances(settings: LhotseSettings) -> tuple[list[Utterance], str]:
     digest = hashlib.sha256(read_regular(path, MAX_MANIFEST_BYTES))
     seen: dict[str, int] = {}
     if isinstance(manifest, lhotse.CutSet):
-        pairs = [(sup, cut.recording, cut.start + sup.start) for cut in manifest for sup in cut.supervisions]
+        pairs = [(sup, getattr(cut, "recording", False), _start(cut, sup)) for cut in manifest
+                 for sup in cut.supervisions]  # fmt: skip
     elif isinstance(manifest, lhotse.SupervisionSet):
         default = path.name.replace("supervisions", "recordings")
         recordings_path = Path(settings.recordings).expanduser() if settings.recordings else path.with_name(default)

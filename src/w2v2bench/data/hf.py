@@ -1,0 +1,216 @@
+"""Utterances of any Hugging Face dataset, its columns named (`data=hf`): a Hub dataset, a `save_to_disk` folder,
+or parquet files.
+
+`data.dataset` is a Hub id (streamed, as `data=hub` streams LibriSpeech), a folder `Dataset.save_to_disk` wrote,
+or parquet files (a file, a folder of them, or a glob). `data.audio_column` (an `Audio` column, a `{bytes, path}`
+struct, or a path), `data.text_column`, `data.id_column` and `data.speaker_column` say which columns are which
+(a Common Voice set: `data.text_column=sentence data.speaker_column=client_id`). Audio stays encoded until the
+harness decodes it (soundfile; no torchcodec). The set is named by `data.name` (default: the dataset's name, config
+and split), where a LibriSpeech run has `<partition>-<split>`.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ConfigError, one_line
+from ..hub import OFFLINE_HINT, HubUnavailable, hub_unreachable_reason
+from . import DataError, Utterance
+from .hub import hub_dataset_commit, open_stream
+from .manifest import SAFE_ID, unique_id
+
+
+@dataclass(frozen=True)
+class HFSettings:
+    name: str  # the set's name in outputs (default: the dataset's name, config and split)
+    dataset: str | None = None  # a Hub id, a save_to_disk folder, or parquet file(s) (a file, a folder, a glob)
+    config: str | None = None  # the Hub dataset's config (null: its default)
+    split: str = "test"  # the dataset's split (a save_to_disk DatasetDict's key; parquet files have none)
+    revision: str | None = None  # a Hub dataset's revision (null: main; the commit it resolved to is recorded)
+    audio_column: str = "audio"
+    text_column: str = "text"
+    id_column: str | None = None  # null: "id" where the dataset has it, else the audio file's name, else the row
+    speaker_column: str | None = None  # null: "speaker_id" where the dataset has it
+
+    def __post_init__(self):
+        if not self.dataset:
+            raise ConfigError(
+                "data.dataset is not set: data=hf needs a Hub dataset id, a save_to_disk folder or parquet files"
+            )
+
+
+SPLIT_NAMES = ("train", "validation", "valid", "dev", "test")
+
+
+def _parquet_files(dataset: str, split: str) -> list[str] | None:
+    """The parquet files of `split` that `dataset` names (a file, a glob, or a folder: a downloaded Hub repo's
+    `<split>-*.parquet` or `<split>/` files, searched 3 folders deep), or None: not parquet."""
+    path = Path(dataset).expanduser()
+    if path.is_dir() and not (path / "dataset_info.json").exists() and not (path / "dataset_dict.json").exists():
+        found = sorted({p for depth in ("", "*/", "*/*/") for p in path.glob(f"{depth}*.parquet") if p.is_file()})
+        if not found:
+            return None
+
+        def named(p: Path, name: str) -> bool:  # a split by its file name's start or a folder of its name
+            parts = p.relative_to(path).parts
+            return p.name.startswith((f"{name}-", f"{name}.", f"{name}_")) or name in parts[:-1]
+
+        mine = [p for p in found if named(p, split)]
+        if not mine and any(named(p, other) for p in found for other in SPLIT_NAMES):
+            splits = sorted({o for p in found for o in SPLIT_NAMES if named(p, o)})
+            raise DataError(f"data.split={split!r}: {dataset} has parquet files of the splits {splits}")
+        return [str(p) for p in (mine or found)]
+    if str(dataset).endswith(".parquet"):
+        return sorted(p for p in glob.glob(str(path)) if Path(p).is_file())
+    return None
+
+
+def _fingerprint(files: list[str]) -> str:
+    """What identifies local parquet files without reading them all: sha256 of their names and sizes."""
+    digest = hashlib.sha256()
+    for name in files:
+        digest.update(f"{Path(name).name}\0{Path(name).stat().st_size}\n".encode())
+    return f"files:{digest.hexdigest()}"
+
+
+def _rows(s: HFSettings) -> tuple[Iterable[dict], str, str | None]:
+    """(the dataset's rows, audio left encoded; where they come from, for messages; the Hub commit or None)."""
+    from datasets import Audio, DatasetDict, load_dataset, load_from_disk
+
+    commit = None
+    try:
+        path = Path(s.dataset).expanduser()
+        parquet = _parquet_files(s.dataset, s.split)
+        if parquet is not None:
+            if not parquet:
+                raise DataError(f"data.dataset={s.dataset!r}: no parquet files there")
+            where = f"{s.dataset} ({len(parquet)} parquet file(s))"
+            commit = _fingerprint(parquet)
+            rows = load_dataset("parquet", data_files={"rows": parquet}, split="rows", streaming=True)
+        elif path.is_dir():
+            where = f"{s.dataset} (save_to_disk)"
+            rows = load_from_disk(str(path))
+            if isinstance(rows, DatasetDict):
+                if s.split not in rows:
+                    raise DataError(f"data.split={s.split!r}: {s.dataset} has the splits {sorted(rows)}")
+                rows = rows[s.split]
+            commit = f"fingerprint:{getattr(rows, '_fingerprint', None)}"  # datasets' own, saved with it
+        else:
+            where = f"{s.dataset} (config {s.config!r}, split {s.split!r}, revision {s.revision or 'main'!r})"
+            reason = hub_unreachable_reason()
+            if reason is not None:
+                raise HubUnavailable(
+                    f"cannot stream {s.dataset}: the Hugging Face Hub is unreachable ({reason}); give data.dataset a "
+                    f"save_to_disk folder or its parquet files, or {OFFLINE_HINT}"
+                )
+            rows = load_dataset(s.dataset, s.config, split=s.split, streaming=True, revision=s.revision)
+            commit = hub_dataset_commit(s.dataset, s.revision)
+        features = getattr(rows, "features", None) or {}
+        for column, kind in features.items():  # every Audio column: soundfile decodes the chosen one, not torchcodec
+            if isinstance(kind, Audio):
+                rows = rows.cast_column(column, Audio(decode=False))
+    except (DataError, HubUnavailable):
+        raise
+    except Exception as err:  # whatever datasets, pyarrow or the Hub raise while opening it
+        raise DataError(f"cannot open {s.dataset}: {type(err).__name__}: {one_line(err)}") from None
+    return rows, where, commit
+
+
+def hf_utterances(s: HFSettings, rows: Iterable[dict], where: str, base: Path | None) -> Iterator[Utterance]:
+    """The rows as utterances: a row without the audio or text column stops with one line (the columns are
+    wrong); a row whose values cannot be used is that utterance's recorded failure."""
+    taken: dict[str, tuple[str, bool]] = {}  # id -> (where, whether the dataset stated it)
+    iterator = iter(rows)
+    index = 0
+    while True:
+        try:
+            row = next(iterator, None)
+        except Exception as err:  # a shard that cannot be read (pyarrow, the network): the run stops here
+            raise DataError(f"{where}: row {index} cannot be read: {type(err).__name__}: {one_line(err)}") from None
+        if row is None:
+            return
+        for key, column in (("audio", s.audio_column), ("text", s.text_column), ("id", s.id_column),
+                            ("speaker", s.speaker_column)):  # fmt: skip
+            if column is not None and column not in row:
+                raise DataError(
+                    f"{where}: no column {column!r} (it has {sorted(row)}): name it with data.{key}_column=<column>"
+                )
+        yield _utterance(s, index, row, where, base, taken)
+        index += 1
+
+
+def _utterance(s: HFSettings, index: int, row: dict, where: str, base: Path | None, taken: dict) -> Utterance:
+    audio, text, error = row[s.audio_column], row[s.text_column], None
+    path, data = None, None
+    if isinstance(audio, dict):
+        path, data = audio.get("path"), audio.get("bytes")
+        if not isinstance(data, bytes):
+            data = None
+    elif isinstance(audio, str):
+        path = audio
+    if data is None and isinstance(path, str) and path:
+        try:
+            candidate = Path(path).expanduser()
+            path = str(candidate if candidate.is_absolute() or base is None else base / candidate)
+        except RuntimeError:  # ~user of no such user
+            error, path = f"{where}: row {index}: audio path {path!r} cannot be used (no such user)", None
+    elif data is None:
+        error = f"{where}: row {index}: no audio in column {s.audio_column!r} (found {type(audio).__name__})"
+        path = None
+    id_column = s.id_column or ("id" if "id" in row else None)
+    given = row.get(id_column) if id_column else None
+    stated = given is not None and given != "" and not isinstance(given, bool)
+    if stated:
+        wanted = str(given)
+    else:  # the audio file's name, else the row's number: made here, so never a failure when taken
+        named = audio.get("path") if isinstance(audio, dict) else audio
+        wanted = (Path(named).stem if isinstance(named, str) else "") or f"row{index:06d}"
+    if not SAFE_ID.fullmatch(wanted):
+        if stated:
+            error = error or f"{where}: row {index}: id {wanted!r} is not a plain id (no spaces, parentheses, controls)"
+        wanted = re.sub(r"[\s()\x00-\x1f\x7f]", "_", wanted) or "id"
+    elif stated and taken.get(wanted, (None, False))[1]:  # only a repeat of a stated id is ambiguous
+        error = error or f"{where}: row {index}: id {wanted!r} is also {taken[wanted][0]}'s"
+    utt_id = unique_id(wanted, taken, f"row:{index}")
+    taken[utt_id] = (f"row {index}", stated)
+    speaker_column = s.speaker_column or ("speaker_id" if "speaker_id" in row else None)
+    speaker = row.get(speaker_column) if speaker_column else None
+    if isinstance(text, str) and text.strip():
+        text = " ".join(text.split())
+    else:
+        error, text = error or f"{where}: row {index}: no text in column {s.text_column!r}", None
+    return Utterance(index, utt_id, "" if speaker is None else str(speaker), "", text, path, data=data, error=error)
+
+
+class HFSource:
+    """`data=hf`: any Hugging Face dataset (Hub, save_to_disk folder, parquet files), its columns named."""
+
+    name = "hf"
+    Settings = HFSettings
+
+    def __init__(self, settings: HFSettings):
+        self.settings = settings
+        self.commit: str | None = None  # the Hub commit the revision resolved to (summary.json's data.commit)
+
+    @classmethod
+    def create(cls, settings: HFSettings) -> HFSource:
+        return cls(settings)
+
+    def utterances(self, split: str, limit: int | None) -> tuple[Iterator[Utterance], int | None]:
+        """(a stream of the rows as utterances, already opened; the count where the dataset knows it)."""
+        s = self.settings
+        rows, where, self.commit = _rows(s)
+        text = str(s.dataset)
+        cut = min((text.find(c) for c in "*?[" if c in text), default=-1)  # a glob: the folder before its wildcard
+        path = Path(text if cut < 0 else text[:cut]).expanduser()
+        base = path if path.is_dir() and cut < 0 else (path.parent if text.endswith(".parquet") else None)
+        count = len(rows) if hasattr(rows, "__len__") else None
+        if limit is not None:
+            rows = rows.take(limit) if hasattr(rows, "take") else rows
+            count = limit if count is None else min(count, limit)
+        return open_stream(hf_utterances(s, rows, where, base)), count
