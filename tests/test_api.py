@@ -73,3 +73,48 @@ def test_a_path_is_passed_as_it_is_never_interpolated(tmp_path):
     result = w2v2bench.evaluate("demo", str(manifest), output_dir=str(folder / "out"), device="cpu")
     assert result.summary["config"]["data"]["path"] == str(manifest) and len(result.rows) == 1
     assert _quoted("a\\b") == "'a\\\\b'"
+
+
+def _state(model) -> tuple:
+    import torch
+
+    hooks = sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+    tensors = {k: v.clone() for k, v in model.state_dict().items()}
+    return (
+        tensors,
+        [type(m).__name__ for m in model.modules()],
+        hooks,
+        model.training,
+        next(model.parameters()).device,
+        torch.is_grad_enabled(),
+    )
+
+
+def test_a_model_in_memory_gives_its_folders_transcripts_and_is_left_as_it_was(tmp_path):
+    # issue #29 items 1-2: the same transcripts as the checkpoint folder; the caller's model untouched
+    import datasets
+    import torch
+    from transformers import Wav2Vec2ForCTC, Wav2Vec2Processor
+
+    from w2v2bench.config import asset_path
+
+    model = Wav2Vec2ForCTC.from_pretrained(asset_path("demo-model")).train()  # mid-training: training mode
+    processor = Wav2Vec2Processor.from_pretrained(asset_path("demo-model"))
+    before = _state(model)
+    folder = w2v2bench.evaluate("demo", "demo", split="clean", limit=4, output_dir=None)
+    memory = w2v2bench.evaluate(model, "demo", processor=processor, split="clean", limit=4, output_dir=None)
+    assert [r["pred_text"] for r in memory.rows] == [r["pred_text"] for r in folder.rows] and memory.wer == folder.wer
+    assert (
+        memory.summary["config"]["model"]["name"].startswith("Wav2Vec2ForCTC-") and memory.summary["reference"] is None
+    )
+    after = _state(model)
+    assert all(torch.equal(before[0][k], after[0][k]) for k in before[0]) and before[1:] == after[1:]
+    # a datasets.Dataset object, its audio an Audio column
+    utterances = local_utterances(LIBRISPEECH, "test", "clean")[:2]
+    table = datasets.Dataset.from_list([{"audio": u.path, "text": u.text, "id": u.id} for u in utterances])
+    result = w2v2bench.evaluate("demo", table.cast_column("audio", datasets.Audio()), output_dir=None)
+    assert [r["id"] for r in result.rows] == [u.id for u in utterances]
+    with pytest.raises(TypeError, match="weights in \\['torch.float16'\\]"):
+        w2v2bench.evaluate(model.half(), "demo", processor=processor, output_dir=None)
+    with pytest.raises(TypeError, match="needs its processor"):
+        w2v2bench.evaluate(model.float(), "demo", output_dir=None)

@@ -96,18 +96,54 @@ def _data(data: str) -> list[str]:
     return ["data=hf", f"data.dataset={_quoted(data)}"]
 
 
+def _saved_model(model: Any, processor: Any, folder: Path, name: str | None) -> list[str]:
+    """A model object in memory saved (with its processor) into `folder` for the harness to load as every
+    checkpoint is loaded: the caller's object is only read (its modules, hooks, training flag, device and dtype
+    stay as they were). A wrapped model (DDP, torch.compile) is unwrapped; one that is not a transformers CTC
+    model, a PEFT model, or half-precision weights are refused in one line."""
+    from .provenance import checkpoint_id
+
+    inner = getattr(model, "module", model)  # DistributedDataParallel, DataParallel
+    inner = getattr(inner, "_orig_mod", inner)  # torch.compile
+    if hasattr(inner, "peft_config") or hasattr(inner, "merge_and_unload"):
+        raise TypeError("model: a PEFT model; merge its adapters first (model.merge_and_unload()) and pass that")
+    if not hasattr(inner, "save_pretrained") or not hasattr(inner, "config"):
+        raise TypeError(
+            f"model: a {type(model).__name__}; expected a transformers CTC model, a checkpoint id or folder"
+        )
+    dtypes = {p.dtype for p in inner.parameters()}
+    if any(str(d) != "torch.float32" for d in dtypes):
+        raise TypeError(
+            f"model: weights in {sorted(map(str, dtypes))}; pass the float32 model (precision=bf16|fp16 runs it in "
+            "half precision, checked against fp32)"
+        )
+    if processor is None or not hasattr(processor, "save_pretrained"):
+        raise TypeError("processor: a model in memory needs its processor (feature extractor and tokenizer) to run")
+    inner.save_pretrained(folder, safe_serialization=True)
+    processor.save_pretrained(folder)
+    digest = (checkpoint_id(folder) or "sha256:unknown").removeprefix("sha256:")
+    name = name or f"{type(inner).__name__}-{digest[:8]}"  # its class and what its files hash to
+    # a series of its own: no pinned name, no card
+    return [f"model.checkpoint={_quoted(str(folder))}", f"model.name={_quoted(name)}", "model.reference=null",
+            "model.pin.name=null", "model.pin.hub=null", "model.pin.sha256=[]"]  # fmt: skip
+
+
 def evaluate(
-    model: str,
-    data: str = "demo",
+    model: Any,
+    data: Any = "demo",
     *,
+    processor: Any = None,
+    model_name: str | None = None,
     overrides: Mapping | Sequence[str] | None = None,
     **keys: Any,
 ) -> Result:
     """Run `model` on `data` as `python -m w2v2bench` would, and return what it measured.
 
-    `model`: a conf/model name (`"demo"`, `"wav2vec2-base-960h"`), a Hub id or a checkpoint folder. `data`: a
-    conf/data name (`"demo"`, `"hub"` ...), a NeMo manifest / CSV / TSV, a lhotse manifest (`.jsonl.gz`), an
-    OpenSLR LibriSpeech folder, or a Hugging Face dataset (Hub id, `save_to_disk` folder, parquet files).
+    `model`: a conf/model name (`"demo"`, `"wav2vec2-base-960h"`), a Hub id, a checkpoint folder, or a model
+    object in memory (a transformers CTC model, with its `processor`; named `model_name` or by its class and
+    files' hash; saved for the run and left as it was). `data`: a conf/data name (`"demo"`, `"hub"` ...), a NeMo
+    manifest / CSV / TSV, a lhotse manifest (`.jsonl.gz`), an OpenSLR LibriSpeech folder, a Hugging Face dataset
+    (Hub id, `save_to_disk` folder, parquet files), or a `datasets.Dataset` object (`data.*_column` in overrides).
     `**keys`: the command line's top-level keys (`split="other"`, `batch_size=32`, `device="cpu"`, `limit=10`,
     `normalizer="basic"`); `output_dir=None` keeps no files (the run writes into a temporary folder, read back
     and removed). `overrides`: dotted keys, as `["decoder=lm", "decoder.beam_width=100"]` or a nested mapping
@@ -123,8 +159,20 @@ def evaluate(
     scratch = None if keep else tempfile.mkdtemp(prefix="w2v2bench-")
     if scratch is not None:
         keys = {**keys, "output_dir": scratch}
-    args = [*_model(model), *_data(data), *(f"{k}={_quoted(v)}" for k, v in keys.items()), *_flat(overrides)]
+    staged = tempfile.mkdtemp(prefix="w2v2bench-in-memory-")  # a model or dataset object, saved for the run
     try:
+        if isinstance(model, str):
+            model_args = _model(model) + ([f"model.name={_quoted(model_name)}"] if model_name else [])
+        else:
+            model_args = _saved_model(model, processor, Path(staged) / "model", model_name)
+        if isinstance(data, str):
+            data_args = _data(data)
+        elif hasattr(data, "save_to_disk"):  # a datasets.Dataset: saved, then read as data=hf reads a saved one
+            data.save_to_disk(str(Path(staged) / "data"))
+            data_args = ["data=hf", f"data.dataset={_quoted(str(Path(staged) / 'data'))}", "data.name=dataset"]
+        else:
+            raise TypeError(f"data: a {type(data).__name__}; expected a name, a path or a datasets.Dataset")
+        args = [*model_args, *data_args, *(f"{k}={_quoted(v)}" for k, v in keys.items()), *_flat(overrides)]
         register()
         with initialize_config_module(config_module="w2v2bench.conf", version_base=None):
             cfg = compose(config_name="config", overrides=args)
@@ -132,7 +180,8 @@ def evaluate(
         status = bench(run, datetime.now(UTC).isoformat(timespec="milliseconds"))
         summary, rows = read_run(run.output_dir)
     finally:
-        if scratch is not None:
-            with contextlib.suppress(OSError):
-                shutil.rmtree(scratch)
+        for folder in (scratch, staged):
+            if folder is not None:
+                with contextlib.suppress(OSError):
+                    shutil.rmtree(folder)
     return Result(summary["wer"], summary["cer"], rows, summary, int(status), run.output_dir if keep else None)
