@@ -13,9 +13,10 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from .config import group_options
 
 __all__ = ["Result", "evaluate"]
 
@@ -37,11 +38,6 @@ class Result:
     @property
     def measurement(self) -> dict[str, Any]:
         return self.summary["measurement"]
-
-
-def _options(group: str) -> set[str]:
-    folder = resources.files("w2v2bench.conf") / group
-    return {p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml")}
 
 
 def _quoted(value: object) -> str:
@@ -75,7 +71,7 @@ def _flat(overrides: Mapping | Sequence[str] | None, prefix: str = "") -> list[s
 
 def _model(model: str) -> list[str]:
     """`model=<option>` for a shipped config's name, else a checkpoint (a Hub id or a folder)."""
-    if model in _options("model"):
+    if model in group_options("model"):
         return [f"model={model}"]
     return [f"model.checkpoint={_quoted(model)}"]
 
@@ -83,7 +79,7 @@ def _model(model: str) -> list[str]:
 def _data(data: str) -> list[str]:
     """`data=<option>` for a shipped config's name; a manifest (NeMo JSONL, CSV, TSV) or lhotse file by its
     suffix; an OpenSLR tree (a folder holding test-clean/ ...); else any Hugging Face dataset."""
-    if data in _options("data"):
+    if data in group_options("data"):
         return [f"data={data}"]
     path = Path(data).expanduser()
     if str(data).endswith(LHOTSE_SUFFIXES):

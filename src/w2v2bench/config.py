@@ -222,10 +222,16 @@ def register() -> None:
     cs.store(group="backend", name="schema", node=BackendConfig)
 
 
+def group_options(group: str) -> list[str]:
+    """The conf/<group>/*.yaml choices shipped with the package (no torch: the command line reads them first)."""
+    folder = resources.files("w2v2bench.conf") / group
+    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
 def load_reference(name: str) -> ReferenceConfig:
     """The conf/reference/<name>.yaml figures (for reference=auto, named by the model config)."""
     folder = resources.files("w2v2bench.conf") / "reference"
-    names = sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+    names = group_options("reference")
     if name not in names:
         raise ConfigError(f"model.reference={name!r}: expected one of {names}")
     raw = OmegaConf.create((folder / f"{name}.yaml").read_text(encoding="utf-8"))

@@ -22,7 +22,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from .config import ReferenceConfig, load_reference
+from .config import ReferenceConfig, group_options, load_reference
 from .errors import ConfigError
 from .metrics.normalizers import normalizer
 from .model import parse_device, resolve_checkpoint, resolve_defaults
@@ -91,12 +91,6 @@ class Run:
         if isinstance(config.get("data"), dict) and "commit" in config["data"]:
             config["data"]["commit"] = commit
         return config
-
-
-def group_options(group: str) -> list[str]:
-    """The conf/<group>/*.yaml choices shipped with the package (for messages)."""
-    folder = resources.files("w2v2bench.conf") / group
-    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
 PLAIN_NAME = re.compile(r"[A-Za-z0-9_+-][A-Za-z0-9._+-]*(/[A-Za-z0-9_+-][A-Za-z0-9._+-]*)*")

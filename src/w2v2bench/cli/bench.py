@@ -9,7 +9,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from ..config import register
+from ..config import group_options, register
 from ..errors import Exit, one_line
 
 STATUSES: list[int] = []  # one per job: a multirun goes on after a failed job and exits with the worst status
@@ -45,8 +45,6 @@ def unknown_choice(argv: list[str]) -> str | None:
     """One line for a config group option that is not shipped (`reference=nonesuch`), before Hydra composes and
     prints its own several lines; None when each choice is a shipped one, or when another config folder is on
     the search path (Hydra decides then)."""
-    from importlib import resources
-
     if any(a.startswith(OTHER_CONFIGS) for a in argv):
         return None
     for arg in argv:
@@ -54,8 +52,7 @@ def unknown_choice(argv: list[str]) -> str | None:
         key = key.lstrip("+")
         if not sep or key not in GROUPS or "(" in value:  # a sweep function (choice(...), range(...)): Hydra's
             continue
-        folder = resources.files("w2v2bench.conf") / key
-        options = sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+        options = group_options(key)
         for choice in value.split(","):  # a multirun's list
             choice = choice.strip()
             if len(choice) >= 2 and choice[0] == choice[-1] and choice[0] in "'\"":

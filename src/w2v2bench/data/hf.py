@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import glob
 import hashlib
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ from ..errors import ConfigError, one_line
 from ..hub import OFFLINE_HINT, HubUnavailable, hub_unreachable_reason
 from . import DataError, Utterance
 from .hub import hub_dataset_commit, open_stream
-from .manifest import SAFE_ID, unique_id
+from .manifest import SAFE_ID, plain_id, unique_id
 
 
 @dataclass(frozen=True)
@@ -173,7 +172,7 @@ def _utterance(s: HFSettings, index: int, row: dict, where: str, base: Path | No
     if not SAFE_ID.fullmatch(wanted):
         if stated:
             error = error or f"{where}: row {index}: id {wanted!r} is not a plain id (no spaces, parentheses, controls)"
-        wanted = re.sub(r"[\s()\x00-\x1f\x7f]", "_", wanted) or "id"
+        wanted = plain_id(wanted)
     elif stated and taken.get(wanted, (None, False))[1]:  # only a repeat of a stated id is ambiguous
         error = error or f"{where}: row {index}: id {wanted!r} is also {taken[wanted][0]}'s"
     utt_id = unique_id(wanted, taken, f"row:{index}")

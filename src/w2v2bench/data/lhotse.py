@@ -10,14 +10,13 @@ is that utterance's recorded failure, never fetched or run. lhotse is an optiona
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError, one_line
 from ..files import read_regular
 from . import DataError, Utterance
-from .manifest import SAFE_ID, _seconds, unique_id
+from .manifest import SAFE_ID, _seconds, plain_id, unique_id
 
 SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz")  # what is read (lhotse's YAML manifests are not)
 MAX_MANIFEST_BYTES = 512 * 2**20
@@ -97,7 +96,7 @@ def _utterance(index: int, sup, recording, start, seen: dict) -> Utterance:
     utt_id = str(sup.id)
     if not SAFE_ID.fullmatch(utt_id):
         error = error or f"supervision {sup.id!r}: not a plain id (no spaces, parentheses or control characters)"
-        utt_id = re.sub(r"[\s()\x00-\x1f\x7f]", "_", utt_id) or "id"
+        utt_id = plain_id(utt_id)
     elif utt_id in seen:
         error = error or f"supervision {sup.id}: its id is also supervision number {seen[utt_id] + 1}'s"
     utt_id = unique_id(utt_id, seen, f"supervision:{index + 1}")

@@ -126,6 +126,11 @@ def _seconds(value, what: str) -> float | None:
 SAFE_ID = re.compile(r"[^\s()\x00-\x1f\x7f]+")
 
 
+def plain_id(text: str, fallback: str = "id") -> str:
+    """`text` made a plain id: whitespace, parentheses and unprintable characters become `_` (at most 200)."""
+    return "".join(c if c.isprintable() and SAFE_ID.fullmatch(c) else "_" for c in text)[:200] or fallback
+
+
 def unique_id(wanted: str, taken: dict, where: str) -> str:
     """`wanted`, or `wanted-line<N>` (and `-2`, `-3` ...) where that is taken already."""
     if wanted not in taken:
@@ -172,13 +177,12 @@ def manifest_utterances(settings: ManifestSettings) -> tuple[list[Utterance], st
                     f"{where}: id {given!r} is not a plain id (text or a whole number, without spaces, parentheses "
                     "or control characters: a .trn line could not hold it)"
                 )
-                given = SAFE_ID.sub("_", "".join(c if c.isprintable() else "_" for c in str(given)))[:200] or "id"
-                given = re.sub(r"[\s()]", "_", given)
+                given = plain_id(str(given))
             wanted = str(given)
             if wanted in first:  # the manifest's id twice: which entry is it? (a recorded failure)
                 error = error or f"{where}: id {wanted!r} is also on {first[wanted]}: which is its audio?"
         else:  # the audio file's name (and where a segment starts)
-            stem = re.sub(r"[\s()\x00-\x1f\x7f]", "_", Path(str(audio or f"line{index}")).stem) or "audio"
+            stem = plain_id(Path(str(audio or f"line{index}")).stem, "audio")
             wanted = stem + (f"-{round(offset * 1000):010d}ms" if "offset" in record else "")
         utt_id = unique_id(wanted, first, where)
         first[utt_id] = where
