@@ -132,7 +132,7 @@ def test_the_command_line_runs_the_toys(tmp_path):
         (
             ["~data"],
             "data is not set: choose one with data=<one of ['demo', 'esb', 'hf', 'hub', 'lhotse', 'local', "
-            "'manifest']>",
+            "'manifest', 'open_asr']>",
         ),
         (["reference=demo", "reference.decoder=gredy"], "reference.decoder='gredy': expected one of ['greedy', 'lm']"),
         (["max_batch_s=nan"], "max_batch_s=nan: expected a positive number of seconds"),

@@ -59,6 +59,10 @@ def bench(run: Run, started: str) -> int:
                 return folder.follow()
             status, lines = summary.finish(run, folder, per_rank, load_s, transcriber, decoder.settings())
             folder.commit(status)
+    dropped = getattr(source, "dropped", None)  # rows a source's own rule left out (data.drop_unscored)
+    if dropped:
+        lines.append(f"note: data.drop_unscored left out {len(dropped)} row(s) whose text it empties: "
+                     + ", ".join(dropped[:5]) + (", ..." if len(dropped) > 5 else ""))  # fmt: skip
     print("\n".join(lines))
     return status
 

@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError, one_line
 from ..hub import OFFLINE_HINT, HubUnavailable, hub_unreachable_reason
+from ..metrics.normalizers import NORMALIZERS, normalizer
 from . import DataError, Utterance
-from .hub import hub_dataset_commit, open_stream
+from .hub import cached_dataset, hub_dataset_commit, open_stream
 from .manifest import SAFE_ID, plain_id, unique_id
 
 
@@ -35,11 +37,18 @@ class HFSettings:
     text_column: str = "text"
     id_column: str | None = None  # null: "id" where the dataset has it, else the audio file's name, else the row
     speaker_column: str | None = None  # null: "speaker_id" where the dataset has it
+    # a normaliser's name: rows whose text it makes empty (or "ignore time segment in scoring") are left out, as the
+    # Open ASR Leaderboard's prepare_data leaves them out (null: every row is an utterance; empty text a failure)
+    drop_unscored: str | None = None
 
     def __post_init__(self):
         if not self.dataset:
             raise ConfigError(
                 "data.dataset is not set: data=hf needs a Hub dataset id, a save_to_disk folder or parquet files"
+            )
+        if self.drop_unscored is not None and self.drop_unscored not in NORMALIZERS:
+            raise ConfigError(
+                f"data.drop_unscored={self.drop_unscored!r}: expected null or one of {sorted(NORMALIZERS)}"
             )
 
 
@@ -57,7 +66,8 @@ def _parquet_files(dataset: str, split: str) -> list[str] | None:
 
         def named(p: Path, name: str) -> bool:  # a split by its file name's start or a folder of its name
             parts = p.relative_to(path).parts
-            return p.name.startswith((f"{name}-", f"{name}.", f"{name}_")) or name in parts[:-1]
+            # (`test.clean-0.parquet` is not of the split `test`)
+            return p.name.startswith((f"{name}-", f"{name}_")) or p.name == f"{name}.parquet" or name in parts[:-1]
 
         mine = [p for p in found if named(p, split)]
         if not mine and any(named(p, other) for p in found for other in SPLIT_NAMES):
@@ -84,12 +94,27 @@ def _rows(s: HFSettings) -> tuple[Iterable[dict], str, str | None]:
     commit = None
     try:
         path = Path(s.dataset).expanduser()
-        parquet = _parquet_files(s.dataset, s.split)
+        if not path.is_dir() and not str(s.dataset).endswith(".parquet") and hub_unreachable_reason() is not None:
+            cached = cached_dataset(s.dataset, s.revision)  # a Hub id offline: its repo's files downloaded before
+            if cached is not None:
+                path, commit = Path(cached), Path(cached).name  # the cache's snapshot folder is named by its commit
+                if s.config and not (path / s.config).is_dir():
+                    raise HubUnavailable(
+                        f"cannot stream {s.dataset}: the Hugging Face Hub is unreachable and its cached copy has no "
+                        f"{s.config}/ files; download them (hf download {s.dataset} --repo-type dataset "
+                        f"--include '{s.config}/*' while online) or give data.dataset=<a copy of the repo's files>"
+                    )
+        saved = (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists()
+        if s.config and path.is_dir() and not saved:  # a copy of a Hub repo: <config>/<split>/ or <split>-* files
+            if not (path / s.config).is_dir():  # never another config's files found deeper down
+                raise DataError(f"data.dataset={s.dataset!r}: no folder {s.config}/ (data.config) in it")
+            path = path / s.config
+        parquet = _parquet_files(str(path), s.split)
         if parquet is not None:
             if not parquet:
                 raise DataError(f"data.dataset={s.dataset!r}: no parquet files there")
             where = f"{s.dataset} ({len(parquet)} parquet file(s))"
-            commit = _fingerprint(parquet)
+            commit = commit or _fingerprint(parquet)
             rows = load_dataset("parquet", data_files={"rows": parquet}, split="rows", streaming=True)
         elif path.is_dir():
             where = f"{s.dataset} (save_to_disk)"
@@ -120,12 +145,19 @@ def _rows(s: HFSettings) -> tuple[Iterable[dict], str, str | None]:
     return rows, where, commit
 
 
-def hf_utterances(s: HFSettings, rows: Iterable[dict], where: str, base: Path | None) -> Iterator[Utterance]:
+UNSCORED = "ignore time segment in scoring"  # a segment the Open ASR Leaderboard's prepare_data leaves out
+
+
+def hf_utterances(
+    s: HFSettings, rows: Iterable[dict], where: str, base: Path | None, dropped: list[str] | None = None
+) -> Iterator[Utterance]:
     """The rows as utterances: a row without the audio or text column stops with one line (the columns are
-    wrong); a row whose values cannot be used is that utterance's recorded failure."""
+    wrong); a row whose values cannot be used is that utterance's recorded failure. With `s.drop_unscored`, a
+    row whose text that normaliser makes empty is left out, its row number added to `dropped`."""
     taken: dict[str, tuple[str, bool]] = {}  # id -> (where, whether the dataset stated it)
+    unscored = None if s.drop_unscored is None else normalizer(s.drop_unscored)
     iterator = iter(rows)
-    index = 0
+    index, kept = 0, 0
     while True:
         try:
             row = next(iterator, None)
@@ -139,11 +171,20 @@ def hf_utterances(s: HFSettings, rows: Iterable[dict], where: str, base: Path | 
                 raise DataError(
                     f"{where}: no column {column!r} (it has {sorted(row)}): name it with data.{key}_column=<column>"
                 )
-        yield _utterance(s, index, row, where, base, taken)
+        text = row[s.text_column]
+        if unscored is not None and isinstance(text, str) and unscored(text).strip() in ("", UNSCORED):
+            if dropped is not None:
+                dropped.append(f"row {index}")
+        else:
+            yield _utterance(s, kept, index, row, where, base, taken)
+            kept += 1
         index += 1
 
 
-def _utterance(s: HFSettings, index: int, row: dict, where: str, base: Path | None, taken: dict) -> Utterance:
+def _utterance(
+    s: HFSettings, number: int, index: int, row: dict, where: str, base: Path | None, taken: dict
+) -> Utterance:
+    """Row `index` as the `number`-th utterance."""
     audio, text, error = row[s.audio_column], row[s.text_column], None
     path, data = None, None
     if isinstance(audio, dict):
@@ -183,7 +224,7 @@ def _utterance(s: HFSettings, index: int, row: dict, where: str, base: Path | No
         text = " ".join(text.split())
     else:
         error, text = error or f"{where}: row {index}: no text in column {s.text_column!r}", None
-    return Utterance(index, utt_id, "" if speaker is None else str(speaker), "", text, path, data=data, error=error)
+    return Utterance(number, utt_id, "" if speaker is None else str(speaker), "", text, path, data=data, error=error)
 
 
 class HFSource:
@@ -195,6 +236,7 @@ class HFSource:
     def __init__(self, settings: HFSettings):
         self.settings = settings
         self.commit: str | None = None  # the Hub commit the revision resolved to (summary.json's data.commit)
+        self.dropped: list[str] = []  # the rows data.drop_unscored left out, as they are read
 
     @classmethod
     def create(cls, settings: HFSettings) -> HFSource:
@@ -209,6 +251,9 @@ class HFSource:
         path = Path(text if cut < 0 else text[:cut]).expanduser()
         base = path if path.is_dir() and cut < 0 else (path.parent if text.endswith(".parquet") else None)
         count = len(rows) if hasattr(rows, "__len__") else None
+        if s.drop_unscored is not None:  # the count is known once every row is read; the limit counts utterances
+            utterances = hf_utterances(s, rows, where, base, self.dropped)
+            return open_stream(itertools.islice(utterances, limit) if limit is not None else utterances), limit
         if limit is not None:
             rows = rows.take(limit) if hasattr(rows, "take") else rows
             count = limit if count is None else min(count, limit)

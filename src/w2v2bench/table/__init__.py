@@ -147,15 +147,15 @@ def write_tables(output_dir: Path, summary: dict) -> pd.DataFrame:
 
 
 def gather(root: str | os.PathLike, row=None) -> tuple[pd.DataFrame, list[str]]:
-    """Every completed run's summary.json under `root`, one row each (`row(summary)`: table_row by default),
-    newest run of a model x split last; and one line for each summary.json that could not be read (skipped,
+    """Every completed run's (and re-score's) summary.json under `root`, one row each (`row(summary)`: table_row
+    by default), newest run of a model x split last; and one line for each summary.json that could not be read (skipped,
     the others still count)."""
     row = row or table_row
     rows, skipped = [], []
     for path in sorted(Path(root).rglob("summary.json")):
         try:
             summary = read_summary(path)
-            if summary["status"] != "complete":
+            if summary["status"] not in ("complete", "rescored"):  # a re-score is its own series (its scoring)
                 continue
             summary["measurement"] = with_ids(summary, path.parent)  # its ids are its rows' (derived: from them)
         except (ResultsFileError, OSError) as err:
