@@ -39,10 +39,12 @@ bench: $(VENV)/.installed ## benchmark: card script vs harness, exact vs naive b
 NIGHTLY_MATRIX ?= model=demo data=demo split=clean,other
 NIGHTLY_ARGS ?=
 
-nightly: $(VENV)/.installed ## the nightly matrix, recorded in results/history.sqlite, compared with the last good runs (exit 1 on a regression)
+nightly: $(VENV)/.installed ## the nightly matrix, recorded in results/history.sqlite, compared with the last good runs (its last line: the nightly's exit status)
 	@night=results/nightly/$$(date -u +%Y-%m-%d_%H-%M-%S); status=0; \
 	$(PY) -m w2v2bench -m $(NIGHTLY_MATRIX) "output_dir=$$night/\$${model.name}/\$${data.partition}-\$${split}" || status=$$?; \
-	$(PY) -m w2v2bench nightly runs=$$night history=results/history.sqlite harness_status=$$status $(NIGHTLY_ARGS)
+	$(PY) -m w2v2bench nightly runs=$$night history=results/history.sqlite harness_status=$$status $(NIGHTLY_ARGS) || nightly=$$?; \
+	echo "nightly exit status: $${nightly:-0} (0 pass, 1 regression, 6 not whole; make itself exits 0 or 2)"; \
+	exit $${nightly:-0}
 
 # every official LibriSpeech CTC checkpoint with a card (conf/model/), greedy; and those with an LM, decoder=lm
 LEADERBOARD_MODELS ?= wav2vec2-base-960h,wav2vec2-base-100h,wav2vec2-large-960h,wav2vec2-large-960h-lv60,wav2vec2-large-960h-lv60-self,hubert-large-ls960-ft,hubert-xlarge-ls960-ft,data2vec-audio-base-960h,data2vec-audio-large-960h
@@ -71,7 +73,7 @@ open-asr: $(VENV)/.installed ## the Open ASR Leaderboard's English sets, scored 
 	$(PY) -m w2v2bench -m model=$(OPEN_ASR_MODELS) data=open_asr data.set=$(OPEN_ASR_SETS) normalizer=$(OPEN_ASR_NORMALIZER) $(OPEN_ASR_ARGS) "output_dir=$(OPEN_ASR_DIR)/\$${model.name}/\$${data.name}" || status=$$?; \
 	for summary in $$(find $(OPEN_ASR_DIR) -name summary.json -not -path '*/rescore/*' | sort); do \
 	$(PY) -m w2v2bench score "run=$$(dirname $$summary)" merge_compounds=true >/dev/null || status=$$?; done; \
-	$(PY) -m w2v2bench table root=$(OPEN_ASR_DIR) || status=$$?; \
+	$(PY) -m w2v2bench table root=$(OPEN_ASR_DIR) rescores=true || status=$$?; \
 	exit $$status
 
 lint: $(VENV)/.installed ## ruff lint and format check

@@ -169,24 +169,27 @@ def test_what_a_run_was_measured_with_that_changed_is_noted(tmp_path):
     (runs / "clean" / "summary.json").write_text(json.dumps(summary))
     (judgement,) = nightly(runs, tmp_path / "history.sqlite").judgements
     assert judgement.baseline is not None and judgement.verdict == "pass"
-    note = [n for n in judgement.notes if n.startswith("measured with something else")]
-    assert note and "torch 2.13 -> 2.14" in note[0] and "data_revision" not in note[0]  # unknown before: not a change
+    # one named line each (issue #30, item 3); unknown before is not a change; no transcript changed: said so
+    assert judgement.alarms == [
+        "library versions changed: torch 2.13 -> 2.14",
+        "no transcript changed: the change above left all 6 as they were",
+    ]
 
 
 @pytest.mark.parametrize(
-    "kind,message",
+    "kind,message,status",
     [
-        ("reference", "reference check failed"),
-        ("failed utterance", "1 of 6 utterances could not be transcribed"),
-        ("killed", "incomplete run"),
-        ("harness", "the benchmark exited with status 1"),
-        ("nothing", "no completed runs"),
+        ("reference", "reference check failed", 1),  # a regression
+        ("failed utterance", "1 of 6 utterances could not be transcribed", 6),  # the night is not whole
+        ("killed", "incomplete run", 6),
+        ("harness", "the benchmark exited with status 1", 6),
+        ("nothing", "no completed runs", 6),
     ],
 )
-def test_a_night_fails_when_a_run_fails(tmp_path, kind, message):
+def test_a_night_fails_when_a_run_fails(tmp_path, kind, message, status):
     runs = tmp_path / "night"
     runs.mkdir()
-    status = 1 if kind == "harness" else 0
+    harness = 1 if kind == "harness" else 0
     if kind == "reference":
         make_run(runs / "a", reference={"wer": 0.01, "tolerance": 0.001, "source": "card", "passed": False})
     elif kind == "failed utterance":
@@ -194,9 +197,13 @@ def test_a_night_fails_when_a_run_fails(tmp_path, kind, message):
     elif kind in ("killed", "harness"):
         make_run(runs / "a")
         make_run(runs / "b", split="other", status="running")
-    report = nightly(runs, tmp_path / "history.sqlite", harness_status=status)
-    assert report.exit_status == 1
+    report = nightly(runs, tmp_path / "history.sqlite", harness_status=harness)
+    assert report.exit_status == status and report.to_json()["exit_status"] == status
     assert message in (runs / "nightly.md").read_text()
+    # a regression beside a night that is not whole: the regression's status
+    if kind == "failed utterance":
+        make_run(runs / "b", split="other", reference={"wer": 0.01, "tolerance": 0.001, "source": "c", "passed": False})
+        assert nightly(runs, tmp_path / "h2.sqlite").exit_status == 1
 
 
 def test_recording_the_same_night_twice_gives_the_same_answer(tmp_path):

@@ -158,7 +158,7 @@ def test_the_nightly_reports_an_unreadable_run_as_a_problem(tmp_path, monkeypatc
     monkeypatch.chdir(tmp_path)
     argv = [f"runs={tmp_path / 'tonight'}", f"history={tmp_path / 'h.sqlite'}"]
     status, err = run_tool(nightly, argv, monkeypatch, capsys)
-    assert status == 1 and "Traceback" not in err
+    assert status == 6 and "Traceback" not in err  # not whole: an unreadable run
     report = json.loads((tmp_path / "tonight" / "nightly.json").read_text())
     assert any("unreadable run" in p and "expected a JSON object" in p for p in report["problems"])
 

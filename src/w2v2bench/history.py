@@ -37,8 +37,9 @@ __all__ = [
 ]
 
 DEFAULT_PATH = Path("results/history.sqlite")
-HISTORY_SCHEMA_VERSION = 3  # 2 added decoder, decoder_settings, backend; 3 series, measurement (older files are
-# migrated in place: their rows' records derived from the columns they kept, as a version-1 summary's are)
+HISTORY_SCHEMA_VERSION = 4  # 2 added decoder, decoder_settings, backend; 3 series, measurement; 4 the intervals
+# (older files are migrated in place: their rows' records derived from the columns they kept, as a version-1
+# summary's are; their intervals NULL, shown as n/a)
 LOCK_TIMEOUT_S = 300.0
 
 # name -> SQLite type; the order is the table's column order
@@ -94,10 +95,17 @@ COLUMNS: dict[str, str] = {
     # schema 3: a run is compared only within its series (summary.json's measurement: results.measurement)
     "series": "TEXT NOT NULL DEFAULT ''",  # measurement.series_id
     "measurement": "TEXT",  # JSON: summary.json's measurement (derived for runs written before it)
+    # schema 4: summary.json's 95 % intervals (metrics.significance.run_intervals); NULL for runs without them
+    "wer_ci95_low": "REAL",
+    "wer_ci95_high": "REAL",
+    "cer_ci95_low": "REAL",
+    "cer_ci95_high": "REAL",
+    "interval": "TEXT",  # JSON: how they were made (method, unit, blocks, samples, seed)
 }
 ADDED_IN_2 = ("decoder", "decoder_settings", "backend")
 ADDED_IN_3 = ("series", "measurement")
-JSON_COLUMNS = ("versions", "config", "verdict_reasons", "decoder_settings", "measurement")
+ADDED_IN_4 = ("wer_ci95_low", "wer_ci95_high", "cer_ci95_low", "cer_ci95_high", "interval")
+JSON_COLUMNS = ("versions", "config", "verdict_reasons", "decoder_settings", "measurement", "interval")
 KEY_COLUMNS = ("model", "data", "partition", "split", "series")
 
 
@@ -212,7 +220,15 @@ def row_from_summary(run_dir: Path, summary_bytes: bytes) -> dict[str, Any]:
         "backend": (summary.get("backend") or {}).get("name", "torch"),
         "series": record["series_id"],
         "measurement": record,
+        **_bounds("wer", summary.get("wer_ci95")),
+        **_bounds("cer", summary.get("cer_ci95")),
+        "interval": summary.get("interval"),
     }
+
+
+def _bounds(rate: str, bounds: list | None) -> dict:
+    low, high = bounds if bounds else (None, None)
+    return {f"{rate}_ci95_low": low, f"{rate}_ci95_high": high}
 
 
 def _to_sql(row: dict) -> dict:
@@ -274,9 +290,9 @@ def _connect(path: Path) -> sqlite3.Connection:
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if version == 0 and tables:
             raise _refuse(path, f"holds another program's tables ({', '.join(sorted(tables))}), not a run history")
-        if version not in (0, 1, 2, HISTORY_SCHEMA_VERSION):
+        if version not in (0, 1, 2, 3, HISTORY_SCHEMA_VERSION):
             raise _refuse(path, f"has history schema version {version}, expected {HISTORY_SCHEMA_VERSION}")
-        if version in (1, 2):
+        if version in (1, 2, 3):
             _migrate(db, path)
             version = HISTORY_SCHEMA_VERSION
         if version:
@@ -320,22 +336,22 @@ def _derived_record(row: dict) -> dict:
 
 def _migrate(db: sqlite3.Connection, path: Path) -> None:
     """Schema 1 -> 2: the decoder columns (every run before them was greedy); 2 -> 3: each row's series and
-    measurement record, derived; the key index with them. Several processes may open an old file at once: the
-    first migrates, the others find it done."""
-    with _transaction(db, path, "cannot be upgraded to history schema version 3 here ({err}); open it once where "
+    measurement record, derived; the key index with them; 3 -> 4: the interval columns (NULL: n/a). Several
+    processes may open an old file at once: the first migrates, the others find it done."""
+    with _transaction(db, path, "cannot be upgraded to history schema version 4 here ({err}); open it once where "
                       "it can be written"):  # fmt: skip
         version = db.execute("PRAGMA user_version").fetchone()[0]
         columns = [r[1] for r in db.execute("PRAGMA table_info(runs)")]
         if version == HISTORY_SCHEMA_VERSION:
             return
-        written = {1: ADDED_IN_2 + ADDED_IN_3, 2: ADDED_IN_3}.get(version)
+        written = {1: ADDED_IN_2 + ADDED_IN_3 + ADDED_IN_4, 2: ADDED_IN_3 + ADDED_IN_4, 3: ADDED_IN_4}.get(version)
         if written is None:
             raise _refuse(path, f"has history schema version {version}, expected {HISTORY_SCHEMA_VERSION}")
         if columns != [c for c in COLUMNS if c not in written]:
             raise _refuse(path, f"its runs table has other columns than history schema version {version}")
         for name in written:
             db.execute(f"ALTER TABLE runs ADD COLUMN {name} {COLUMNS[name]}")
-        for row in list(db.execute("SELECT * FROM runs")):
+        for row in list(db.execute("SELECT * FROM runs")) if version < 3 else []:  # 3 -> 4: columns only
             try:
                 record = _derived_record(dict(row))
             except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as err:

@@ -202,6 +202,19 @@ class _PrecisionCheck(TypedDict):
     bound_violations: Count | None
 
 
+_Interval = Annotated[list[Annotated[float, Strict(), Field(ge=0, le=1e6, allow_inf_nan=False)]],
+                      Field(min_length=2, max_length=2)]  # fmt: skip
+
+
+class _IntervalMethod(TypedDict):
+    method: Literal["bootstrap-percentile"]
+    level: Annotated[float, Strict(), Field(gt=0, lt=1)]
+    unit: Literal["speaker", "utterance"]
+    blocks: Count
+    samples: Count
+    seed: Annotated[int, Strict()]
+
+
 class _ModelInfo(TypedDict):
     architecture: NotRequired[Text]
     feat_extract_norm: NotRequired[Text]
@@ -239,6 +252,10 @@ class _Complete(TypedDict):
     batching_fallback: NotRequired[Text | None]
     model: NotRequired[_ModelInfo]
     device: NotRequired[Text]
+    # the rates' 95 % intervals (metrics.significance.run_intervals), written since issue #30; older: "n/a"
+    wer_ci95: NotRequired[_Interval | None]
+    cer_ci95: NotRequired[_Interval | None]
+    interval: NotRequired[_IntervalMethod | None]
 
 
 _STARTED, _COMPLETE = TypeAdapter(_Started), TypeAdapter(_Complete)
@@ -281,6 +298,10 @@ def validate_summary(summary: object, path: str | os.PathLike, complete: bool = 
                 raise ResultsFileError(
                     f"{path}: field {key}: {summary[key]!r}, but its own counts give {wrong}/{total}"
                 )
+        for key in ("wer_ci95", "cer_ci95"):
+            bounds = summary.get(key)
+            if bounds is not None and bounds[0] > bounds[1]:
+                raise ResultsFileError(f"{path}: field {key}: {bounds!r}, its low bound above its high one")
         try:
             if found == 1:
                 summary["measurement"] = measurement(summary, derived=True)

@@ -19,6 +19,7 @@ from .analysis import write_analysis
 from .config import ReferenceConfig
 from .errors import Exit
 from .metrics import Totals, totals
+from .metrics.significance import run_intervals
 from .provenance import device_name, git_hash, versions
 from .results import SCHEMA_VERSION, ids_sha256, measurement, official_split, write_summary
 from .resume import Resume
@@ -152,6 +153,7 @@ def build_summary(
     device: str,
     run_id: str,
     resume: Resume | None,
+    intervals: dict | None = None,
 ) -> dict:
     """summary.json: the figures from the results, timing from each rank's stats, and what ran where."""
     wall_s = max(s.wall_s for s in ranks)  # ranks run side by side: the slowest one is the run's wall
@@ -168,6 +170,7 @@ def build_summary(
         "finished": datetime.now(UTC).isoformat(timespec="milliseconds"),
         "wer": t.wer,
         "cer": t.cer,
+        **(intervals or {}),  # wer_ci95, cer_ci95 and how they were made (metrics.significance.run_intervals)
         "n_utterances": t.n_utterances,
         "n_failed": t.n_failed,
         "failed_excluded_from_wer": True,
@@ -258,6 +261,7 @@ def finish(run: Run, folder: RunFolder, per_rank, load_s, transcriber, decoder: 
         device_name(transcriber.device),
         run_id,
         resume,
+        run_intervals(results),
     )
     summary["reference"] = (
         None

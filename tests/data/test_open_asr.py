@@ -119,3 +119,4 @@ def test_make_open_asr_scores_every_set_both_ways_in_one_table(tmp_path, mirror)
         ("open_asr-librispeech-clean", False), ("open_asr-librispeech-clean", True),
     ]  # fmt: skip
     assert set(table["normalizer"]) == {"whisper"} and table["series"].nunique() == 4
+    assert sorted(table["scoring"]) == ["re-score", "re-score", "run", "run"]

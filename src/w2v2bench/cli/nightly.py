@@ -19,17 +19,21 @@ from ._tool import quiet_defaults, quiet_hydra, tool_main
 HELP = """w2v2bench.nightly: record a night's runs, compare each with its baseline, report; exit 1 on a regression
 
 Usage: python -m w2v2bench.nightly runs=<folder> [history=results/history.sqlite] [max_wer_increase=0.001]
-         [baseline=<run folder> | baseline=[<run folder>,...]] [out=<folder>] [harness_status=<n>]
+         [on_transcript_change=warn|fail] [baseline=<run folder> | baseline=[<run folder>,...]] [out=<folder>]
+         [harness_status=<n>]
 
   runs              a folder holding tonight's run folders (any depth), e.g. one multirun's output_dir root
   history           the SQLite history (created on first use; safe with concurrent writers)
   max_wer_increase  WER rise (a fraction: 0.001 = 0.1 points) over the baseline that fails the night
+  on_transcript_change  warn (default): changed transcripts within that rise are an alarm line; fail: a regression
   baseline          run folder(s) to compare with instead of the previous good run of the same series
   out               where nightly.md, nightly.json and trend.png go (default: runs)
   harness_status    the matrix run's exit status; non-zero fails the night (a run that wrote nothing)
   show_changed      changed utterances shown per run in nightly.md (all are in nightly.json)
 
-Exit status: 0 pass, 1 fail (WER regression, reference check failed, run incomplete or failed), 2 bad arguments.
+Exit status: 0 pass; 1 a regression (WER rose beyond max_wer_increase, a reference check failed, transcripts
+changed under on_transcript_change=fail); 2 bad arguments; 6 no regression, but the night is not whole (a run did
+not complete, utterances could not be transcribed, the benchmark exited non-zero, the history cannot be used).
 
 == Config ==
 $CONFIG"""
@@ -44,6 +48,7 @@ class NightlyConfig:
     out: str | None = None
     harness_status: int = 0
     show_changed: int = 20
+    on_transcript_change: str = "warn"
     defaults: list[Any] = quiet_defaults()
     hydra: Any = quiet_hydra(HELP, "nightly")
 
@@ -71,26 +76,31 @@ def run(cfg: Any) -> int | None:
             out=Path(cfg.out) if cfg.out else None,
             harness_status=cfg.harness_status,
             show_changed=cfg.show_changed,
+            on_transcript_change=cfg.on_transcript_change,
         )
     except history.HistoryError as err:  # the history cannot be used: the night is not recorded
         print(f"w2v2bench.nightly: error: {one_line(err)}", file=sys.stderr)
-        sys.exit(Exit.FAILED)
+        sys.exit(Exit.INCOMPLETE)
     except (ValueError, FileNotFoundError) as err:  # a bad setting, a runs or baseline folder that is not there
         print(f"w2v2bench.nightly: error: {one_line(err)}", file=sys.stderr)
         sys.exit(Exit.USAGE)
     except OSError as err:
         print(f"w2v2bench.nightly: error: {one_line(err)}", file=sys.stderr)
-        sys.exit(Exit.FAILED)
+        sys.exit(Exit.INCOMPLETE)
     out = Path(cfg.out or cfg.runs)
     for j in report.judgements:
         delta = "no baseline" if j.baseline is None else f"{_signed(j.delta('wer'), 100)} points"
         print(
-            f"{j.verdict.upper()} {SplitKey(j.run)}: WER {pct(j.run['wer'])} % ({delta}), "
-            f"{len(j.changed)} changed transcripts" + "".join(f"; {r}" for r in j.reasons)
+            f"{j.verdict.upper()} {SplitKey(j.run)}: WER {pct(j.run['wer'])} % ({delta}, {j.noise}), "
+            f"{len(j.changed)} changed transcripts" + "".join(f"; {r}" for r in j.reasons + j.failures)
         )
+        for alarm in j.alarms:
+            print(f"  alarm: {alarm}")
     for problem in report.problems:
         print(f"FAIL {problem}")
     print(f"nightly {'PASS' if report.passed else 'FAIL'}: {out / 'nightly.md'}, {out / 'trend.png'}")
+    if report.exit_status == Exit.INCOMPLETE:
+        print("nightly: no regression found, but the night is not whole (exit 6)")
     sys.exit(report.exit_status)
 
 

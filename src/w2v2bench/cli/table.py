@@ -23,12 +23,14 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in ("-h", "--help"):
         print(__doc__)
         print("Writes <root>/table.md and <root>/table.csv (view=leaderboard: leaderboard.md and leaderboard.csv);")
-        print("`all=true` keeps every run, not only the latest of each row.")
+        print("`all=true` keeps every run, not only the latest of each row; `rescores=true` adds the re-scores")
+        print("(python -m w2v2bench score) under root, each a row of its own (scoring: re-score).")
         return Exit.OK
-    bad = [a for a in argv if "=" not in a or a.split("=", 1)[0] not in ("root", "all", "view")]
+    bad = [a for a in argv if "=" not in a or a.split("=", 1)[0] not in ("root", "all", "view", "rescores")]
     if bad:
         print(
-            f"w2v2bench.table: error: {bad[0]!r}: expected root=<folder>, view=runs|leaderboard or all=true|false",
+            f"w2v2bench.table: error: {bad[0]!r}: expected root=<folder>, view=runs|leaderboard, all=true|false or "
+            "rescores=true|false",
             file=sys.stderr,
         )
         return Exit.FAILED
@@ -42,7 +44,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"w2v2bench.table: error: root={str(root)!r}: no such folder", file=sys.stderr)
         return Exit.FAILED
     row, keys = VIEWS[view]
-    frame, skipped = gather(root, row)
+    rescores = args.get("rescores", "false").lower()
+    if rescores not in ("true", "false"):
+        print(f"w2v2bench.table: error: rescores={rescores!r}: expected true or false", file=sys.stderr)
+        return Exit.FAILED
+    frame, skipped = gather(root, row, rescores=rescores == "true")
     for line in skipped:
         print(f"w2v2bench.table: {line}", file=sys.stderr)
     if frame.empty:

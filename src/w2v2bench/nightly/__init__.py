@@ -28,11 +28,12 @@ from ..errors import Exit, one_line
 from ..files import write_json_atomic
 from ..history import SplitKey
 from ..metrics import pct
+from ..metrics.significance import ALPHA, Bootstrap, holm, paired_bootstrap
 from ..results import ResultsFileError, load_rows, read_summary, with_ids
 
 __all__ = ["Judgement", "NightlyReport", "changed_utterances", "find_runs", "nightly", "plot_trend"]
 
-NIGHTLY_SCHEMA_VERSION = 1
+NIGHTLY_SCHEMA_VERSION = 2  # 2: failures, alarms, intervals, significance, on_transcript_change
 # history columns repeated in nightly.json for each run
 REPORTED = (
     "run_id run_dir model data partition split normalizer checkpoint revision weights finished wer cer rtfx "
@@ -77,6 +78,13 @@ def find_runs(root: Path) -> tuple[list[Path], list[str]]:
 
 def changed_utterances(new_dir: Path, base_dir: Path) -> tuple[list[dict], dict[str, int]]:
     """Utterances whose transcript differs between two runs, most new errors first; and the set sizes."""
+    changed, sizes, _ = compared(new_dir, base_dir)
+    return changed, sizes
+
+
+def compared(new_dir: Path, base_dir: Path) -> tuple[list[dict], dict[str, int], Bootstrap | None]:
+    """(the changed utterances, the set sizes, the paired test of WER new - baseline over the utterances both
+    scored, on the runs' resampling unit: metrics.significance.paired_bootstrap)."""
     new = {r["id"]: r for r in load_rows(new_dir)}
     base = {r["id"]: r for r in load_rows(base_dir)}
     common = [i for i in new if i in base]
@@ -106,32 +114,63 @@ def changed_utterances(new_dir: Path, base_dir: Path) -> tuple[list[dict], dict[
         )
     changed.sort(key=lambda c: (-((c["errors_after"] or 0) - (c["errors_before"] or 0)), c["id"]))
     sizes = {"common": len(common), "only_new": len(new) - len(common), "only_baseline": len(base) - len(common)}
-    return changed, sizes
+    both = [(base[i], new[i]) for i in common if not base[i].get("error") and not new[i].get("error")]
+    test = None
+    if both:
+        test = paired_bootstrap(
+            [_word_errors(b) for b, _ in both], [_word_errors(n) for _, n in both], [n["ref_words"] for _, n in both],
+            speakers=[n.get("speaker") for _, n in both],
+        )  # fmt: skip
+    return changed, sizes, test
+
+
+def _word_errors(row: dict) -> int:
+    return row["substitutions"] + row["deletions"] + row["insertions"]
+
+
+# measurement.fingerprints -> what its change is called in a night's report
+FINGERPRINTS = {
+    "weights": "weights changed",
+    "checkpoint_sha256": "checkpoint changed (weights, config, vocabulary or processor files)",
+    "data_location": "data location changed",
+    "data_revision": "data changed (revision, or the manifest's sha256)",
+    "ids_sha256": "utterance ids changed",
+    "audio_sha256": "audio changed",
+    "decoder": "decoder files changed (LM, lexicon)",
+    "backend": "export changed (runtime or its exported graph)",
+    "git_hash": "harness commit changed",
+}
 
 
 def fingerprint_changes(before: dict, after: dict) -> list[str]:
-    """What the run was measured with that differs from its baseline (measurement.fingerprints: weights, data,
-    id list, LM, export, library versions, harness commit): within one series, these are what a night reports
-    as a change."""
+    """What the run was measured with that differs from its baseline (measurement.fingerprints: weights, checkpoint
+    files, data, id list, LM, export, library versions, harness commit), one named line each: within one series,
+    these are what a night reports as a change."""
     old = ((before.get("measurement") or {}).get("fingerprints")) or {}
     new = ((after.get("measurement") or {}).get("fingerprints")) or {}
     changes = []
-    for key in ("weights", "checkpoint_sha256", "data_location", "data_revision", "ids_sha256", "audio_sha256",
-                "decoder", "backend", "git_hash"):  # fmt: skip
+    for key, name in FINGERPRINTS.items():
         if old.get(key) != new.get(key) and old.get(key) not in (None, {}):  # a derived record knows less
-            changes.append(f"{key} {_short(old[key])} -> {_short(new.get(key))}")
+            changes.append(f"{name}: {_short(old[key])} -> {_short(new.get(key))}")
     versions_old, versions_new = old.get("versions"), new.get("versions")
     if not (isinstance(versions_old, dict) and isinstance(versions_new, dict)):  # a record that knows none
         return changes
-    for package in sorted(set(versions_old) & set(versions_new)):
-        if versions_old[package] != versions_new[package]:
-            changes.append(f"{package} {versions_old[package]} -> {versions_new[package]}")
+    moved = [
+        f"{package} {versions_old[package]} -> {versions_new[package]}"
+        for package in sorted(set(versions_old) & set(versions_new))
+        if versions_old[package] != versions_new[package]
+    ]
+    if moved:
+        changes.append("library versions changed: " + ", ".join(moved))
     return changes
 
 
 def _short(value: object) -> str:
     text = "unknown" if value is None else value if isinstance(value, str) else json.dumps(value, sort_keys=True)
     return text if len(text) <= 24 else text[:21] + "..."
+
+
+TRANSCRIPT_CHANGE = ("warn", "fail")  # on_transcript_change: what changed transcripts within the WER tolerance do
 
 
 @dataclass
@@ -141,14 +180,23 @@ class Judgement:
     run: dict
     baseline: dict | None = None
     baseline_source: str | None = None  # "previous good run" | "pinned"
-    reasons: list[str] = field(default_factory=list)  # why it fails; empty: it passes
+    reasons: list[str] = field(default_factory=list)  # regressions: why it fails (exit 1)
+    failures: list[str] = field(default_factory=list)  # why it cannot be judged whole (exit 6)
+    alarms: list[str] = field(default_factory=list)  # what changed since the baseline, one named line each
     notes: list[str] = field(default_factory=list)
     changed: list[dict] = field(default_factory=list)
     sizes: dict[str, int] = field(default_factory=dict)
+    test: Bootstrap | None = None  # the paired test against the baseline
+    significant: bool | None = None  # after Holm's correction over the night's tests; None: no test
 
     @property
     def verdict(self) -> str:
-        return "fail" if self.reasons else "pass"
+        return "fail" if self.reasons or self.failures else "pass"
+
+    @property
+    def noise(self) -> str:
+        """ "significant", "within noise" or "n/a" (no baseline, or no utterance both scored)."""
+        return "n/a" if self.significant is None else "significant" if self.significant else "within noise"
 
     def delta(self, column: str) -> float | None:
         if self.baseline is None or self.run[column] is None or self.baseline[column] is None:
@@ -156,40 +204,62 @@ class Judgement:
         return self.run[column] - self.baseline[column]
 
     def to_json(self) -> dict[str, Any]:
-        run, base = self.run, self.baseline
+        run, base, test = self.run, self.baseline, self.test
         return {
             "key": str(SplitKey(run)),
             **{k: run[k] for k in REPORTED},
+            "wer_ci95": _bounds(run, "wer"),
+            "cer_ci95": _bounds(run, "cer"),
+            "interval": run.get("interval"),
             "verdict": self.verdict,
             "reasons": self.reasons,
+            "failures": self.failures,
+            "alarms": self.alarms,
             "notes": self.notes,
             "baseline": None if base is None else {"source": self.baseline_source, **{k: base[k] for k in BASELINE}},
             "wer_delta": self.delta("wer"),
             "cer_delta": self.delta("cer"),
             "rtfx_delta": self.delta("rtfx"),
+            "significance": None
+            if test is None
+            else {
+                "test": "paired bootstrap of WER (run - baseline)",
+                "unit": test.unit,
+                "blocks": test.blocks,
+                "samples": test.samples,
+                "seed": test.seed,
+                "delta_ci95": [test.delta_low, test.delta_high],
+                "p_value": test.p_value,
+                "verdict": self.noise,
+            },
             "utterances": self.sizes,
             "n_changed": len(self.changed),
             "changed": self.changed,
         }
 
 
-def judge(run: dict, baseline: dict | None, source: str | None, max_wer_increase: float) -> Judgement:
+def _bounds(row: dict, rate: str) -> list[float] | None:
+    low, high = row.get(f"{rate}_ci95_low"), row.get(f"{rate}_ci95_high")
+    return None if low is None or high is None else [low, high]
+
+
+def judge(
+    run: dict, baseline: dict | None, source: str | None, max_wer_increase: float, on_transcript_change: str = "warn"
+) -> Judgement:
     j = Judgement(run, baseline, source)
     if run["n_failed"]:
-        j.reasons.append(f"{run['n_failed']} of {run['n_utterances']} utterances could not be transcribed")
+        j.failures.append(f"{run['n_failed']} of {run['n_utterances']} utterances could not be transcribed")
     if run["reference_passed"] is False:
         j.reasons.append(
             f"reference check failed: WER {pct(run['wer'])} % vs {pct(run['reference_wer'])} % expected "
             f"(tolerance {pct(run['reference_tolerance'])} points)"
         )
     if run["wer"] is None or (isinstance(run["wer"], float) and math.isnan(run["wer"])):
-        j.reasons.append("no WER: no reference words were scored")
+        j.failures.append("no WER: no reference words were scored")
     if baseline is None:
         j.notes.append("no baseline: this is the first good run of this series")
         return j
-    changed = fingerprint_changes(baseline, run)
-    if changed:
-        j.notes.append("measured with something else than the baseline: " + "; ".join(changed))
+    j.alarms += fingerprint_changes(baseline, run)
     wer_delta = j.delta("wer")
     if wer_delta is not None and wer_delta > max_wer_increase + 1e-12:
         j.reasons.append(
@@ -197,9 +267,21 @@ def judge(run: dict, baseline: dict | None, source: str | None, max_wer_increase
             f"the {max_wer_increase * 100:.2f} allowed"
         )
     try:
-        j.changed, j.sizes = changed_utterances(Path(run["run_dir"]), Path(baseline["run_dir"]))
+        j.changed, j.sizes, j.test = compared(Path(run["run_dir"]), Path(baseline["run_dir"]))
     except OSError as err:
         j.notes.append(f"changed utterances not listed: {err}")
+    if j.changed:
+        worse = sum(1 for c in j.changed if (c["errors_after"] or 0) > (c["errors_before"] or 0))
+        better = sum(1 for c in j.changed if (c["errors_after"] or 0) < (c["errors_before"] or 0))
+        line = (
+            f"{len(j.changed)} transcripts changed ({worse} with more errors, {better} with fewer, "
+            f"{len(j.changed) - worse - better} as many) of {j.sizes['common']}"
+        )
+        j.alarms.append(line)
+        if on_transcript_change == "fail":
+            j.reasons.append(f"{line} (on_transcript_change=fail)")
+    elif j.alarms and j.sizes:
+        j.alarms.append(f"no transcript changed: the change above left all {j.sizes['common']} as they were")
     if j.sizes and (j.sizes["only_new"] or j.sizes["only_baseline"]):
         j.notes.append(
             f"not like for like: {j.sizes['common']} utterances in both runs, {j.sizes['only_new']} only in this "
@@ -219,13 +301,23 @@ class NightlyReport:
     history_runs: int = 0
     generated: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
+    on_transcript_change: str = "warn"
+
     @property
     def passed(self) -> bool:
         return not self.problems and all(j.verdict == "pass" for j in self.judgements)
 
     @property
     def exit_status(self) -> int:
-        return Exit.OK if self.passed else Exit.FAILED
+        """0 pass; 1 a regression (WER beyond the tolerance, a failed reference check, changed transcripts under
+        on_transcript_change=fail), whatever else went wrong; 6 no regression, but the night is not whole."""
+        if any(j.reasons for j in self.judgements):
+            return Exit.FAILED
+        return Exit.OK if self.passed else Exit.INCOMPLETE
+
+    @property
+    def tested(self) -> int:
+        return sum(1 for j in self.judgements if j.test is not None and not math.isnan(j.test.p_value))
 
     def to_json(self) -> dict[str, Any]:
         fields = asdict(self)
@@ -235,6 +327,11 @@ class NightlyReport:
             "verdict": "pass" if self.passed else "fail",
             "exit_status": self.exit_status,
             **fields,
+            "significance": {
+                "test": "paired bootstrap of each run's WER against its baseline's, over the utterances both scored",
+                "alpha": ALPHA,
+                "correction": f"Holm over the {self.tested} series tested tonight",
+            },
             "trend_plot": "trend.png",
             "runs": [j.to_json() for j in self.judgements],
         }
@@ -256,6 +353,10 @@ def _shown(path: str) -> str:
         return path
 
 
+def _ci(bounds: list | None) -> str:
+    return "n/a" if bounds is None else f"{pct(bounds[0])}-{pct(bounds[1])}"
+
+
 def _reference(run: dict) -> str:
     if run["reference_passed"] is None:
         return "none"
@@ -271,21 +372,30 @@ def markdown(report: NightlyReport, show_changed: int) -> str:
         "",
         f"{len(report.judgements)} run(s) under `{report.runs_root}`; history `{report.history}` "
         f"({report.history_runs} runs); WER may rise at most {report.max_wer_increase * 100:.2f} points over "
-        "the baseline.",
+        f"the baseline; changed transcripts within it {'fail' if report.on_transcript_change == 'fail' else 'warn'} "
+        f"(on_transcript_change={report.on_transcript_change}).",
         "",
-        "| model x split | WER % | Δ WER (points) | CER % | RTFx | Δ RTFx | reference | baseline | changed | verdict |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        f"Intervals: 95 % percentile bootstrap of each run's WER, resampling speakers (utterances where speakers are "
+        f"unknown or fewer than 5). Δ WER: a paired bootstrap over the utterances both runs scored, on the same "
+        f'unit; "significant" at p < {ALPHA} with Holm\'s correction over the {report.tested} series tested '
+        'tonight, else "within noise".',
+        "",
+        "| model x split | WER % | WER 95 % CI | Δ WER (points) | Δ vs noise | CER % | RTFx | Δ RTFx | reference | "
+        "baseline | changed | alarms | verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for j in report.judgements:
         run, base = j.run, j.baseline
         base_text = "none" if base is None else f"{base['finished'][:16]} ({j.baseline_source})"
         lines.append(
-            f"| {SplitKey(run)} | {pct(run['wer'])} | {_signed(j.delta('wer'), 100)} | {pct(run['cer'])} | "
-            f"{run['rtfx']:.1f} | {_signed(j.delta('rtfx'), digits=1)} | {_reference(run)} | {base_text} | "
-            f"{len(j.changed) if base else 'n/a'} | {j.verdict.upper()} |"
+            f"| {SplitKey(run)} | {pct(run['wer'])} | {_ci(_bounds(run, 'wer'))} | {_signed(j.delta('wer'), 100)} | "
+            f"{j.noise} | {pct(run['cer'])} | {run['rtfx']:.1f} | {_signed(j.delta('rtfx'), digits=1)} | "
+            f"{_reference(run)} | {base_text} | {len(j.changed) if base else 'n/a'} | {len(j.alarms)} | "
+            f"{j.verdict.upper()} |"
         )
     lines += ["", "![WER and RTFx over time](trend.png)", ""]
-    failures = [f"{SplitKey(j.run)}: {r}" for j in report.judgements for r in j.reasons] + report.problems
+    failures = [f"{SplitKey(j.run)}: {r}" for j in report.judgements for r in j.reasons + j.failures]
+    failures += report.problems
     if failures:
         lines += ["## Failures", "", *[f"- {f}" for f in failures], ""]
     for j in report.judgements:
@@ -314,7 +424,13 @@ def markdown(report: NightlyReport, show_changed: int) -> str:
                 f"CER {pct(base['cer'])} % -> {pct(run['cer'])} %; RTFx {base['rtfx']:.1f} -> {run['rtfx']:.1f} "
                 f"({_signed(rtfx_ratio, 100, 1)} %)"
             )
-        lines += [f"- fails: {r}" for r in j.reasons] + [f"- note: {n}" for n in j.notes]
+        if j.test is not None and not math.isnan(j.test.p_value):
+            lines.append(
+                f"- Δ WER 95 % CI {_signed(j.test.delta_low, 100)} to {_signed(j.test.delta_high, 100)} points "
+                f"(paired bootstrap over {j.test.blocks} {j.test.unit}s, p = {j.test.p_value:.3g}): {j.noise}"
+            )
+        lines += [f"- fails: {r}" for r in j.reasons] + [f"- cannot judge: {r}" for r in j.failures]
+        lines += [f"- alarm: {a}" for a in j.alarms] + [f"- note: {n}" for n in j.notes]
         if base is not None and j.sizes:
             shown = f" (the {show_changed} with the most new errors shown; all in nightly.json)"
             more = shown if len(j.changed) > show_changed else ""
@@ -394,8 +510,11 @@ def nightly(
     out: Path | None = None,
     harness_status: int = 0,
     show_changed: int = 20,
+    on_transcript_change: str = "warn",
 ) -> NightlyReport:
     """Record, judge and report the runs under `runs`; writes nightly.md, nightly.json and trend.png."""
+    if on_transcript_change not in TRANSCRIPT_CHANGE:
+        raise ValueError(f"on_transcript_change={on_transcript_change!r}: expected one of {list(TRANSCRIPT_CHANGE)}")
     if not runs.is_dir():
         raise FileNotFoundError(f"runs={str(runs)!r}: no such folder")
     if max_wer_increase < 0:
@@ -425,10 +544,15 @@ def nightly(
             baseline, source = pinned[key], "pinned"
         else:
             baseline, source = history.previous_good(history_path, row), "previous good run"
-        j = judge(row, baseline, source if baseline else None, max_wer_increase)
+        j = judge(row, baseline, source if baseline else None, max_wer_increase, on_transcript_change)
         history.set_verdict(history_path, row["run_id"], j.verdict, j.reasons, baseline and baseline["run_id"])
         j.run = {**row, "verdict": j.verdict}
         judgements.append(j)
+
+    # several series tested in one night: Holm's correction holds the chance of any false "significant" at ALPHA
+    tests = [j for j in judgements if j.test is not None and not math.isnan(j.test.p_value)]
+    for j, significant in zip(tests, holm([j.test.p_value for j in tests]), strict=True):
+        j.significant = significant
 
     out = out or runs
     out.mkdir(parents=True, exist_ok=True)
@@ -440,6 +564,7 @@ def nightly(
         judgements,
         problems,
         history.history_size(history_path),
+        on_transcript_change=on_transcript_change,
     )
     keys = list(dict.fromkeys(SplitKey(j.run) for j in judgements))
     if keys:

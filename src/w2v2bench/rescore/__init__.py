@@ -23,6 +23,7 @@ from ..files import OutputFolderError, check_output_folder, free_folder
 from ..metrics import Counts, rate
 from ..metrics.edits import utterance_counts
 from ..metrics.normalizers import normalizer
+from ..metrics.significance import run_intervals
 from ..provenance import git_hash, versions
 from ..results import (
     SCHEMA_VERSION,
@@ -124,6 +125,7 @@ def rescore(
         "status": "rescored",
         "wer": wer,
         "cer": cer,
+        **run_intervals(rescored),  # of the re-scored counts
         "n_utterances": len(rows),
         "n_failed": sum(1 for r in rows if r.get("error") is not None),
         "ref_words": words.ref_words,

@@ -80,6 +80,13 @@ def _same(value, usual) -> bool:
     return (value is None or value != value) if usual is None else value == usual  # NaN: a missing value
 
 
+def ci95(bounds: list | None) -> str:
+    """A 95 % interval in percent for people: "3.21-3.62"; "n/a" where the run has none (older than issue #30)."""
+    if not bounds:
+        return "n/a"
+    return f"{bounds[0] * 100:.2f}-{bounds[1] * 100:.2f}"
+
+
 def table_row(summary: dict) -> dict:
     cfg = summary["config"]
     ref = summary.get("reference") or {}
@@ -89,7 +96,9 @@ def table_row(summary: dict) -> dict:
         "split": set_label(cfg["data"]["name"], cfg["data"]["partition"], cfg["split"]),
         **series_columns(summary),
         "wer_%": round(summary["wer"] * 100, 2),
+        "wer_ci95_%": ci95(summary.get("wer_ci95")),
         "cer_%": round(summary["cer"] * 100, 2),
+        "cer_ci95_%": ci95(summary.get("cer_ci95")),
         "errors": summary["word_errors"]["substitutions"]
         + summary["word_errors"]["deletions"]
         + summary["word_errors"]["insertions"],
@@ -127,6 +136,7 @@ def leaderboard_row(summary: dict) -> dict:
         **series_columns(summary),
         "utterances": summary["n_utterances"],
         "wer_%": wer,
+        "wer_ci95_%": ci95(summary.get("wer_ci95")),
         "card_%": card,
         "diff_pts": None if card is None else round(wer - card, 2),
         "check": check,
@@ -146,22 +156,23 @@ def write_tables(output_dir: Path, summary: dict) -> pd.DataFrame:
     return frame
 
 
-def gather(root: str | os.PathLike, row=None) -> tuple[pd.DataFrame, list[str]]:
-    """Every completed run's (and re-score's) summary.json under `root`, one row each (`row(summary)`: table_row
-    by default), newest run of a model x split last; and one line for each summary.json that could not be read (skipped,
-    the others still count)."""
+def gather(root: str | os.PathLike, row=None, rescores: bool = False) -> tuple[pd.DataFrame, list[str]]:
+    """Every completed run's summary.json under `root` (with `rescores`, every re-score's too: a series of its
+    own, `scoring` "re-score"), one row each (`row(summary)`: table_row by default), newest run of a model x
+    split last; and one line for each summary.json that could not be read (skipped, the others still count)."""
     row = row or table_row
     rows, skipped = [], []
     for path in sorted(Path(root).rglob("summary.json")):
         try:
             summary = read_summary(path)
-            if summary["status"] not in ("complete", "rescored"):  # a re-score is its own series (its scoring)
+            if summary["status"] not in (("complete", "rescored") if rescores else ("complete",)):
                 continue
             summary["measurement"] = with_ids(summary, path.parent)  # its ids are its rows' (derived: from them)
         except (ResultsFileError, OSError) as err:
             skipped.append(f"skipped {one_line(err)}")
             continue
-        rows.append({**row(summary), "finished": summary.get("finished"), "run": str(path.parent)})
+        scoring = {"scoring": "re-score" if summary["status"] == "rescored" else "run"} if rescores else {}
+        rows.append({**row(summary), **scoring, "finished": summary.get("finished"), "run": str(path.parent)})
     frame = pd.DataFrame(rows)
     if not frame.empty:
         keys = [k for k in ("model", "data", "split", "series") if k in frame.columns]
