@@ -64,13 +64,12 @@ leaderboard: $(VENV)/.installed ## the family on test-clean and test-other (gree
 # every word) and the leaderboard's (the same normaliser, merged compounds: `score merge_compounds=true`)
 OPEN_ASR_SETS ?= ami,earnings22,gigaspeech,librispeech-clean,librispeech-other,spgispeech,voxpopuli
 OPEN_ASR_MODELS ?= wav2vec2-base-960h
-OPEN_ASR_NORMALIZER ?= whisper
 OPEN_ASR_ARGS ?= device=cuda
 OPEN_ASR_DIR ?= results/open-asr/$(shell date -u +%Y-%m-%d_%H-%M-%S)
 
-open-asr: $(VENV)/.installed ## the Open ASR Leaderboard's English sets, scored both ways, then one table (OPEN_ASR_ARGS, OPEN_ASR_SETS, OPEN_ASR_MODELS; OPEN_ASR_NORMALIZER=leaderboard with its checkout on PYTHONPATH)
+open-asr: $(VENV)/.installed ## the Open ASR Leaderboard's English sets, scored both ways, then one table (OPEN_ASR_ARGS, OPEN_ASR_SETS, OPEN_ASR_MODELS)
 	@status=0; \
-	$(PY) -m w2v2bench -m model=$(OPEN_ASR_MODELS) data=open_asr data.set=$(OPEN_ASR_SETS) normalizer=$(OPEN_ASR_NORMALIZER) $(OPEN_ASR_ARGS) "output_dir=$(OPEN_ASR_DIR)/\$${model.name}/\$${data.name}" || status=$$?; \
+	$(PY) -m w2v2bench -m model=$(OPEN_ASR_MODELS) data=open_asr data.set=$(OPEN_ASR_SETS) normalizer=whisper $(OPEN_ASR_ARGS) "output_dir=$(OPEN_ASR_DIR)/\$${model.name}/\$${data.name}" || status=$$?; \
 	for summary in $$(find $(OPEN_ASR_DIR) -name summary.json -not -path '*/rescore/*' | sort); do \
 	$(PY) -m w2v2bench score "run=$$(dirname $$summary)" merge_compounds=true >/dev/null || status=$$?; done; \
 	$(PY) -m w2v2bench table root=$(OPEN_ASR_DIR) rescores=true || status=$$?; \

@@ -38,6 +38,10 @@ def bench(run: Run, started: str) -> int:
             style = reference_style(utterances)
             if style:
                 print(f"note: {style}")
+        hint = getattr(source, "normalizer_hint", None)  # a source whose references need one (data=open_asr)
+        if ranks.is_main and run.normalizer is None and hint:
+            print(f"note: normalizer=null scores data={source.name}'s cased, punctuated references as written: "
+                  f"normalizer={hint} scores words")  # fmt: skip
         with RunFolder(run.config(commit=source.commit), run.resume, ranks, started) as folder:
             if folder.complete:
                 return already_complete(folder.claim)

@@ -29,8 +29,9 @@ def _rows(split: str, count: int, prefix: str) -> list[dict]:
     id prefixed (so a test can tell which set a row came from), and the two rows it leaves out."""
     rows = [{"audio": {"bytes": Path(u.path).read_bytes(), "path": Path(u.path).name}, "text": u.text.lower(),
              "id": f"{prefix}-{u.id}"} for u in local_utterances(LIBRISPEECH, "test", split)[:count]]  # fmt: skip
-    first = rows[0]["audio"]
-    return rows[:1] + [{"audio": first, "text": t, "id": f"{prefix}-{i}"} for t, i in UNSCORED] + rows[1:]
+    first = local_utterances(LIBRISPEECH, "test", split)[0]
+    audio = {"bytes": Path(first.path).read_bytes(), "path": Path(first.path).name}
+    return rows[:1] + [{"audio": audio, "text": t, "id": f"{prefix}-{i}"} for t, i in UNSCORED] + rows[1:]
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +63,8 @@ def test_a_set_reads_its_config_and_split_and_leaves_out_what_the_leaderboard_do
         series = summary["measurement"]["series"]["data"]
         assert series["name"] == f"open_asr-{name}" and series["split"] is None and series["official"] is False
         assert summary["config"]["data"]["commit"].startswith("files:")
-        assert "left out 2 row(s)" in capsys.readouterr().out
+        printed = capsys.readouterr().out
+        assert "left out 2 row(s)" in printed and "normalizer=whisper" in printed  # scored as written: a note
     # limit counts utterances, not rows: the left-out rows do not take its places
     assert evaluate(*DEMO, "data.set=ami", f"data.dataset={mirror}", "limit=2", f"output_dir={tmp_path / 'l'}") == 0
     assert len(read_run(tmp_path / "l")[0]) == 2
@@ -75,11 +77,37 @@ def test_a_set_reads_its_config_and_split_and_leaves_out_what_the_leaderboard_do
         (["data.config=foo"], r"data.config='foo': data=open_asr chooses it by data.set"),
         (["data.split=test"], r"data.split='test': data=open_asr chooses it by data.set \(librispeech-clean"),
         (["data.drop_unscored=nonesuch"], r"data.drop_unscored='nonesuch': expected null or one of"),
+        # what an attack found: data.sets overridden to give another folder a set's name; a config that is a path
+        (["data.set=ami", "data.sets.ami=[../other,test]"], r"data.sets is the Open ASR Leaderboard's own table"),
+        (["+data.sets.mine=[librispeech,test.clean]", "data.set=mine"], r"data.sets is the Open ASR Leaderboard's"),
+        (["data=hf", "data.config=../other"], r"data.config='../other': expected a dataset config's name"),
+        # a split with no files of its own is never filled with another's (test.other beside no test.clean)
+        (
+            ["data=hf", "data.config=librispeech", "data.split=validation"],
+            r"data.split='validation': .* has parquet files of the splits \['test.clean', 'test.other'\]",
+        ),
+        (["data=hf"], r"holds the configs \['ami_cleaned', 'librispeech'\]: name one with data.config"),
     ],
 )
 def test_a_set_or_setting_it_does_not_have_is_one_line_naming_the_allowed_ones(tmp_path, mirror, overrides, message):
     with pytest.raises(Exception, match=message):
         evaluate(*DEMO, f"data.dataset={mirror}", *overrides, f"output_dir={tmp_path / 'x'}")
+
+
+def test_a_set_whose_rows_are_all_left_out_or_missing_is_one_line(tmp_path, mirror):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    root = tmp_path / "copy"
+    (root / "earnings22").mkdir(parents=True)  # only rows the leaderboard leaves out
+    pq.write_table(pa.Table.from_pylist(_rows("clean", 0, "e")), root / "earnings22" / "test-00000-of-00001.parquet")
+    (root / "librispeech").mkdir()  # test.other's files only: librispeech-clean has none
+    shutil.copy(mirror / "librispeech" / "test.other-00000-of-00001.parquet", root / "librispeech")
+    for name, message in (("earnings22", r"leaves out every one of its 2 rows"),
+                          ("librispeech-clean", r"data.split='test.clean': .* splits \['test.other'\]")):  # fmt: skip
+        with pytest.raises(Exception, match=message):
+            evaluate(*DEMO, f"data.set={name}", f"data.dataset={root}", f"output_dir={tmp_path / name}")
+        assert not (tmp_path / name).exists()
 
 
 def test_offline_the_default_hub_id_reads_the_repo_from_the_hugging_face_cache(tmp_path, mirror):
@@ -97,6 +125,11 @@ def test_offline_the_default_hub_id_reads_the_repo_from_the_hugging_face_cache(t
     # not in the cache: one line saying the Hub is unreachable and what to do
     done = bench(*DEMO, "data.set=spgispeech", f"output_dir={tmp_path / 'none'}", env=env)
     assert done.returncode != 0 and "unreachable" in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    # data=hf of the same Hub id offline: the cached copy's configs are not read as one set
+    shutil.copytree(mirror / "librispeech", repo / "snapshots" / COMMIT / "librispeech")
+    done = bench(*DEMO[:-1], "data=hf", "data.dataset=hf-audio/open-asr-leaderboard", f"output_dir={tmp_path / 'h'}",
+                 env=env)  # fmt: skip
+    assert done.returncode != 0 and "holds the configs ['ami_cleaned', 'librispeech']" in done.stderr, done.stderr
 
 
 @pytest.mark.slow

@@ -14,6 +14,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import itertools
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,34 +47,44 @@ class HFSettings:
             raise ConfigError(
                 "data.dataset is not set: data=hf needs a Hub dataset id, a save_to_disk folder or parquet files"
             )
+        if self.config is not None and not CONFIG_NAME.fullmatch(str(self.config)):
+            raise ConfigError(f"data.config={self.config!r}: expected a dataset config's name (no / or ..)")
         if self.drop_unscored is not None and self.drop_unscored not in NORMALIZERS:
             raise ConfigError(
                 f"data.drop_unscored={self.drop_unscored!r}: expected null or one of {sorted(NORMALIZERS)}"
             )
 
 
+CONFIG_NAME = re.compile(r"(?!\.\.)[A-Za-z0-9_][A-Za-z0-9_.-]*")  # a folder of a repo copy: never a path
 SPLIT_NAMES = ("train", "validation", "valid", "dev", "test")
+
+
+# a parquet file's split by its name: `test-00000-of-00002.parquet`, `test.clean-0.parquet`, `test.parquet`
+NUMBERED = re.compile(r"(?P<label>.+?)(?:[-_.]\d+(?:-of-\d+)?)?\.parquet")
+
+
+def _split_like(label: str) -> bool:
+    """Whether a file or folder name says a split: one of its dotted or underscored parts is a split's name."""
+    return any(part in SPLIT_NAMES for part in re.split(r"[._-]", label))
 
 
 def _parquet_files(dataset: str, split: str) -> list[str] | None:
     """The parquet files of `split` that `dataset` names (a file, a glob, or a folder: a downloaded Hub repo's
-    `<split>-*.parquet` or `<split>/` files, searched 3 folders deep), or None: not parquet."""
+    `<split>-*.parquet` or `<split>/` files, searched 3 folders deep), or None: not parquet. Files that name no
+    split are all taken; files that name others but none of `split` are one line naming theirs."""
     path = Path(dataset).expanduser()
     if path.is_dir() and not (path / "dataset_info.json").exists() and not (path / "dataset_dict.json").exists():
         found = sorted({p for depth in ("", "*/", "*/*/") for p in path.glob(f"{depth}*.parquet") if p.is_file()})
         if not found:
             return None
-
-        def named(p: Path, name: str) -> bool:  # a split by its file name's start or a folder of its name
-            parts = p.relative_to(path).parts
-            # (`test.clean-0.parquet` is not of the split `test`)
-            return p.name.startswith((f"{name}-", f"{name}_")) or p.name == f"{name}.parquet" or name in parts[:-1]
-
-        mine = [p for p in found if named(p, split)]
-        if not mine and any(named(p, other) for p in found for other in SPLIT_NAMES):
-            splits = sorted({o for p in found for o in SPLIT_NAMES if named(p, o)})
+        labels = {p: {NUMBERED.fullmatch(p.name).group("label"), *p.relative_to(path).parts[:-1]} for p in found}
+        mine = [p for p in found if split in labels[p]]  # (`test.clean-0.parquet` is not of the split `test`)
+        if mine:
+            return [str(p) for p in mine]
+        splits = sorted({label for p in found for label in labels[p] if _split_like(label)})
+        if splits:
             raise DataError(f"data.split={split!r}: {dataset} has parquet files of the splits {splits}")
-        return [str(p) for p in (mine or found)]
+        return [str(p) for p in found]
     if str(dataset).endswith(".parquet"):
         return sorted(p for p in glob.glob(str(path)) if Path(p).is_file())
     return None
@@ -109,6 +120,15 @@ def _rows(s: HFSettings) -> tuple[Iterable[dict], str, str | None]:
             if not (path / s.config).is_dir():  # never another config's files found deeper down
                 raise DataError(f"data.dataset={s.dataset!r}: no folder {s.config}/ (data.config) in it")
             path = path / s.config
+        elif path.is_dir() and not saved:  # several configs' folders: which one is not guessed
+            configs = sorted(
+                {q.relative_to(path).parts[0] for depth in ("*/", "*/*/") for q in path.glob(f"{depth}*.parquet")}
+            )
+            configs = [c for c in configs if not _split_like(c)]
+            if len(configs) > 1:
+                raise DataError(
+                    f"data.dataset={s.dataset!r} holds the configs {configs}: name one with data.config=<config>"
+                )
         parquet = _parquet_files(str(path), s.split)
         if parquet is not None:
             if not parquet:
@@ -164,7 +184,7 @@ def hf_utterances(
         except Exception as err:  # a shard that cannot be read (pyarrow, the network): the run stops here
             raise DataError(f"{where}: row {index} cannot be read: {type(err).__name__}: {one_line(err)}") from None
         if row is None:
-            return
+            break
         for key, column in (("audio", s.audio_column), ("text", s.text_column), ("id", s.id_column),
                             ("speaker", s.speaker_column)):  # fmt: skip
             if column is not None and column not in row:
@@ -179,6 +199,8 @@ def hf_utterances(
             yield _utterance(s, kept, index, row, where, base, taken)
             kept += 1
         index += 1
+    if not kept and index and unscored is not None:  # nothing to score: no figure, and never a run that says 0
+        raise DataError(f"{where}: data.drop_unscored={s.drop_unscored} leaves out every one of its {index} rows")
 
 
 def _utterance(

@@ -18,17 +18,33 @@ from dataclasses import dataclass, field
 from ..errors import ConfigError
 from .hf import HFSettings, HFSource
 
+# set -> [config, split] on hf-audio/open-asr-leaderboard, as the leaderboard's own runs name them: the table
+# conf/data/open_asr.yaml shows as data.sets (a run whose data.sets is another is refused: it would relabel a set)
+SETS: dict[str, list[str]] = {
+    "ami": ["ami_cleaned", "test"],
+    "earnings22": ["earnings22", "test"],
+    "gigaspeech": ["gigaspeech_cleaned", "test"],
+    "librispeech-clean": ["librispeech", "test.clean"],
+    "librispeech-other": ["librispeech", "test.other"],
+    "spgispeech": ["spgispeech", "test"],
+    "voxpopuli": ["voxpopuli_cleaned_aa", "test"],
+}
+
 
 @dataclass(frozen=True)
 class OpenASRSettings(HFSettings):
-    set: str = "librispeech-clean"  # one of `sets`; it chooses data.config and data.split
-    # set -> [config, split] on hf-audio/open-asr-leaderboard, as the leaderboard runs them (conf/data/open_asr.yaml)
-    sets: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    set: str = "librispeech-clean"  # one of SETS; it chooses data.config and data.split
+    sets: Mapping[str, Sequence[str]] = field(default_factory=dict)  # SETS, as the config shows it
 
     def __post_init__(self):
-        if self.set not in self.sets:
-            raise ConfigError(f"data.set={self.set!r}: the Open ASR Leaderboard's English sets are {sorted(self.sets)}")
-        config, split = self.sets[self.set]
+        if {k: list(v) for k, v in dict(self.sets).items()} != SETS:
+            raise ConfigError(
+                "data.sets is the Open ASR Leaderboard's own table (conf/data/open_asr.yaml) and cannot be changed: "
+                "another set is data=hf with data.dataset, data.config and data.split"
+            )
+        if self.set not in SETS:
+            raise ConfigError(f"data.set={self.set!r}: the Open ASR Leaderboard's English sets are {sorted(SETS)}")
+        config, split = SETS[self.set]
         for key, value, chosen in (("config", self.config, config), ("split", self.split, split)):
             if value != chosen:
                 raise ConfigError(
@@ -43,6 +59,8 @@ class OpenASRSource(HFSource):
 
     name = "open_asr"
     Settings = OpenASRSettings
+    # its references are cased and punctuated: scored as written (normalizer=null) every word is an error
+    normalizer_hint = "whisper (the leaderboard's own is based on it)"
 
     @classmethod
     def create(cls, settings: OpenASRSettings) -> OpenASRSource:
