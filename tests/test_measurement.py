@@ -72,5 +72,5 @@ def test_a_record_that_claims_other_ids_is_refused_by_the_table_and_the_nightly(
     frame, skipped = gather(tmp_path / "runs")
     assert frame.empty and "ids_sha256 is not the hash of transcripts.jsonl's ids" in skipped[0]
     report = nightly(tmp_path / "runs", tmp_path / "h.sqlite")
-    assert report.exit_status == 1 and "ids_sha256 is not the hash" in report.problems[0]
+    assert report.exit_status == 6 and "ids_sha256 is not the hash" in report.problems[0]
     assert not report.judgements
