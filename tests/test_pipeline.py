@@ -151,3 +151,19 @@ def test_a_decoder_beside_the_model_gets_two_batches_ahead_and_its_texts_come_ba
     failed = [r for r in rows if r.error is not None]
     assert [r.text for r in failed] == ["HELLO"] and "beam search died" in failed[0].error
     assert stats.n_failed == 1 and all(r.pred_text == r.text for r in rows if r.error is None)
+
+
+def test_without_a_terminal_a_long_run_says_how_far_it_is_every_so_often(capsys):
+    # issue #30, item 5: Slurm and CI logs get a line every progress_every_s (here: at every batch)
+    utts, hear = corpus()
+    transcribe(utts, FakeTranscriber({**hear, 16_000: "A CAR"}), total=len(utts), progress_every_s=1e-9)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == len(TEXTS)  # one per batch of one
+    assert lines[0].startswith("progress: 1/6 utterances (16.7 %), ") and "ETA 0:00:00" in lines[0]
+    assert lines[-1].endswith(f"WER so far {100 / 12:.2f} %, 0 failed")  # the last line's WER is the run's
+    # progress=false: nothing; progress_every_s=0: no lines; under torchrun the main rank says whose share it is
+    transcribe(utts, FakeTranscriber(hear), total=len(utts), progress=False, progress_every_s=1e-9)
+    transcribe(utts, FakeTranscriber(hear), total=len(utts), progress_every_s=0)
+    assert capsys.readouterr().err == ""
+    transcribe(utts, FakeTranscriber(hear), progress_every_s=1e-9, progress_label=" (rank 0 of 2: its share)")
+    assert capsys.readouterr().err.splitlines()[0].startswith("progress (rank 0 of 2: its share): 1 utterances, ")

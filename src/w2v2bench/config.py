@@ -157,6 +157,7 @@ class BenchConfig:
     output_dir: str = MISSING
     resume: bool = False
     progress: bool | None = None
+    progress_every_s: float = 30.0
     verbose: bool = False
 
 

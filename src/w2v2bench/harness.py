@@ -97,6 +97,9 @@ def _loop(run: Run, transcriber, ranks, total: int | None) -> dict:
     return {
         "total": total,
         "progress": run.progress if ranks.is_main else False,
+        "progress_every_s": run.progress_every_s,
+        # under torchrun the main rank reports its own share of the run
+        "progress_label": "" if ranks.rank is None else f" (rank 0 of {ranks.rank.world_size}: its share)",
         "batch_size": run.batch_size,
         "max_batch_s": run.max_batch_s,
         "window": run.sort_window,

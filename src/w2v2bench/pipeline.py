@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -143,6 +144,42 @@ def score(
     )
 
 
+class Progress:
+    """What a long run shows while it works: on a terminal (or with progress=true) tqdm's bar; without one, a line
+    on stderr every `every_s` seconds (Slurm and CI logs: utterances done of the total, audio seconds per second,
+    ETA, running WER, failures); progress=false: nothing."""
+
+    def __init__(self, total: int | None, progress: bool | None, every_s: float, label: str = ""):
+        self.total, self.every_s, self.label = total, every_s, label
+        terminal = sys.stderr.isatty()
+        bar = progress if progress is not None else terminal
+        self.bar = tqdm(total=total, unit="utt", disable=not bar, dynamic_ncols=True)
+        self.lines = progress is None and not terminal and every_s > 0
+        self.start = self.last = time.perf_counter()
+
+    def update(self, done: int, audio_s: float, wer: float, failed: int, added: int) -> None:
+        now = time.perf_counter()
+        speed = audio_s / (now - self.start) if now > self.start else 0.0
+        self.bar.update(added)
+        self.bar.set_postfix(audio_s_per_s=f"{speed:.0f}", wer=f"{wer * 100:.2f}%", failed=failed, refresh=False)
+        if self.lines and now - self.last >= self.every_s:
+            self.last = now
+            print(self.line(done, speed, wer, failed, now - self.start), file=sys.stderr, flush=True)
+
+    def line(self, done: int, speed: float, wer: float, failed: int, elapsed: float) -> str:
+        of = f"/{self.total} utterances ({done / self.total * 100:.1f} %)" if self.total else " utterances"
+        eta = _clock(elapsed / done * (self.total - done)) if self.total and done else "n/a"
+        return (
+            f"progress{self.label}: {done}{of}, {speed:.1f} audio s/s, elapsed {_clock(elapsed)}, ETA {eta}, "
+            f"WER so far {wer * 100:.2f} %, {failed} failed"
+        )
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
 def run(
     utterances: Iterable[Utterance],
     transcriber: Transcriber,
@@ -155,6 +192,8 @@ def run(
     normalize: Callable[[str], str] = lambda text: text,
     total: int | None = None,
     progress: bool | None = None,
+    progress_every_s: float = 30.0,
+    progress_label: str = "",
     warmup_batches: int = 1,
     decoder: Decoder | None = None,
 ) -> RunStats:
@@ -176,7 +215,7 @@ def run(
         transcriber.precision_stats = stats.precision_check = PrecisionStats()
     words = Counts()
     start = time.perf_counter()
-    bar = tqdm(total=total, unit="utt", disable=None if progress is None else not progress, dynamic_ncols=True)
+    shown = Progress(total, progress, progress_every_s, progress_label)
 
     def emit(results: list[UtteranceResult]) -> None:
         nonlocal words
@@ -187,14 +226,7 @@ def run(
             stats.n_failed += r.error is not None
             if r.error is None:
                 words += Counts(r.substitutions, r.deletions, r.insertions, r.ref_words)
-        elapsed = time.perf_counter() - start
-        bar.update(len(results))
-        bar.set_postfix(
-            audio_s_per_s=f"{stats.audio_s / elapsed:.0f}",
-            wer=f"{rate([words]) * 100:.2f}%",
-            failed=stats.n_failed,
-            refresh=False,
-        )
+        shown.update(stats.n_utterances, stats.audio_s, rate([words]), stats.n_failed, len(results))
 
     def collect(
         decoded: list[Decoded], outputs: list, texts_of: Callable[[], list[str]], shares: list[float]
@@ -214,7 +246,7 @@ def run(
             results.append(score(d, hyp, normalize, model_s=share))
         return results
 
-    with bar:
+    with shown.bar:
         for items in decoded_windows(utterances, transcriber.prepare, window, workers):
             failed = [d for d in items if d.error is not None]
             if failed:

@@ -282,6 +282,7 @@ def claim_output_dir(output_dir: str | os.PathLike, config: dict, resume: bool) 
 RESUMABLE_KEYS = {
     "resume",
     "progress",
+    "progress_every_s",
     "num_workers",
     "decoder.workers",
     "backend.cache",  # where exports are kept: each is checked against its own record, wherever it lives

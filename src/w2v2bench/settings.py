@@ -79,6 +79,7 @@ class Run:
     output_dir: str
     resume: bool
     progress: bool | None
+    progress_every_s: float
     verbose: bool
     reference: ReferenceConfig | None
     reference_note: str | None  # why the config's card is not checked, decided here (the weights are not its)
@@ -257,6 +258,8 @@ def validate(cfg: DictConfig) -> Run:
         raise ConfigError(f"max_batch_s={raw['max_batch_s']}: expected a positive number of seconds")
     if raw["limit"] is not None and raw["limit"] < 1:
         raise ConfigError(f"limit={raw['limit']}: expected null or a positive integer")
+    if not (math.isfinite(raw["progress_every_s"]) and raw["progress_every_s"] >= 0):
+        raise ConfigError(f"progress_every_s={raw['progress_every_s']}: expected seconds >= 0 (0: no progress lines)")
     ids = decoder.cls.wants == "ids"  # what check_precision and recheck_margin compare: greedy ids
     if raw["check_precision"] and not ids:
         raise ConfigError(
@@ -339,6 +342,7 @@ def validate(cfg: DictConfig) -> Run:
         output_dir=raw["output_dir"],
         resume=raw["resume"],
         progress=raw["progress"],
+        progress_every_s=raw["progress_every_s"],
         verbose=raw["verbose"],
         reference=reference,
         reference_note=reference_note,
