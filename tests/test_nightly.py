@@ -297,3 +297,77 @@ def test_the_report_says_when_the_data_changed(tmp_path):
 
 def test_an_unknown_data_commit_is_not_a_change(tmp_path):
     assert "the data changed" not in nights_with_data_commits(tmp_path, ["a" * 40, None])
+
+
+def test_a_checkpoint_with_noise_in_its_weights_is_caught(tmp_path):
+    """Issue #30's case: the same model name, 2 % noise added to the weights, the WER within the tolerance. The
+    nightly names the changed weights and counts the changed transcripts; on_transcript_change=fail makes it 1."""
+    import torch
+    from transformers import Wav2Vec2ForCTC
+
+    from w2v2bench.config import asset_path
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(asset_path("demo-model"), model_dir)
+    db, common = tmp_path / "history.sqlite", ["model=demo", "model.name=nightly-demo", "data=demo", "split=other",
+                                              "limit=30", "device=cpu", "progress=false"]  # fmt: skip
+    assert bench(*common, f"model.checkpoint={model_dir}", f"output_dir={tmp_path / 'night1' / 'run'}") == 0
+    assert nightly(tmp_path / "night1", db).exit_status == 0
+    model = Wav2Vec2ForCTC.from_pretrained(model_dir)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * p.abs() * 0.02)
+    model.save_pretrained(model_dir)
+    assert bench(*common, f"model.checkpoint={model_dir}", f"output_dir={tmp_path / 'night2' / 'run'}") == 0
+    runs = tmp_path / "night2"
+    warn = nightly_cli(f"runs={runs}", f"history={db}", "max_wer_increase=0.5")
+    assert warn.returncode == 0, warn.stdout + warn.stderr
+    (run,) = json.loads((runs / "nightly.json").read_text())["runs"]
+    assert run["n_changed"] > 0 and run["verdict"] == "pass", run["alarms"]
+    assert run["alarms"][0].startswith("weights changed: sha256:") and run["alarms"][1].startswith("checkpoint changed")
+    assert any(a.startswith(f"{run['n_changed']} transcripts changed (") for a in run["alarms"])
+    md = (runs / "nightly.md").read_text()
+    assert "- alarm: weights changed: " in md and f"- alarm: {run['n_changed']} transcripts changed" in md
+    assert run["significance"]["verdict"] in ("significant", "within noise") and run["wer_ci95"] is not None
+    fail = nightly_cli(f"runs={runs}", f"history={db}", "max_wer_increase=0.5", "on_transcript_change=fail")
+    assert fail.returncode == 1 and "(on_transcript_change=fail)" in fail.stdout, fail.stdout + fail.stderr
+    assert "alarm: weights changed" in fail.stdout
+
+
+def test_the_trend_plot_has_dates_a_band_and_failed_nights_apart(tmp_path):
+    from matplotlib.collections import PolyCollection
+
+    from w2v2bench.history import SplitKey
+    from w2v2bench.nightly import plot_trend
+
+    night(tmp_path, 1)
+    night(tmp_path, 2, hyps=WORSE)  # fails: WER rose
+    night(tmp_path, 3)
+    rows = history.rows(tmp_path / "history.sqlite")
+    keys = list(dict.fromkeys(SplitKey(r) for r in rows))
+    fig = plot_trend(rows, keys, tmp_path / "trend.png")
+    ax_wer = fig.axes[0]
+    clean = next(line for line in ax_wer.get_lines() if "test-clean" in line.get_label())
+    assert [d.day for d in clean.get_xdata()] == [1, 3]  # datetimes; the failed night 2 is not in the line
+    failed = [c for c in ax_wer.collections if c.get_offsets().shape[0] == 1 and not isinstance(c, PolyCollection)]
+    assert len(failed) == 1  # night 2 as a marker of its own
+    assert sum(isinstance(c, PolyCollection) for c in ax_wer.collections) == 2  # a band per series
+    assert "%" not in fig.axes[1].xaxis.get_major_formatter().__class__.__name__  # a date formatter, not numbers
+    # runs of one day: its date and their times on the axis (not seconds within a minute)
+    same_day = [{**r, "finished": f"2026-01-01T0{k}:00:00+00:00"} for k, r in enumerate(rows)]
+    fig = plot_trend(same_day, keys, tmp_path / "day.png")
+    fig.canvas.draw()
+    labels = [t.get_text() for t in fig.axes[1].get_xticklabels() if t.get_text()]
+    assert labels and all(re.fullmatch(r"202[56]-\d\d-\d\d \d\d:\d\d", t) for t in labels), labels
+
+
+def test_the_wer_by_length_plot_has_error_bars(tmp_path):
+    from matplotlib.container import ErrorbarContainer
+
+    from w2v2bench.analysis import analyse, plot_wer_by_length
+    from w2v2bench.results import load_rows
+
+    rows = load_rows(make_run(tmp_path / "run", hyps=WORSE))
+    fig = plot_wer_by_length(analyse(rows, lambda t: t, "none"), tmp_path / "w.png", "demo")
+    assert any(isinstance(c, ErrorbarContainer) for c in fig.axes[0].containers)

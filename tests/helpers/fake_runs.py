@@ -9,6 +9,7 @@ from w2v2bench.files import write_json_atomic
 from w2v2bench.metrics import Counts, rate, totals
 from w2v2bench.metrics.edits import char_counts, word_counts
 from w2v2bench.metrics.normalizers import normalizer
+from w2v2bench.metrics.significance import run_intervals
 from w2v2bench.results import SCHEMA_VERSION, UtteranceResult, ids_sha256, measurement, parse_row, remeasured
 
 # (id, reference, hypothesis, duration_s): ids carry the speaker first, as LibriSpeech ids do
@@ -82,6 +83,7 @@ def make_run(
         "finished": finished,
         "wer": rate([words]),
         "cer": rate([chars]),
+        **run_intervals(rows),  # as the harness writes them
         "n_utterances": len(rows),
         "n_failed": len(failed),
         "ref_words": words.ref_words,

@@ -23,6 +23,7 @@ from ..files import write_json_atomic, write_text_atomic
 from ..metrics import Counts, pct
 from ..metrics.edits import scored_text
 from ..metrics.normalizers import normalizer
+from ..metrics.significance import interval
 from ..results import is_scored, load_rows, load_summary, scored
 
 __all__ = [
@@ -175,20 +176,26 @@ def analyse(
 
     by_speaker: dict[str, list[Counts]] = {}
     by_length: dict[int, list[Counts]] = {b: [] for b in range(len(LENGTH_EDGES_S) - 1)}
+    length_speakers: dict[int, list] = {b: [] for b in by_length}
     for row, counts in zip(good, per_utt, strict=True):
         by_speaker.setdefault(str(row.get("speaker")), []).append(counts)
-        by_length[_bucket(float(row.get("duration_s") or 0.0))].append(counts)
+        bucket = _bucket(float(row.get("duration_s") or 0.0))
+        by_length[bucket].append(counts)
+        length_speakers[bucket].append(row.get("speaker"))
     speakers = [{"speaker": g.pop("key"), **g} for g in _group_rows(by_speaker)]
     speakers.sort(key=lambda g: (-(g["wer"] if g["wer"] is not None else -1.0), g["speaker"]))
     lengths = []
     for g in _group_rows(by_length):
         b = g.pop("key")
+        # the bucket's WER interval, by the run's bootstrap (metrics.significance: speakers, else utterances)
+        ci = interval([c.errors for c in by_length[b]], [c.ref_words for c in by_length[b]], length_speakers[b])
         lengths.append(
             {
                 "bucket": bucket_label(b),
                 "min_s": LENGTH_EDGES_S[b],
                 "max_s": None if math.isinf(LENGTH_EDGES_S[b + 1]) else LENGTH_EDGES_S[b + 1],
                 **g,
+                "wer_ci95": None if ci is None else [ci.low, ci.high],
             }
         )
 
@@ -292,19 +299,28 @@ def markdown(analysis: Analysis, title: str) -> str:
     return "\n".join(parts) + "\n"
 
 
-def plot_wer_by_length(analysis: Analysis, path: Path, title: str) -> None:
+def plot_wer_by_length(analysis: Analysis, path: Path, title: str):
     from matplotlib.figure import Figure  # no pyplot: no global state, no display backend
 
     buckets = [g for g in analysis.lengths if g["ref_words"]]
     fig = Figure(figsize=(6.4, 3.6), layout="constrained")
     ax = fig.subplots()
-    bars = ax.bar([g["bucket"] for g in buckets], [g["wer"] * 100 for g in buckets], color="#4c72b0")
-    ax.bar_label(bars, labels=[f"n={g['n_utterances']}" for g in buckets], fontsize=8)
-    ax.set_xlabel("utterance length")
+    wer = [g["wer"] * 100 for g in buckets]
+    names = [f"{g['bucket']}\n(n={g['n_utterances']})" for g in buckets]
+    ax.bar(names, wer, color="#4c72b0")
+    known = [k for k, g in enumerate(buckets) if g.get("wer_ci95")]
+    if known:  # the 95 % interval of each bucket's WER (the run's bootstrap)
+        low = [wer[k] - buckets[k]["wer_ci95"][0] * 100 for k in known]
+        high = [buckets[k]["wer_ci95"][1] * 100 - wer[k] for k in known]
+        ax.errorbar([names[k] for k in known], [wer[k] for k in known], yerr=[low, high], fmt="none",
+                    ecolor="black", capsize=4, linewidth=1, label="95 % interval")  # fmt: skip
+        ax.legend(fontsize=8, loc="upper right")
+    ax.set_xlabel("utterance length (utterances)")
     ax.set_ylabel("WER (%)")
     ax.set_title(f"WER by utterance length: {title}", fontsize=10)
-    ax.margins(y=0.15)
+    ax.margins(y=0.1)
     fig.savefig(path, dpi=100)
+    return fig
 
 
 def write_trn(rows: list[dict], normalize: Callable[[str], str], ref_path: Path, hyp_path: Path) -> None:

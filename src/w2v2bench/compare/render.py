@@ -14,6 +14,7 @@ from tabulate import tabulate
 
 from ..files import write_json_atomic
 from ..metrics import pct
+from ..metrics.significance import ALPHA
 from ..provenance import git_hash, versions
 from ..resume import prepare_output_dir
 from . import Comparison
@@ -47,8 +48,9 @@ def _significance(runs: RunComparison) -> list[str]:
         ]
     if boot.samples and not math.isnan(boot.p_value):
         lines.append(
-            f"- paired bootstrap ({boot.samples} resamples, seed {boot.seed}): WER B - A 95% interval "
-            f"[{_pct_delta(boot.delta_low)}, {_pct_delta(boot.delta_high)}] points, p = {boot.p_value:.4g}"
+            f"- paired bootstrap ({boot.samples} resamples of {boot.blocks} {boot.unit}s, seed {boot.seed}): WER B - A "
+            f"95% interval [{_pct_delta(boot.delta_low)}, {_pct_delta(boot.delta_high)}] points, "
+            f"p = {boot.p_value:.4g} ({boot.verdict} at {ALPHA}; the nightly's test)"
         )
     return lines
 

@@ -229,7 +229,7 @@ def compare_runs(a: Run, b: Run, bootstrap_samples: int = 10_000, seed: int = 0)
     only_b = [i for i in b.rows if i not in a.rows]
     failed, reference_differs, differences = [], [], []
     words_a = words_b = chars_a = chars_b = Counts()
-    paired_a, paired_b, paired_refs = [], [], []
+    paired_a, paired_b, paired_refs, paired_speakers = [], [], [], []
     better = worse = same = 0
     for uid in [*a.rows, *only_b]:
         ra, rb = a.rows.get(uid), b.rows.get(uid)
@@ -251,6 +251,7 @@ def compare_runs(a: Run, b: Run, bootstrap_samples: int = 10_000, seed: int = 0)
                 paired_a.append(ea)
                 paired_b.append(eb)
                 paired_refs.append(ra["ref_words"])
+                paired_speakers.append(ra.get("speaker"))
                 better += eb < ea
                 worse += eb > ea
                 same += eb == ea
@@ -298,7 +299,8 @@ def compare_runs(a: Run, b: Run, bootstrap_samples: int = 10_000, seed: int = 0)
         same=same,
         differences=differences,
         mapsswe=mapsswe(paired_a, paired_b),
-        bootstrap=paired_bootstrap(paired_a, paired_b, paired_refs, bootstrap_samples, seed),
+        # the nightly's test on the runs' intervals' unit: speakers (utterances where they are unknown or few)
+        bootstrap=paired_bootstrap(paired_a, paired_b, paired_refs, bootstrap_samples, seed, paired_speakers),
         settings=setting_differences(_settings(a.summary), _settings(b.summary)),
         notes=notes,
     )

@@ -18,7 +18,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -443,33 +443,55 @@ def markdown(report: NightlyReport, show_changed: int) -> str:
     return "\n".join(lines)
 
 
-def plot_trend(rows: list[dict], keys: list[SplitKey], path: Path) -> None:
-    """WER and RTFx of every recorded run of the given model x splits, over time; failed runs marked."""
-    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+def plot_trend(rows: list[dict], keys: list[SplitKey], path: Path):
+    """WER (with its 95 % interval as a band) and RTFx of every recorded run of the given series, over time, dates on
+    the x-axis (and times when the runs share a day); failed runs are markers of their own, outside the line.
+    Returns the figure (a test reads its objects)."""
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, DateFormatter
     from matplotlib.figure import Figure  # no pyplot: no global state, no display backend
 
     fig = Figure(figsize=(8, 5.5), layout="constrained")
     ax_wer, ax_rtfx = fig.subplots(2, 1, sharex=True)
+    every = []
     for key in keys:
         series = [r for r in rows if SplitKey(r) == key and r["status"] == "complete"]
         when = [datetime.fromisoformat(r["finished"]) for r in series]
-        wer = [float("nan") if r["wer"] is None else r["wer"] * 100 for r in series]
-        (line,) = ax_wer.plot(when, wer, marker="o", label=str(key))
-        ax_rtfx.plot(when, [r["rtfx"] for r in series], marker="o", color=line.get_color())
+        every += when
+        good = [k for k, r in enumerate(series) if history.is_good(r)]
         bad = [k for k, r in enumerate(series) if not history.is_good(r)]
+        wer = [float("nan") if r["wer"] is None else r["wer"] * 100 for r in series]
+        (line,) = ax_wer.plot([when[k] for k in good], [wer[k] for k in good], marker="o", label=str(key))
+        color = line.get_color()
+        banded = [k for k in good if series[k].get("wer_ci95_low") is not None]
+        if banded:
+            ax_wer.fill_between(
+                [when[k] for k in banded], [series[k]["wer_ci95_low"] * 100 for k in banded],
+                [series[k]["wer_ci95_high"] * 100 for k in banded], color=color, alpha=0.2, linewidth=0,
+                label=f"{key}: 95 % interval",
+            )  # fmt: skip
+        ax_rtfx.plot([when[k] for k in good], [series[k]["rtfx"] for k in good], marker="o", color=color)
         if bad:
             ax_wer.scatter([when[k] for k in bad], [wer[k] for k in bad], marker="x", s=80, color="red", zorder=3)
-    ax_wer.scatter([], [], marker="x", color="red", label="failed")
+            ax_rtfx.scatter([when[k] for k in bad], [series[k]["rtfx"] for k in bad], marker="x", s=80, color="red")
+    ax_wer.scatter([], [], marker="x", color="red", label="failed night (not in the line)")
     ax_wer.set_ylabel("WER (%)")
     ax_rtfx.set_ylabel("RTFx (audio s / wall s)")
-    ax_wer.set_title("Nightly WER and speed per model x split", fontsize=10)
-    ax_wer.legend(fontsize=8, loc="best")
-    locator = AutoDateLocator()
-    ax_rtfx.xaxis.set_major_locator(locator)
-    ax_rtfx.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    ax_wer.set_title("Nightly WER (95 % interval shaded) and speed per series", fontsize=10)
+    fig.legend(*ax_wer.get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize=7)
+    if every and max(every) - min(every) < timedelta(days=1):  # one day: its date and the runs' times
+        pad = timedelta(hours=1)
+        ax_rtfx.set_xlim(min(every) - pad, max(every) + pad)
+        ax_rtfx.xaxis.set_major_formatter(DateFormatter("%Y-%m-%d %H:%M"))
+        for label in ax_rtfx.get_xticklabels():
+            label.set_rotation(20)
+    else:
+        locator = AutoDateLocator(minticks=3, maxticks=8)
+        ax_rtfx.xaxis.set_major_locator(locator)
+        ax_rtfx.xaxis.set_major_formatter(ConciseDateFormatter(locator))
     for ax in (ax_wer, ax_rtfx):
         ax.grid(alpha=0.3)
     fig.savefig(path, dpi=100)
+    return fig
 
 
 def _pinned(folders: list[Path]) -> dict[SplitKey, dict]:
