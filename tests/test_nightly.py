@@ -371,3 +371,48 @@ def test_the_wer_by_length_plot_has_error_bars(tmp_path):
     rows = load_rows(make_run(tmp_path / "run", hyps=WORSE))
     fig = plot_wer_by_length(analyse(rows, lambda t: t, "none"), tmp_path / "w.png", "demo")
     assert any(isinstance(c, ErrorbarContainer) for c in fig.axes[0].containers)
+
+
+def test_each_run_is_logged_to_a_local_mlflow_store_once(tmp_path):
+    # issue #30, item 7: a real MLflow tracking store (SQLite); a night recorded twice changes nothing
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    night(tmp_path, 1)
+    runs = tmp_path / "night2"
+    make_run(runs / "clean", finished=NIGHT(2), hyps=WORSE)
+    first = nightly_cli(f"runs={runs}", f"history={tmp_path / 'history.sqlite'}", f"mlflow_uri={uri}")
+    assert first.returncode == 1 and first.stdout.count("mlflow: ") == 1 and "logged as" in first.stdout, first
+    again = nightly(runs, tmp_path / "history.sqlite", mlflow_uri=uri)
+    assert again.mlflow[0].startswith("mlflow: ") and "already logged" in again.mlflow[0]
+    client = MlflowClient(tracking_uri=uri)
+    (logged,) = client.search_runs([client.get_experiment_by_name("w2v2bench").experiment_id])
+    row = history.rows(tmp_path / "history.sqlite")[-1]
+    assert logged.data.tags["w2v2bench.run_id"] == row["run_id"] and logged.data.tags["w2v2bench.verdict"] == "fail"
+    assert logged.data.params["model"] == "demo" and logged.data.params["split"] == "clean"
+    metrics = logged.data.metrics
+    assert metrics["wer"] == row["wer"] and metrics["wer_ci95_low"] <= row["wer"] <= metrics["wer_ci95_high"]
+    assert metrics["wer_delta"] > 0 and metrics["n_changed"] == 2 and 0 < metrics["delta_p_value"] <= 1
+    assert logged.info.status == "FAILED"
+    artifacts = {a.path for a in client.list_artifacts(logged.info.run_id)}
+    assert {"summary.json", "transcripts.jsonl"} <= artifacts
+
+
+def test_mlflow_uri_without_mlflow_is_one_line_before_anything_is_recorded(tmp_path, monkeypatch):
+    import builtins
+
+    real = builtins.__import__
+
+    def no_mlflow(name, *args, **kwargs):
+        if name.startswith("mlflow"):
+            raise ImportError(name)
+        return real(name, *args, **kwargs)
+
+    make_run(tmp_path / "night" / "clean")
+    monkeypatch.setattr(builtins, "__import__", no_mlflow)
+    with pytest.raises(
+        ValueError, match=r"mlflow_uri='sqlite:///x.db' needs MLflow: pip install 'w2v2bench\[mlflow\]'"
+    ):
+        nightly(tmp_path / "night", tmp_path / "h.sqlite", mlflow_uri="sqlite:///x.db")
+    assert not (tmp_path / "h.sqlite").exists()

@@ -26,6 +26,9 @@ Usage: python -m w2v2bench.nightly runs=<folder> [history=results/history.sqlite
   history           the SQLite history (created on first use; safe with concurrent writers)
   max_wer_increase  WER rise (a fraction: 0.001 = 0.1 points) over the baseline that fails the night
   on_transcript_change  warn (default): changed transcripts within that rise are an alarm line; fail: a regression
+  mlflow_uri        also log each run to this MLflow tracking store (sqlite:///mlflow.db, http://...; pip install
+                    'w2v2bench[mlflow]'): params, metrics with their intervals, the run folder; once per run
+  mlflow_experiment the MLflow experiment (default w2v2bench)
   baseline          run folder(s) to compare with instead of the previous good run of the same series
   out               where nightly.md, nightly.json and trend.png go (default: runs)
   harness_status    the matrix run's exit status; non-zero fails the night (a run that wrote nothing)
@@ -49,6 +52,8 @@ class NightlyConfig:
     harness_status: int = 0
     show_changed: int = 20
     on_transcript_change: str = "warn"
+    mlflow_uri: str | None = None
+    mlflow_experiment: str = "w2v2bench"
     defaults: list[Any] = quiet_defaults()
     hydra: Any = quiet_hydra(HELP, "nightly")
 
@@ -77,6 +82,8 @@ def run(cfg: Any) -> int | None:
             harness_status=cfg.harness_status,
             show_changed=cfg.show_changed,
             on_transcript_change=cfg.on_transcript_change,
+            mlflow_uri=cfg.mlflow_uri,
+            mlflow_experiment=cfg.mlflow_experiment,
         )
     except history.HistoryError as err:  # the history cannot be used: the night is not recorded
         print(f"w2v2bench.nightly: error: {one_line(err)}", file=sys.stderr)
@@ -98,6 +105,8 @@ def run(cfg: Any) -> int | None:
             print(f"  alarm: {alarm}")
     for problem in report.problems:
         print(f"FAIL {problem}")
+    for line in report.mlflow:
+        print(line)
     print(f"nightly {'PASS' if report.passed else 'FAIL'}: {out / 'nightly.md'}, {out / 'trend.png'}")
     if report.exit_status == Exit.INCOMPLETE:
         print("nightly: no regression found, but the night is not whole (exit 6)")

@@ -30,6 +30,7 @@ from ..history import SplitKey
 from ..metrics import pct
 from ..metrics.significance import ALPHA, Bootstrap, holm, paired_bootstrap
 from ..results import ResultsFileError, load_rows, read_summary, with_ids
+from . import tracking
 
 __all__ = ["Judgement", "NightlyReport", "changed_utterances", "find_runs", "nightly", "plot_trend"]
 
@@ -302,6 +303,7 @@ class NightlyReport:
     generated: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     on_transcript_change: str = "warn"
+    mlflow: list[str] = field(default_factory=list)  # one line per run logged to MLflow (mlflow_uri)
 
     @property
     def passed(self) -> bool:
@@ -533,10 +535,15 @@ def nightly(
     harness_status: int = 0,
     show_changed: int = 20,
     on_transcript_change: str = "warn",
+    mlflow_uri: str | None = None,
+    mlflow_experiment: str = "w2v2bench",
 ) -> NightlyReport:
-    """Record, judge and report the runs under `runs`; writes nightly.md, nightly.json and trend.png."""
+    """Record, judge and report the runs under `runs`; writes nightly.md, nightly.json and trend.png (and logs each
+    run to MLflow with `mlflow_uri`)."""
     if on_transcript_change not in TRANSCRIPT_CHANGE:
         raise ValueError(f"on_transcript_change={on_transcript_change!r}: expected one of {list(TRANSCRIPT_CHANGE)}")
+    if mlflow_uri:
+        tracking.client(mlflow_uri)  # MLflow not installed: one line before anything is recorded
     if not runs.is_dir():
         raise FileNotFoundError(f"runs={str(runs)!r}: no such folder")
     if max_wer_increase < 0:
@@ -576,6 +583,13 @@ def nightly(
     for j, significant in zip(tests, holm([j.test.p_value for j in tests]), strict=True):
         j.significant = significant
 
+    logged = []
+    if mlflow_uri:
+        try:
+            logged = tracking.export(mlflow_uri, judgements, mlflow_experiment)
+        except tracking.TrackingError as err:  # recorded and judged: the export's failure is the night's problem
+            problems.append(f"not logged to MLflow: {one_line(err)}")
+
     out = out or runs
     out.mkdir(parents=True, exist_ok=True)
     report = NightlyReport(
@@ -587,6 +601,7 @@ def nightly(
         problems,
         history.history_size(history_path),
         on_transcript_change=on_transcript_change,
+        mlflow=logged,
     )
     keys = list(dict.fromkeys(SplitKey(j.run) for j in judgements))
     if keys:
