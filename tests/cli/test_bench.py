@@ -227,3 +227,13 @@ def test_another_config_folder_leaves_the_choice_to_hydra():
     assert unknown_choice(["hydra.searchpath=[file:///elsewhere]", "data=mine"]) is None
     assert unknown_choice(["model=demo", "data=demo", "reference=none", "split=clean"]) is None
     assert unknown_choice(["model='demo'", 'data="demo"', "reference= none"]) is None  # Hydra's quoting
+
+
+@pytest.mark.slow
+def test_a_multirun_says_which_job_of_how_many_it_is_on(tmp_path):
+    # issue #30, item 5: a long matrix (make leaderboard, a nightly) says where it is
+    done = bench("-m", "model=demo", "data=demo", "split=clean,other", "limit=1", "device=cpu", "progress=false",
+                 f"output_dir={tmp_path}/${{split}}")  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    jobs = [line for line in done.stderr.splitlines() if line.startswith("job ")]
+    assert jobs == ["job 1 of 2: demo on demo test-clean", "job 2 of 2: demo on demo test-other"]

@@ -22,11 +22,38 @@ def _app(cfg: DictConfig) -> None:
     logging.getLogger().setLevel(logging.INFO if cfg.verbose else logging.WARNING)
     from .. import harness  # torch and transformers load here, after parsing: --help does not wait for them
 
+    job = multirun_job(cfg)
+    if job:
+        print(job, file=sys.stderr, flush=True)
     try:
         STATUSES.append(harness.evaluate(cfg))
     except harness.ONE_LINE_ERRORS as err:
         print(f"w2v2bench: error: {one_line(err)}", file=sys.stderr)
         STATUSES.append(Exit.FAILED)
+
+
+def multirun_job(cfg: DictConfig) -> str | None:
+    """`job 3 of 18: <model> on <set>` in a multirun (a long matrix says where it is), else None."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return None
+    total = 1
+    try:  # the sweep's size: the product of the swept values' counts on the command line
+        for override in OverridesParser.create().parse_overrides([a for a in sys.argv[1:] if "=" in a]):
+            if override.is_sweep_override():
+                total *= len(list(override.sweep_iterator()))
+        of = f" of {total}"
+    except Exception:  # a sweep Hydra reads otherwise (a sweeper plugin, a range in a file): no total
+        of = ""
+    from ..config import set_label
+
+    data = cfg.data
+    label = set_label(data.get("name"), data.get("partition"), cfg.get("split"))
+    where = label if label == data.get("name") else f"{data.get('name')} {label}"
+    return f"job {HydraConfig.get().job.num + 1}{of}: {cfg.model.name} on {where}"
 
 
 GROUPS = ("model", "data", "reference", "decoder", "backend")
