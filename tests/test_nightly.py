@@ -3,6 +3,7 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -336,7 +337,7 @@ def test_a_checkpoint_with_noise_in_its_weights_is_caught(tmp_path):
 
 
 def test_the_trend_plot_has_dates_a_band_and_failed_nights_apart(tmp_path):
-    from matplotlib.collections import PolyCollection
+    from matplotlib.collections import PathCollection, PolyCollection
 
     from w2v2bench.history import SplitKey
     from w2v2bench.nightly import plot_trend
@@ -350,7 +351,7 @@ def test_the_trend_plot_has_dates_a_band_and_failed_nights_apart(tmp_path):
     ax_wer = fig.axes[0]
     clean = next(line for line in ax_wer.get_lines() if "test-clean" in line.get_label())
     assert [d.day for d in clean.get_xdata()] == [1, 3]  # datetimes; the failed night 2 is not in the line
-    failed = [c for c in ax_wer.collections if c.get_offsets().shape[0] == 1 and not isinstance(c, PolyCollection)]
+    failed = [c for c in ax_wer.collections if isinstance(c, PathCollection) and c.get_offsets().shape[0] == 1]
     assert len(failed) == 1  # night 2 as a marker of its own
     assert sum(isinstance(c, PolyCollection) for c in ax_wer.collections) == 2  # a band per series
     assert "%" not in fig.axes[1].xaxis.get_major_formatter().__class__.__name__  # a date formatter, not numbers
@@ -368,7 +369,9 @@ def test_the_wer_by_length_plot_has_error_bars(tmp_path):
     from w2v2bench.analysis import analyse, plot_wer_by_length
     from w2v2bench.results import load_rows
 
-    rows = load_rows(make_run(tmp_path / "run", hyps=WORSE))
+    _, ref, hyp, _ = UTTERANCES[0]  # six more of 3 s: a bucket with enough utterances to resample
+    more = [(f"1089-134686-01{n:02d}", ref, hyp if n % 2 else "HE HOPED", 3.0) for n in range(6)]
+    rows = load_rows(make_run(tmp_path / "run", UTTERANCES + more, hyps=WORSE))
     fig = plot_wer_by_length(analyse(rows, lambda t: t, "none"), tmp_path / "w.png", "demo")
     assert any(isinstance(c, ErrorbarContainer) for c in fig.axes[0].containers)
 
@@ -416,3 +419,89 @@ def test_mlflow_uri_without_mlflow_is_one_line_before_anything_is_recorded(tmp_p
     ):
         nightly(tmp_path / "night", tmp_path / "h.sqlite", mlflow_uri="sqlite:///x.db")
     assert not (tmp_path / "h.sqlite").exists()
+
+
+@pytest.mark.slow
+def test_make_nightly_ends_with_the_nightlys_own_status(tmp_path):
+    # make can only exit 0 or 2: the recipe's last line says what the nightly itself said (issue #30, item 4)
+    root = Path(__file__).resolve().parents[1]
+    MATRIX = "model=demo data=demo split=clean limit=2 device=cpu progress=false"  # noqa: N806
+    venv = tmp_path / "venv"  # the Makefile's own venv step is skipped: this interpreter runs the targets
+    venv.mkdir()
+    (tmp_path / "pyproject.toml").touch()  # what .installed is made from (the recipe runs in tmp_path)
+    (venv / ".installed").touch()
+
+    def make(args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [shutil.which("make"), "-s", "-f", str(root / "Makefile"), "nightly", f"VENV={venv}",
+             f"PY={sys.executable}", f"NIGHTLY_MATRIX={MATRIX}", f"NIGHTLY_ARGS={args}"],
+            cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+
+    done = make("")
+    assert done.returncode == 0 and done.stdout.splitlines()[-1].startswith("nightly exit status: 0 "), done.stdout
+    done = make("on_transcript_change=bogus")
+    assert done.returncode == 2 and done.stdout.splitlines()[-1].startswith("nightly exit status: 2 "), done.stdout
+
+
+# ---- what an attack on the interval and the nightly found ---------------------------------------------------
+
+
+def test_too_few_units_to_resample_give_no_verdict():
+    from w2v2bench.metrics.significance import interval, paired_bootstrap
+
+    assert paired_bootstrap([0], [1], [5]).verdict == "n/a"  # was "significant", p = 0.0002
+    assert paired_bootstrap([0, 0], [1, 1], [5, 5]).verdict == "n/a"
+    assert interval([1, 2], [5, 5], ["a", "b"]) is None
+    assert paired_bootstrap([0] * 6, [1] * 6, [5] * 6).verdict == "significant"
+
+
+def test_a_baseline_whose_rows_are_gone_is_not_compared(tmp_path):
+    night(tmp_path, 1)
+    shutil.rmtree(tmp_path / "night1" / "clean")
+    runs = tmp_path / "night2"
+    make_run(runs / "clean", finished=NIGHT(2), hyps={UTTERANCES[0][0]: "HE HOPED"})
+    warn = nightly(runs, tmp_path / "history.sqlite", max_wer_increase=0.5)
+    (j,) = warn.judgements
+    assert j.n_changed is None and warn.to_json()["runs"][0]["n_changed"] is None and warn.exit_status == 0
+    assert "| n/a |" in (runs / "nightly.md").read_text()
+    fail = nightly(runs, tmp_path / "history.sqlite", max_wer_increase=0.5, on_transcript_change="fail")
+    assert fail.exit_status == 6 and "transcripts not compared" in fail.judgements[0].failures[0]
+
+
+@pytest.mark.parametrize("arg", ["max_wer_increase=abc", "bogus=1", "max_wer_increase=nan", "harness_status=x"])
+def test_a_bad_argument_is_status_2_never_a_regression(tmp_path, arg):
+    make_run(tmp_path / "n" / "clean")
+    done = nightly_cli(f"runs={tmp_path / 'n'}", f"history={tmp_path / 'h.sqlite'}", arg)
+    assert done.returncode == 2, (done.returncode, done.stderr[-500:])
+
+
+def test_a_history_with_a_damaged_interval_is_refused_in_one_line(tmp_path):
+    import sqlite3
+
+    night(tmp_path, 1)
+    with sqlite3.connect(tmp_path / "history.sqlite") as con:
+        con.execute("UPDATE runs SET wer_ci95_high = NULL WHERE split = 'clean'")
+    con.close()
+    with pytest.raises(history.HistoryError, match=r"has a damaged wer interval \(0\.\d+, None\)"):
+        history.rows(tmp_path / "history.sqlite")
+
+
+def test_the_trend_plot_shows_a_lone_runs_interval_and_whose_night_failed(tmp_path):
+    from matplotlib.collections import PathCollection
+    from matplotlib.container import ErrorbarContainer
+
+    from w2v2bench.history import SplitKey
+    from w2v2bench.nightly import plot_trend
+
+    night(tmp_path, 1)
+    rows = history.rows(tmp_path / "history.sqlite")
+    fig = plot_trend(rows, list(dict.fromkeys(SplitKey(r) for r in rows)), tmp_path / "t.png")
+    assert sum(isinstance(c, ErrorbarContainer) for c in fig.axes[0].containers) == 2  # one run each: bars
+    failed = {**rows[0], "verdict": "fail", "run_id": "x", "finished": NIGHT(2)}
+    fig = plot_trend([*rows, failed], [SplitKey(rows[0])], tmp_path / "f.png")
+    (line,) = [ln for ln in fig.axes[0].get_lines() if ln.get_label() == str(SplitKey(rows[0]))]
+    marks = [c for c in fig.axes[0].collections if isinstance(c, PathCollection) and len(c.get_offsets()) == 1]
+    assert marks and tuple(marks[0].get_facecolor()[0][:3]) == pytest.approx(
+        __import__("matplotlib.colors").colors.to_rgb(line.get_color())
+    )

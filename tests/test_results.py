@@ -169,3 +169,63 @@ def test_a_real_run_reads_back(tmp_path):
     assert read_summary(run / "summary.json", complete=True)["n_utterances"] == 6
     with pytest.raises(ResultsFileError, match="not complete"):
         read_summary(make_run(tmp_path / "running", status="running") / "summary.json", complete=True)
+
+
+@pytest.mark.parametrize(
+    "fields,message",
+    [
+        ({"wer_ci95": [0.3, 0.1]}, "its low bound above its high one"),
+        ({"wer_ci95": [0.1, float("nan")]}, "wer_ci95"),
+        ({"wer_ci95": ["0.1", 0.2]}, "wer_ci95"),
+        ({"interval": None}, "how were they made"),
+        (
+            {
+                "interval": {
+                    "method": "bootstrap-percentile",
+                    "level": 0.95,
+                    "unit": "utterance",
+                    "blocks": 6,
+                    "samples": 0,
+                    "seed": 0,
+                }
+            },
+            "0 resamples of 6 blocks",
+        ),  # fmt: skip
+        (
+            {
+                "interval": {
+                    "method": "bootstrap-percentile",
+                    "level": 0.95,
+                    "unit": "utterance",
+                    "blocks": 99,
+                    "samples": 1000,
+                    "seed": 0,
+                }
+            },
+            "for a run of 6 utterances",
+        ),  # fmt: skip
+        (
+            {
+                "interval": {
+                    "method": "bootstrap-percentile",
+                    "level": 0.95,
+                    "unit": "utterance",
+                    "blocks": 6,
+                    "samples": 1000,
+                    "seed": 0,
+                    "extra": 1,
+                }
+            },
+            "interval",
+        ),  # fmt: skip
+    ],
+)
+def test_a_summary_whose_interval_cannot_be_so_is_refused_in_one_line(tmp_path, fields, message):
+    # issue #30: the intervals on read, as the counts are (what an attack found)
+    run = make_run(tmp_path / "run")
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["wer_ci95"] is not None and read_summary(run / "summary.json")  # 6 utterances: resampled
+    summary.update(fields)
+    (run / "summary.json").write_text(json.dumps(summary))
+    with pytest.raises(ResultsFileError, match=message):
+        read_summary(run / "summary.json")

@@ -57,7 +57,7 @@ def bench(run: Run, started: str) -> int:
                 folder.decoding(decoder.settings())
                 _notes(run, transcriber, decoder.settings(), ranks)
                 stats = pipeline.run(utterances, transcriber, folder.journal.write, decoder=decoder,
-                                     **_loop(run, transcriber, ranks, total))  # fmt: skip
+                                     **_loop(run, transcriber, ranks, total, folder.resume is not None))  # fmt: skip
             per_rank = ranks.gather((folder.journal.new if not ranks.is_main else [], stats))
             if not ranks.is_main:
                 return folder.follow()
@@ -92,14 +92,16 @@ def _decoder_context(run: Run, transcriber) -> dict:
     }
 
 
-def _loop(run: Run, transcriber, ranks, total: int | None) -> dict:
+def _loop(run: Run, transcriber, ranks, total: int | None, resumed: bool = False) -> dict:
     """The run loop's settings."""
+    share = "" if ranks.rank is None else f"rank 0 of {ranks.rank.world_size}: its share"
+    resumed_only = "resumed: the utterances left" if resumed else ""  # the kept rows are not in its counts
     return {
         "total": total,
         "progress": run.progress if ranks.is_main else False,
         "progress_every_s": run.progress_every_s,
         # under torchrun the main rank reports its own share of the run
-        "progress_label": "" if ranks.rank is None else f" (rank 0 of {ranks.rank.world_size}: its share)",
+        "progress_label": "".join(f" ({x})" for x in (share, resumed_only) if x),
         "batch_size": run.batch_size,
         "max_batch_s": run.max_batch_s,
         "window": run.sort_window,

@@ -245,7 +245,17 @@ def _from_sql(row: sqlite3.Row, path: Path) -> dict:
                 raise _refuse(path, f"run {out.get('run_id')!r} has a damaged {key} column (not JSON)") from None
     if out.get("reference_passed") is not None:
         out["reference_passed"] = bool(out["reference_passed"])
+    for rate in ("wer", "cer"):  # schema 4's interval: two numbers, low <= high, or both NULL
+        low, high = out.get(f"{rate}_ci95_low"), out.get(f"{rate}_ci95_high")
+        if low is None and high is None:
+            continue
+        if not all(_bound(v) for v in (low, high)) or low > high:
+            raise _refuse(path, f"run {out.get('run_id')!r} has a damaged {rate} interval ({low!r}, {high!r})")
     return out
+
+
+def _bound(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 1e6
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -168,7 +168,7 @@ class Progress:
 
     def line(self, done: int, speed: float, wer: float, failed: int, elapsed: float) -> str:
         of = f"/{self.total} utterances ({done / self.total * 100:.1f} %)" if self.total else " utterances"
-        eta = _clock(elapsed / done * (self.total - done)) if self.total and done else "n/a"
+        eta = _clock(max(0.0, elapsed / done * (self.total - done))) if self.total and done else "n/a"
         return (
             f"progress{self.label}: {done}{of}, {speed:.1f} audio s/s, elapsed {_clock(elapsed)}, ETA {eta}, "
             f"WER so far {wer * 100:.2f} %, {failed} failed"

@@ -207,6 +207,8 @@ _Interval = Annotated[list[Annotated[float, Strict(), Field(ge=0, le=1e6, allow_
 
 
 class _IntervalMethod(TypedDict):
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+
     method: Literal["bootstrap-percentile"]
     level: Annotated[float, Strict(), Field(gt=0, lt=1)]
     unit: Literal["speaker", "utterance"]
@@ -302,6 +304,14 @@ def validate_summary(summary: object, path: str | os.PathLike, complete: bool = 
             bounds = summary.get(key)
             if bounds is not None and bounds[0] > bounds[1]:
                 raise ResultsFileError(f"{path}: field {key}: {bounds!r}, its low bound above its high one")
+        method = summary.get("interval")
+        if (summary.get("wer_ci95") or summary.get("cer_ci95")) and method is None:
+            raise ResultsFileError(f"{path}: field interval: null, but the summary has intervals: how were they made?")
+        if method is not None and not (1 <= method["samples"] and method["blocks"] <= summary["n_utterances"]):
+            raise ResultsFileError(
+                f"{path}: field interval: {method['samples']} resamples of {method['blocks']} blocks, for a run of "
+                f"{summary['n_utterances']} utterances"
+            )
         try:
             if found == 1:
                 summary["measurement"] = measurement(summary, derived=True)

@@ -86,8 +86,10 @@ def test_mapsswe_is_undefined_without_two_utterances(errors_a, errors_b):
 
 
 def test_paired_bootstrap_identical_systems_has_p_one_and_a_zero_interval():
-    boot = paired_bootstrap([1, 0, 2, 0], [1, 0, 2, 0], [5, 3, 4, 2], samples=500, seed=3)
+    boot = paired_bootstrap([1, 0, 2, 0, 1], [1, 0, 2, 0, 1], [5, 3, 4, 2, 6], samples=500, seed=3)
     assert (boot.delta_low, boot.delta_high, boot.p_value) == (0.0, 0.0, 1.0)
+    # fewer than 5 utterances (or speakers) to resample: no verdict at all
+    assert paired_bootstrap([1, 0, 2, 0], [1, 0, 2, 1], [5, 3, 4, 2]).verdict == "n/a"
 
 
 def test_paired_bootstrap_clear_difference_and_seeded():

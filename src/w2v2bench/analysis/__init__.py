@@ -313,9 +313,10 @@ def plot_wer_by_length(analysis: Analysis, path: Path, title: str):
         low = [wer[k] - buckets[k]["wer_ci95"][0] * 100 for k in known]
         high = [buckets[k]["wer_ci95"][1] * 100 - wer[k] for k in known]
         ax.errorbar([names[k] for k in known], [wer[k] for k in known], yerr=[low, high], fmt="none",
-                    ecolor="black", capsize=4, linewidth=1, label="95 % interval")  # fmt: skip
+                    ecolor="black", capsize=4, linewidth=1,
+                    label="95 % interval (bootstrap within each bucket)")  # fmt: skip
         ax.legend(fontsize=8, loc="upper right")
-    ax.set_xlabel("utterance length (utterances)")
+    ax.set_xlabel("utterance length in seconds (n: utterances in the bucket)")
     ax.set_ylabel("WER (%)")
     ax.set_title(f"WER by utterance length: {title}", fontsize=10)
     ax.margins(y=0.1)

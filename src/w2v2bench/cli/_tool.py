@@ -30,14 +30,22 @@ def quiet_hydra(help_template: str, job_name: str) -> Any:
     )
 
 
-def tool_main(name: str, schema: type, body: Callable[[Any], int | None]) -> None:
+def tool_main(name: str, schema: type, body: Callable[[Any], int | None], config_error: int = 1) -> None:
     """Parse `key=value` arguments against `schema` (a dataclass) with Hydra, run `body(cfg)` and exit with the
-    status it returns (None: 0)."""
+    status it returns (None: 0). Hydra's own errors (an unknown key, a value of the wrong type) exit 1, or
+    `config_error` for a tool whose 1 means something else (the nightly's: a regression)."""
     ConfigStore.instance().store(name=name, node=schema)
+    started = []
 
     def task(cfg: Any) -> None:
+        started.append(True)
         status = body(cfg)
         if status:
             sys.exit(status)
 
-    hydra.main(version_base=None, config_name=name)(task)()
+    try:
+        hydra.main(version_base=None, config_name=name)(task)()
+    except SystemExit as done:
+        if done.code == 1 and not started:  # Hydra refused the arguments before the tool began
+            sys.exit(config_error)
+        raise

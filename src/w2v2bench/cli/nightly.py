@@ -96,10 +96,11 @@ def run(cfg: Any) -> int | None:
         sys.exit(Exit.INCOMPLETE)
     out = Path(cfg.out or cfg.runs)
     for j in report.judgements:
-        delta = "no baseline" if j.baseline is None else f"{_signed(j.delta('wer'), 100)} points"
+        delta = "no baseline" if j.baseline is None else f"{_signed(j.delta('wer'), 100)} points, vs noise: {j.noise}"
+        changed = "changed transcripts not compared" if j.n_changed is None else f"{j.n_changed} changed transcripts"
         print(
-            f"{j.verdict.upper()} {SplitKey(j.run)}: WER {pct(j.run['wer'])} % ({delta}, {j.noise}), "
-            f"{len(j.changed)} changed transcripts" + "".join(f"; {r}" for r in j.reasons + j.failures)
+            f"{j.verdict.upper()} {SplitKey(j.run)}: WER {pct(j.run['wer'])} % ({delta}), {changed}"
+            + "".join(f"; {r}" for r in j.reasons + j.failures)
         )
         for alarm in j.alarms:
             print(f"  alarm: {alarm}")
@@ -114,4 +115,4 @@ def run(cfg: Any) -> int | None:
 
 
 def main() -> None:
-    tool_main("nightly", NightlyConfig, run)
+    tool_main("nightly", NightlyConfig, run, config_error=Exit.USAGE)  # its 1 means a regression

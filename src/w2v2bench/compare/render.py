@@ -46,7 +46,9 @@ def _significance(runs: RunComparison) -> list[str]:
             f"- MAPSSWE (matched pairs, utterances as segments; Z = errors A - errors B): n = {m.n}, "
             f"mean Z = {m.mean:.4g}, W = {m.w:.4g}, p = {m.p_value:.4g} ({verdict} at 0.05)"
         ]
-    if boot.samples and not math.isnan(boot.p_value):
+    if math.isnan(boot.p_value):
+        lines.append(f"- paired bootstrap: n/a with {boot.blocks} {boot.unit}(s) to resample (it needs 5 or more)")
+    elif boot.samples:
         lines.append(
             f"- paired bootstrap ({boot.samples} resamples of {boot.blocks} {boot.unit}s, seed {boot.seed}): WER B - A "
             f"95% interval [{_pct_delta(boot.delta_low)}, {_pct_delta(boot.delta_high)}] points, "

@@ -57,6 +57,7 @@ SAMPLES = 1_000  # resamples for a run's interval
 SEED = 0
 LEVEL = 0.95
 MIN_SPEAKERS = 5  # fewer (or any utterance without one): the utterance is the unit
+MIN_BLOCKS = 5  # fewer units than this to resample: no interval, no test (n/a), never a verdict from one or two
 
 
 @dataclass(frozen=True)
@@ -114,10 +115,10 @@ def interval(
     errors: Sequence[int], refs: Sequence[int], speakers: Sequence[str | None], samples: int = SAMPLES, seed: int = SEED
 ) -> Interval | None:
     """The 95 % interval of sum(errors) / sum(refs) over rows, resampling `blocks(speakers)`; None with no
-    reference word or fewer than two blocks (nothing to resample)."""
+    reference word or fewer than MIN_BLOCKS blocks (too few to resample)."""
     unit = blocks(speakers)
     e, r = np.asarray(errors, dtype=np.float64), np.asarray(refs, dtype=np.float64)
-    if unit.count < 2 or r.sum() == 0:
+    if unit.count < MIN_BLOCKS or r.sum() == 0:
         return None
     rates = _resampled_rates(e, r, unit, samples, seed)
     rates = rates[~np.isnan(rates)]
@@ -139,7 +140,9 @@ class Bootstrap:
 
     @property
     def verdict(self) -> str:
-        """ "significant" or "within noise" at ALPHA (one comparison; several: `holm`)."""
+        """ "significant" or "within noise" at ALPHA (one comparison; several: `holm`); "n/a" with too few units."""
+        if math.isnan(self.p_value):
+            return "n/a"
         return "significant" if self.p_value < ALPHA else "within noise"
 
 
@@ -158,7 +161,7 @@ def paired_bootstrap(
     speakers (`blocks(speakers)`, the unit of the runs' intervals) or, without them, utterances."""
     ea, eb, refs = (np.asarray(x, dtype=np.float64) for x in (errors_a, errors_b, ref_words))
     unit = blocks(speakers if speakers is not None else [None] * len(ea))
-    if len(ea) == 0 or samples < 1 or refs.sum() == 0:
+    if unit.count < MIN_BLOCKS or samples < 1 or refs.sum() == 0:  # too few to resample: no verdict (n/a)
         return Bootstrap(samples, seed, math.nan, math.nan, math.nan, unit.unit, unit.count)
     deltas = _resampled_rates(eb - ea, refs, unit, samples, seed)
     deltas = deltas[~np.isnan(deltas)]

@@ -8,8 +8,10 @@ Each run is compared with the previous good run of the same series (model x spli
 summary.json's measurement; a smoke, bf16 or LM run has its own), or with a pinned baseline of the same series
 (one of another series is refused): WER, CER and RTFx deltas, and the utterances whose transcript changed,
 aligned old against new. Writes nightly.md, nightly.json and trend.png into `out` (default: `runs`).
-Exit status: 0 every run passed; 1 a run failed (WER rose more than max_wer_increase, a reference check
-failed, a run did not complete, or the harness exited non-zero); 2 bad arguments.
+Exit status: 0 every run passed; 1 a regression (WER rose more than max_wer_increase, a reference check failed,
+transcripts changed under on_transcript_change=fail); 2 bad arguments; 6 no regression, but the night is not whole
+(a run did not complete, utterances failed, the harness exited non-zero, transcripts could not be compared under
+on_transcript_change=fail, the history cannot be used, the MLflow export failed).
 """
 
 from __future__ import annotations
@@ -189,10 +191,16 @@ class Judgement:
     sizes: dict[str, int] = field(default_factory=dict)
     test: Bootstrap | None = None  # the paired test against the baseline
     significant: bool | None = None  # after Holm's correction over the night's tests; None: no test
+    compared: bool = False  # whether the transcripts were compared with the baseline's (both folders' rows read)
 
     @property
     def verdict(self) -> str:
         return "fail" if self.reasons or self.failures else "pass"
+
+    @property
+    def n_changed(self) -> int | None:
+        """How many transcripts changed since the baseline; None: not compared (no baseline, or its rows gone)."""
+        return len(self.changed) if self.compared else None
 
     @property
     def noise(self) -> str:
@@ -234,7 +242,7 @@ class Judgement:
                 "verdict": self.noise,
             },
             "utterances": self.sizes,
-            "n_changed": len(self.changed),
+            "n_changed": self.n_changed,
             "changed": self.changed,
         }
 
@@ -269,8 +277,13 @@ def judge(
         )
     try:
         j.changed, j.sizes, j.test = compared(Path(run["run_dir"]), Path(baseline["run_dir"]))
-    except OSError as err:
-        j.notes.append(f"changed utterances not listed: {err}")
+        j.compared = True
+    except (OSError, ResultsFileError) as err:  # a folder moved or removed since it was recorded
+        why = f"transcripts not compared with the baseline's: {one_line(err)}"
+        if on_transcript_change == "fail":  # what it asks for cannot be answered: the night is not whole
+            j.failures.append(f"{why} (on_transcript_change=fail)")
+        else:
+            j.notes.append(why)
     if j.changed:
         worse = sum(1 for c in j.changed if (c["errors_after"] or 0) > (c["errors_before"] or 0))
         better = sum(1 for c in j.changed if (c["errors_after"] or 0) < (c["errors_before"] or 0))
@@ -392,7 +405,7 @@ def markdown(report: NightlyReport, show_changed: int) -> str:
         lines.append(
             f"| {SplitKey(run)} | {pct(run['wer'])} | {_ci(_bounds(run, 'wer'))} | {_signed(j.delta('wer'), 100)} | "
             f"{j.noise} | {pct(run['cer'])} | {run['rtfx']:.1f} | {_signed(j.delta('rtfx'), digits=1)} | "
-            f"{_reference(run)} | {base_text} | {len(j.changed) if base else 'n/a'} | {len(j.alarms)} | "
+            f"{_reference(run)} | {base_text} | {'n/a' if j.n_changed is None else j.n_changed} | {len(j.alarms)} | "
             f"{j.verdict.upper()} |"
         )
     lines += ["", "![WER and RTFx over time](trend.png)", ""]
@@ -464,21 +477,33 @@ def plot_trend(rows: list[dict], keys: list[SplitKey], path: Path):
         wer = [float("nan") if r["wer"] is None else r["wer"] * 100 for r in series]
         (line,) = ax_wer.plot([when[k] for k in good], [wer[k] for k in good], marker="o", label=str(key))
         color = line.get_color()
-        banded = [k for k in good if series[k].get("wer_ci95_low") is not None]
-        if banded:
+        has = [k for k in good if series[k].get("wer_ci95_low") is not None]
+        if has:  # each run's interval as a bar, and as a band over consecutive runs that have one
+            low = [wer[k] - series[k]["wer_ci95_low"] * 100 for k in has]
+            high = [series[k]["wer_ci95_high"] * 100 - wer[k] for k in has]
+            ax_wer.errorbar([when[k] for k in has], [wer[k] for k in has], yerr=[low, high], fmt="none",
+                            ecolor=color, alpha=0.6, capsize=3)  # fmt: skip
+        runs_of = [[]]  # consecutive good runs with an interval (a run without one breaks the band)
+        for k in good:
+            if series[k].get("wer_ci95_low") is not None:
+                runs_of[-1].append(k)
+            elif runs_of[-1]:
+                runs_of.append([])
+        for n, stretch in enumerate(s for s in runs_of if len(s) > 1):
             ax_wer.fill_between(
-                [when[k] for k in banded], [series[k]["wer_ci95_low"] * 100 for k in banded],
-                [series[k]["wer_ci95_high"] * 100 for k in banded], color=color, alpha=0.2, linewidth=0,
-                label=f"{key}: 95 % interval",
+                [when[k] for k in stretch], [series[k]["wer_ci95_low"] * 100 for k in stretch],
+                [series[k]["wer_ci95_high"] * 100 for k in stretch], color=color, alpha=0.2, linewidth=0,
+                label=f"{key}: 95 % interval" if n == 0 else None,
             )  # fmt: skip
-        ax_rtfx.plot([when[k] for k in good], [series[k]["rtfx"] for k in good], marker="o", color=color)
-        if bad:
-            ax_wer.scatter([when[k] for k in bad], [wer[k] for k in bad], marker="x", s=80, color="red", zorder=3)
-            ax_rtfx.scatter([when[k] for k in bad], [series[k]["rtfx"] for k in bad], marker="x", s=80, color="red")
-    ax_wer.scatter([], [], marker="x", color="red", label="failed night (not in the line)")
+        rtfx = [float("nan") if r.get("rtfx") is None else r["rtfx"] for r in series]
+        ax_rtfx.plot([when[k] for k in good], [rtfx[k] for k in good], marker="o", color=color)
+        if bad:  # in the series' colour, outside its line
+            ax_wer.scatter([when[k] for k in bad], [wer[k] for k in bad], marker="x", s=80, color=color, zorder=3)
+            ax_rtfx.scatter([when[k] for k in bad], [rtfx[k] for k in bad], marker="x", s=80, color=color)
+    ax_wer.scatter([], [], marker="x", color="black", label="failed night (x in its series' colour; not in the line)")
     ax_wer.set_ylabel("WER (%)")
     ax_rtfx.set_ylabel("RTFx (audio s / wall s)")
-    ax_wer.set_title("Nightly WER (95 % interval shaded) and speed per series", fontsize=10)
+    ax_wer.set_title("Nightly WER (95 % interval: bars, shaded between runs) and speed per series", fontsize=10)
     fig.legend(*ax_wer.get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize=7)
     if every and max(every) - min(every) < timedelta(days=1):  # one day: its date and the runs' times
         pad = timedelta(hours=1)
@@ -546,7 +571,7 @@ def nightly(
         tracking.client(mlflow_uri)  # MLflow not installed: one line before anything is recorded
     if not runs.is_dir():
         raise FileNotFoundError(f"runs={str(runs)!r}: no such folder")
-    if max_wer_increase < 0:
+    if not math.isfinite(max_wer_increase) or max_wer_increase < 0:
         raise ValueError(f"max_wer_increase={max_wer_increase}: expected a fraction >= 0 (0.001 = 0.1 points)")
     pinned = _pinned(list(baselines))
     folders, problems = find_runs(runs)

@@ -120,7 +120,7 @@ def _log(mlflow, experiment_id: str, j) -> str:
         "ref_words": run.get("ref_words"),
         "wer_delta": j.delta("wer") if base is not None else None,
         "rtfx_delta": j.delta("rtfx") if base is not None else None,
-        "n_changed": len(j.changed) if base is not None else None,
+        "n_changed": j.n_changed,
         "delta_p_value": None if test is None else test.p_value,
         "delta_ci95_low": None if test is None else test.delta_low,
         "delta_ci95_high": None if test is None else test.delta_high,
