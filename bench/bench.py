@@ -220,8 +220,30 @@ def worker_fixed_harness(corpus: Path, model_dir: Path, args) -> dict:
     raise SystemExit("the harness ended without a batch")
 
 
+def worker_cli(corpus: Path, model_dir: Path, args) -> dict:
+    """The harness's command line end to end (what `python -m w2v2bench ... batch_size=1` runs, outputs written):
+    the parent times the whole process."""
+    from w2v2bench.cli import bench
+
+    out = OUT / "cli-run"
+    shutil.rmtree(out, ignore_errors=True)
+    sys.argv = [
+        "w2v2bench", f"model.checkpoint={model_dir}", "model.name=bench", "model.reference=null", "data=local",
+        f"data.root={corpus}", "split=other", f"device={args.device}", f"batch_size={args.batch_size}",
+        "progress=false", f"output_dir={out}",
+    ]  # fmt: skip
+    try:
+        bench.main()
+    except SystemExit as done:
+        if done.code:
+            raise
+    rows = [json.loads(line) for line in (out / "transcripts.jsonl").read_text().splitlines()]
+    return {"wall_s": 0.0, "texts": [r["pred_text"] for r in rows]}
+
+
 WORKERS = {
     "card": worker_card,
+    "cli": worker_cli,
     "fixed:card": lambda c, m, a: worker_card(c, m, argparse.Namespace(**vars(a), first_batch=True)),
     "fixed:harness": worker_fixed_harness,
     "bare": worker_bare,
@@ -298,10 +320,12 @@ def run_worker(method: str, corpus: Path, model_dir: Path, args, quiet: bool = F
     if settings.get("tf32"):
         cmd.append("--tf32")
     out = OUT / f"worker-{method}.json"
+    spawned = time.perf_counter()
     done = subprocess.run(cmd + ["--worker-out", str(out)], capture_output=True, text=True)
+    process_s = time.perf_counter() - spawned  # interpreter start, imports, the work and exit: what a user waits
     if done.returncode != 0:
         raise SystemExit(f"bench worker {method} failed:\n{done.stderr[-3000:]}")
-    result = json.loads(out.read_text())
+    result = json.loads(out.read_text()) | {"process_s": process_s}
     if quiet:
         return result
     print(
@@ -385,13 +409,15 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None, help="decode threads (default: as the harness, 0 on CPU)")
     parser.add_argument(
         "--only",
-        choices=["all", "memory", "runtimes", "gpu", "fixed"],
+        choices=["all", "memory", "runtimes", "gpu", "fixed", "bs1"],
         default="all",
         help="'memory': only the peak-RSS rows (1x vs --repeat x corpus), written to bench-memory.md; 'runtimes': "
         "the card script, the harness at bs 1 and every runtime and precision variant, to bench-runtimes.md; "
         "'gpu': batch sizes x precisions (--gpu-batch-sizes, fp32/tf32/bf16) against bs 1 fp32, the card script, "
         "naive padding and a profile of one batch, to bench-gpu.md (bench/gpu_check.sh runs it); 'fixed': process "
-        "start to first batch, card script vs harness, one utterance, median of 5 interleaved, to bench-fixed.md",
+        "start to first batch, card script vs harness, one utterance, median of 5 interleaved, to bench-fixed.md; "
+        "'bs1': batch size 1 on CPU, the card script, a bare loop, the harness and its forwards alone, --passes "
+        "interleaved, medians, ranges and ratios, to bench-bs1.md",
     )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--tf32", action="store_true", help=argparse.SUPPRESS)
@@ -474,6 +500,9 @@ def main() -> None:
         return
     if args.only == "gpu":
         gpu_table(corpus, model, weights, args)
+        return
+    if args.only == "bs1":
+        bs1_table(corpus, model, weights, args)
         return
 
     card = run_worker("card", corpus, model, args, batch_size=1)
@@ -724,6 +753,59 @@ def gpu_table(corpus: Path, model: Path, weights: str, args) -> None:
         "included), and with model loading too.",
     ]
     write_outputs("bench-gpu", "\n".join(lines), results, args)
+
+
+def bs1_table(corpus: Path, model: Path, weights: str, args) -> None:
+    """Batch size 1 on the CPU, the card protocol, each method a process timed from spawn to exit (interpreter,
+    imports, model load, the work: what a user waits): the card script, a bare loop, the harness's command line
+    (outputs written) and its run loop in-process; and the harness's forwards alone. Interleaved (A B C D E, ...)
+    --passes times: each method's median and range, and the ratios of the medians with the per-pass range."""
+    methods = {"card script": "card", "bare loop": "bare", "harness command line": "cli",
+               "harness run loop in-process": "harness", "forwards alone": "forward"}  # fmt: skip
+    passes: dict[str, list[dict]] = {name: [] for name in methods}
+    for _ in range(args.passes):
+        for name, worker in methods.items():
+            passes[name].append(run_worker(worker, corpus, model, args, batch_size=1))
+    process = {name: [r["process_s"] for r in runs] for name, runs in passes.items()}
+    loops = [r["run_wall_s"] for r in passes["harness run loop in-process"]]
+    forwards = [r["wall_s"] for r in passes["forwards alone"]]
+
+    def med(xs: list[float]) -> float:
+        return sorted(xs)[len(xs) // 2]
+
+    def ratio(a: list[float], b: list[float], what: str) -> str:
+        per_pass = sorted(x / y for x, y in zip(a, b, strict=True))
+        return f"| {what} | {med(a) / med(b):.3f} | {per_pass[0]:.3f}-{per_pass[-1]:.3f} |"
+
+    cli, card = passes["harness command line"][0], passes["card script"][0]
+    n, audio_s = len(cli["texts"]), passes["harness run loop in-process"][0]["audio_s"]
+    shown = ("card script", "bare loop", "harness command line", "harness run loop in-process")
+    lines = [
+        f"Audio: {n} test-other utterances ({audio_s:.1f} s, tests/data); model: {weights}; CPU, batch size 1, "
+        f"{os.cpu_count()} cores; {args.passes} passes, the methods interleaved in each.",
+        "",
+        "| method (process wall: spawn to exit) | median | range |",
+        "|---|---:|---:|",
+        *[
+            f"| {name} | {med(process[name]):.1f} s | {min(process[name]):.1f}-{max(process[name]):.1f} s |"
+            for name in shown
+        ],  # fmt: skip
+        f"| the run loop alone (no start-up, no load) | {med(loops):.1f} s | {min(loops):.1f}-{max(loops):.1f} s |",
+        f"| its forwards alone (audio decoded beforehand) | {med(forwards):.1f} s | "
+        f"{min(forwards):.1f}-{max(forwards):.1f} s |",
+        "",
+        "| ratio | median / median | per-pass range |",
+        "|---|---:|---:|",
+        ratio(process["card script"], process["harness command line"], "card script / harness command line"),
+        ratio(process["card script"], process["harness run loop in-process"], "card script / harness run loop process"),
+        ratio(process["bare loop"], process["harness run loop in-process"], "bare loop / harness run loop process"),
+        ratio(loops, forwards, "run loop / its forwards alone (the loop's overhead)"),
+        "",
+        f"Above 1: the harness is faster. Transcripts identical, card script vs harness command line: "
+        f"{identical(card['texts'], cli['texts']):.0f} %. The command line also hashes the weights, writes every "
+        "output (transcripts, summary, tables, analysis, plot) and checks the reference.",
+    ]
+    write_outputs("bench-bs1", "\n".join(lines), {"process_s": process, "run_loop_s": {"loop": loops}}, args)
 
 
 def runtimes_table(corpus: Path, model: Path, weights: str, args) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import math
 import os
 import sys
 import time
@@ -74,9 +75,27 @@ def _glibc_malloc_trim() -> Callable[[], None]:
 
 # A batch's host buffers (audio, CPU activations) are freed in pieces of every size; glibc keeps the
 # freed pages in its heaps, fragmented, so a long run's peak memory creeps up with the corpus. Handing
-# free pages back after every batch keeps peak memory flat (bench/bench.py's memory rows); it costs
-# well under a millisecond against a batch's forward pass.
+# free pages back after each batch keeps peak memory flat (bench/bench.py's memory rows: +9 % from 1x to 10x
+# the corpus at batch size 8, +25 % trimming every 10 s instead). The call is cheap, but the next forward has to
+# fault the pages in again: at batch size 1 on CPU that cost 5.7 % of the forwards (wav2vec2-base architecture)
+# and bought nothing (+14 % from 1x to 10x either way), so single-utterance batches trim at most every
+# TRIM_EVERY_S seconds (docs/benchmark.md has the measurements and their commands).
 release_host_memory = _glibc_malloc_trim()
+TRIM_EVERY_S = 10.0
+
+
+class Trimmer:
+    """`release_host_memory` after every batch of several utterances; after single ones at most every `every_s`
+    seconds."""
+
+    def __init__(self, every_s: float = TRIM_EVERY_S, trim: Callable[[], None] | None = None):
+        self.every_s, self.trim, self.last = every_s, trim or release_host_memory, -math.inf
+
+    def __call__(self, batch_size: int) -> None:
+        now = time.perf_counter()
+        if batch_size > 1 or now - self.last >= self.every_s:
+            self.trim()
+            self.last = time.perf_counter()
 
 
 def _sync(device: torch.device) -> None:
@@ -216,6 +235,7 @@ def run(
     words = Counts()
     start = time.perf_counter()
     shown = Progress(total, progress, progress_every_s, progress_label)
+    trim = Trimmer()
 
     def emit(results: list[UtteranceResult]) -> None:
         nonlocal words
@@ -277,7 +297,7 @@ def run(
                 del decoded, inputs, outputs, ok, shares
                 while len(pending) > lookahead:
                     emit(collect(*pending.popleft()))
-                release_host_memory()
+                trim(len(batch))
         while pending:
             emit(collect(*pending.popleft()))
     stats.wall_s = time.perf_counter() - start
