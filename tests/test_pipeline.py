@@ -170,7 +170,7 @@ def test_without_a_terminal_a_long_run_says_how_far_it_is_every_so_often(capsys)
 
 
 def test_host_memory_is_handed_back_after_each_batch_of_several_and_now_and_then_after_single_ones():
-    # issue #31: trimming after every single-utterance forward cost 5.7 % of them on CPU and kept nothing flatter
+    # issue #31: trimming after every single-utterance forward cost 3-6 % of them on CPU and kept nothing flatter
     from w2v2bench.pipeline import Trimmer
 
     calls = []

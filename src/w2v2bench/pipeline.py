@@ -77,7 +77,7 @@ def _glibc_malloc_trim() -> Callable[[], None]:
 # freed pages in its heaps, fragmented, so a long run's peak memory creeps up with the corpus. Handing
 # free pages back after each batch keeps peak memory flat (bench/bench.py's memory rows: +9 % from 1x to 10x
 # the corpus at batch size 8, +25 % trimming every 10 s instead). The call is cheap, but the next forward has to
-# fault the pages in again: at batch size 1 on CPU that cost 5.7 % of the forwards (wav2vec2-base architecture)
+# fault the pages in again: at batch size 1 on CPU that cost 3-6 % of the forwards (wav2vec2-base architecture)
 # and bought nothing (+14 % from 1x to 10x either way), so single-utterance batches trim at most every
 # TRIM_EVERY_S seconds (docs/benchmark.md has the measurements and their commands).
 release_host_memory = _glibc_malloc_trim()

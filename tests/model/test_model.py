@@ -148,3 +148,21 @@ def test_onednn_primitive_cache_is_kept_small_unless_the_user_chose(preset, expe
     code = "import os, w2v2bench; print(os.environ['ONEDNN_PRIMITIVE_CACHE_CAPACITY'])"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == expected
+
+
+def test_at_batch_size_one_the_model_is_called_as_the_card_calls_it(tiny_checkpoint, monkeypatch):
+    # issue #31: the batch-size-1 path adds nothing to the card's call: no mask, the masked GroupNorm idle (plain
+    # F.group_norm), the same input tensor; the logits are bit-for-bit the card's (test above)
+    transcriber = load_model(str(tiny_checkpoint))
+    seen = []
+    model_forward = transcriber.model.forward
+
+    def spy(input_values, attention_mask=None, **kwargs):
+        seen.append((input_values.shape, attention_mask, transcriber._masked_norm.valid_frames, kwargs))
+        return model_forward(input_values, attention_mask=attention_mask, **kwargs)
+
+    monkeypatch.setattr(transcriber.model, "forward", spy)
+    wave = waves("clean", 1)[0]
+    transcriber.forward([transcriber.prepare(wave)])
+    ((shape, mask, valid, kwargs),) = seen
+    assert shape == (1, len(wave)) and mask is None and valid is None and kwargs == {}
