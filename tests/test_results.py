@@ -229,3 +229,24 @@ def test_a_summary_whose_interval_cannot_be_so_is_refused_in_one_line(tmp_path, 
     (run / "summary.json").write_text(json.dumps(summary))
     with pytest.raises(ResultsFileError, match=message):
         read_summary(run / "summary.json")
+
+
+@pytest.mark.slow  # the whole shipped test-other (10 speakers: the speaker unit), about 25 s
+def test_a_runs_interval_is_the_same_on_every_computation_and_brackets_its_wer(tmp_path):
+    # issue #30, done when: wer_ci95 of a fixed run is the same on two computations and brackets the WER
+    from tests.helpers import LIBRISPEECH
+    from tests.helpers.harness import evaluate
+    from w2v2bench.metrics.significance import run_intervals
+    from w2v2bench.results import read_run
+
+    out = tmp_path / "run"
+    assert evaluate("model=demo", "data=local", f"data.root={LIBRISPEECH}", "split=other", "device=cpu",
+                    "progress=false", f"output_dir={out}") == 0  # fmt: skip
+    summary, rows = read_run(out)
+    low, high = summary["wer_ci95"]
+    assert low <= summary["wer"] <= high and low < high
+    again = run_intervals(rows)
+    assert [again["wer_ci95"], again["cer_ci95"], again["interval"]] == [
+        summary["wer_ci95"], summary["cer_ci95"], summary["interval"]
+    ]  # fmt: skip
+    assert summary["interval"]["unit"] == "speaker" and summary["interval"]["blocks"] >= 5
