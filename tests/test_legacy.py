@@ -54,7 +54,9 @@ RUN_FILES = {
     "wer_by_length.png",
 }
 # files of a run folder written from its counts and texts only (no timing, path or plot): equal byte for byte
-TEXT_FILES = ("analysis.json", "analysis.md", "hyp.trn", "ref.trn")
+TEXT_FILES = ("analysis.md", "hyp.trn", "ref.trn")
+# analysis.json: the same but for what issue #30 added (each length bucket's interval)
+ADDED_ANALYSIS = ("length_buckets.*.wer_ci95",)
 # summary.json keys that depend on the clock, the machine, the checkout or the command line
 SUMMARY_VOLATILE = (
     "run_id",
@@ -76,9 +78,12 @@ SUMMARY_VOLATILE = (
 )
 # what the code writes since these files were made (issue #27: summary.json schema 2): the measurement record
 # and the weights' hash; the legacy files are read with their record derived
-ADDED_SUMMARY = ("measurement", "model.weights")
+ADDED_SUMMARY = ("measurement", "model.weights", *(INTERVALS := ("wer_ci95", "cer_ci95", "interval")),
+                 "config.progress_every_s")  # fmt: skip
+# (issue #30: the rates' 95 % intervals and how they were made, in summary.json and the tables; the progress
+# lines' interval, a key of the config)
 ADDED_COLUMNS = {"coverage", "backend", "precision", "decoder", "normalizer", "batching", "device", "compile",
-                 "recheck_margin", "merge_compounds", "series", "record"}  # fmt: skip
+                 "recheck_margin", "merge_compounds", "series", "record", "wer_ci95_%", "cer_ci95_%"}  # fmt: skip
 # transcripts.jsonl: the model's time per utterance, and the absolute audio path (checked on its own)
 ROW_VOLATILE = ("model_s", "audio_filepath")
 IDS = [f"7418-14661-{n:04d}" for n in range(6)]
@@ -209,6 +214,7 @@ def assert_same_run(run: Path, reference: Path, kept_paths: dict[str, str]) -> N
         assert row["audio_filepath"] == kept_paths.get(row["id"], audio_path(run.parent, row["id"]))
     for name in TEXT_FILES:
         assert (run / name).read_bytes() == (reference / name).read_bytes(), name
+    assert without(load(run / "analysis.json"), ADDED_ANALYSIS) == load(reference / "analysis.json")
     new_csv, old_csv = csv_rows(run / "wer.csv", ("rtfx",)), csv_rows(reference / "wer.csv", ("rtfx",))
     assert [set(r) - set(o) for r, o in zip(new_csv, old_csv, strict=True)] == [ADDED_COLUMNS]
     assert [{k: r[k] for k in o} for r, o in zip(new_csv, old_csv, strict=True)] == old_csv
@@ -294,14 +300,15 @@ def test_rescore_reproduces_the_committed_rescore(tmp_path):
     out, committed = tmp_path / "rescore", LEGACY / "rescore"
     assert files(out) == files(committed) == RUN_FILES - {".w2v2bench.lock"}
     summary = load(out / "summary.json")
-    assert_same_summary(summary, load(committed / "summary.json"), RESCORE_VOLATILE, added=("measurement",))
+    assert_same_summary(summary, load(committed / "summary.json"), RESCORE_VOLATILE, added=("measurement", *INTERVALS))
     # the record of a run written before it: derived, its ids from its rows, its protocol the re-score's
     expected = {**SERIES, "protocol": {**SERIES["protocol"], "normalizer": "basic"}}
     assert summary["measurement"]["derived"] and summary["measurement"]["series"] == expected
     assert summary["rescore"]["source_run"] == os.path.realpath(tmp_path / "complete")
     assert (summary["status"], summary["normalizer"], summary["wer"], summary["cer"]) == ("rescored", "basic", WER, CER)
-    for name in files(committed) - {"summary.json", "wer_by_length.png", "wer.csv", "wer.md"}:
+    for name in files(committed) - {"summary.json", "wer_by_length.png", "wer.csv", "wer.md", "analysis.json"}:
         assert (out / name).read_bytes() == (committed / name).read_bytes(), name
+    assert without(load(out / "analysis.json"), ADDED_ANALYSIS) == load(committed / "analysis.json")
     new_csv, old_csv = csv_rows(out / "wer.csv"), csv_rows(committed / "wer.csv")  # the series' columns added
     assert [{k: r[k] for k in o} for r, o in zip(new_csv, old_csv, strict=True)] == old_csv
     assert [(r["coverage"], r["normalizer"], r["record"]) for r in new_csv] == [("subset of 6", "basic", "derived")]
@@ -337,8 +344,12 @@ def test_compare(resumed, tmp_path):
     done = ok(cli(tmp_path, "compare", "a=./complete", "b=./resumed", "out=./compare"))
     assert "**Identical**: all 6 transcripts are the same." in done.stdout
     report, committed = load(tmp_path / "compare/compare.json"), load(LEGACY / "compare/compare.json")
-    assert without(report, COMPARE_VOLATILE) == without(committed, COMPARE_VOLATILE)
-    settings = [s for s in report["runs"]["settings"] if not machine_setting(s[0])]
+    # issue #30: the paired bootstrap says what it resampled
+    assert report["runs"]["bootstrap"]["unit"] == "utterance" and report["runs"]["bootstrap"]["blocks"] == 6
+    added = ("runs.bootstrap.unit", "runs.bootstrap.blocks")
+    assert without(report, COMPARE_VOLATILE + added) == without(committed, COMPARE_VOLATILE)
+    added_keys = ("config.progress_every_s",)  # issue #30's key: absent in the committed run
+    settings = [s for s in report["runs"]["settings"] if not machine_setting(s[0]) and s[0] not in added_keys]
     assert settings[:1] == [s for s in committed["runs"]["settings"] if not machine_setting(s[0])]
     assert settings == [["config.resume", False, True], ["model.weights", "<absent>", WEIGHTS]]
     key = {k: report[k] for k in ("identical", "within_thresholds", "reasons", "wer_a", "wer_b", "wer_delta")}
@@ -352,15 +363,27 @@ def test_compare(resumed, tmp_path):
     }
     runs = report["runs"]
     assert (runs["n_paired"], runs["better"], runs["worse"], runs["same"], runs["differences"]) == (6, 0, 0, 6, [])
-    assert runs["bootstrap"] == {"samples": 10000, "seed": 0, "delta_low": 0.0, "delta_high": 0.0, "p_value": 1.0}
+    assert runs["bootstrap"] == {"samples": 10000, "seed": 0, "delta_low": 0.0, "delta_high": 0.0, "p_value": 1.0,
+                                 "unit": "utterance", "blocks": 6}  # fmt: skip
     # compare.md as committed, but for the settings table's rows of machine settings (and its column widths)
     md = markdown_sections((tmp_path / "compare/compare.md").read_text())
     md_committed = markdown_sections((LEGACY / "compare/compare.md").read_text())
     table = md.pop("## Run settings that differ")
-    assert md == {k: v for k, v in md_committed.items() if k != "## Run settings that differ"}
+
+    def bootstrap_line(lines: list[str]) -> list[str]:  # issue #30: the test's line says its unit and verdict
+        return [line for line in lines if line.startswith("- paired bootstrap")]
+
+    (line,) = [x for v in md.values() for x in bootstrap_line(v)]
+    assert line.startswith("- paired bootstrap (10000 resamples of 6 utterances, seed 0): ") and (
+        "(within noise at 0.05; the nightly's test)" in line
+    )
+    assert {k: [x for x in v if x not in bootstrap_line(v)] for k, v in md.items()} == {
+        k: [x for x in v if x not in bootstrap_line(v)] for k, v in md_committed.items()
+        if k != "## Run settings that differ"
+    }  # fmt: skip
     cells = [[c.strip() for c in line.strip("|").split("|")] for line in table if line.startswith("|")]
     assert cells[0] == ["setting", "A", "B"]
-    assert [c for c in cells[2:] if not machine_setting(c[0])] == [
+    assert [c for c in cells[2:] if not machine_setting(c[0]) and c[0] not in added_keys] == [
         ["config.resume", "false", "true"],
         ["model.weights", "<absent>", WEIGHTS],  # recorded since (issue #27)
     ]
@@ -402,18 +425,18 @@ def test_export_reproduces_the_committed_export(tmp_path):
 SERIES_ID = "4e1a8901a346c3e3"  # the re-run writes it; the legacy run's derived record (ids from its rows) has it too
 TABLE_CSV = (
     "model,data,split,coverage,backend,precision,decoder,normalizer,batching,device,compile,recheck_margin,"
-    "merge_compounds,series,record,wer_%,cer_%,errors,substitutions,deletions,insertions,ref_words,utterances,"
-    "failed,audio_s,rtfx,batch_size,reference_%,reference_passed,finished,run\n"
-    "demo,demo,test-other,subset of 6,torch,fp32,greedy,none,exact,cpu,False,,False,{series},derived,26.83,6.78,11,"
-    "9,2,0,41,6,0,10.0,{rtfx},1,,,{finished},root/complete\n"
+    "merge_compounds,series,record,wer_%,wer_ci95_%,cer_%,cer_ci95_%,errors,substitutions,deletions,insertions,"
+    "ref_words,utterances,failed,audio_s,rtfx,batch_size,reference_%,reference_passed,finished,run\n"
+    "demo,demo,test-other,subset of 6,torch,fp32,greedy,none,exact,cpu,False,,False,{series},derived,26.83,n/a,6.78,"
+    "n/a,11,9,2,0,41,6,0,10.0,{rtfx},1,,,{finished},root/complete\n"
 )
 LEADERBOARD_CSV = (
     "model,data,split,class,norm,coverage,backend,precision,decoder,normalizer,batching,device,compile,"
-    "recheck_margin,merge_compounds,series,record,utterances,wer_%,card_%,diff_pts,check,rtfx,batch_size,"
+    "recheck_margin,merge_compounds,series,record,utterances,wer_%,wer_ci95_%,card_%,diff_pts,check,rtfx,batch_size,"
     "device_name,finished,run\n"
     "demo,demo,test-other,Wav2Vec2ForCTC,group,subset of 6,torch,fp32,greedy,none,exact,cpu,False,,False,{series},"
-    'derived,6,26.83,19.87,6.96,"not checked: skipped: limit=6 scores a subset, the reference is for the whole split",'
-    '{rtfx},1,"{device}",{finished},root/complete\n'
+    'derived,6,26.83,n/a,19.87,6.96,"not checked: skipped: limit=6 scores a subset, the reference is for the whole '
+    'split",{rtfx},1,"{device}",{finished},root/complete\n'
 )
 
 
@@ -425,7 +448,8 @@ def test_table(tmp_path):
                "series": SERIES_ID}  # fmt: skip
     done = ok(cli(tmp_path, "table", "root=./root"))
     # the protocol columns in which every row is the card's are left out of the markdown; the record is derived
-    row = f"| demo    | demo   | test-other | subset of 6 | {SERIES_ID} | derived  |   26.83 |    6.78 |       11 |"
+    # (a record written before issue #30 has no interval: n/a)
+    row = f"| demo    | demo   | test-other | subset of 6 | {SERIES_ID} | derived  |   26.83 | n/a          |    6.78 |"
     assert row in done.stdout
     assert (tmp_path / "root/table.csv").read_text() == TABLE_CSV.format(**figures)
     md = (tmp_path / "root/table.md").read_text().splitlines()
@@ -518,14 +542,22 @@ def test_record(resumed, tmp_path):
     layout(tmp_path / "runs", "complete")
     shutil.copytree(resumed[0], tmp_path / "runs/resumed")
     done = ok(cli(tmp_path, "nightly", "runs=./runs", "history=./history.sqlite", "out=./report"))
-    assert done.stdout.splitlines() == [
-        "PASS demo on demo test-other (subset of 6): WER 26.83 % (no baseline), 0 changed transcripts",
-        "PASS demo on demo test-other (subset of 6): WER 26.83 % (+0.00 points), 0 changed transcripts",
-        "nightly PASS: report/nightly.md, report/trend.png",
+    # the baseline's run_dir is make_legacy.sh's work folder, long gone: its transcripts cannot be compared; the
+    # harness's commit differs from make_legacy.sh's: a fingerprint of the series, an alarm line
+    lines = done.stdout.splitlines()
+    assert lines[:2] == [
+        "PASS demo on demo test-other (subset of 6): WER 26.83 % (no baseline)",
+        "PASS demo on demo test-other (subset of 6): WER 26.83 % (+0.00 points, vs noise: n/a), transcripts not "
+        "compared",
     ]
+    assert lines[2].startswith("  alarm: harness commit changed: ")
+    assert lines[-1] == "nightly PASS: report/nightly.md, report/trend.png"
     version, columns, after = history(tmp_path / "history.sqlite")
-    # schema 3 (issue #27): each row's series and measurement record, added to the committed row in place
-    assert (version, columns, len(after)) == (3, [*HISTORY_COLUMNS, "series", "measurement"], 2)
+    # schema 3 (issue #27): each row's series and measurement record, added to the committed row in place;
+    # schema 4 (issue #30): the interval columns, NULL for it (its summary has none)
+    intervals = ["wer_ci95_low", "wer_ci95_high", "cer_ci95_low", "cer_ci95_high", "interval"]
+    assert (version, columns, len(after)) == (4, [*HISTORY_COLUMNS, "series", "measurement", *intervals], 2)
+    assert [after[0][c] for c in intervals] == [None] * 5
     assert {k: after[0][k] for k in committed} == committed  # recorded again: the row is kept (its run_dir too)
     assert after[0]["series"] == after[1]["series"] == SERIES_ID  # its ids, read when its copy was recorded
     assert json.loads(after[0]["measurement"])["derived"] and not json.loads(after[1]["measurement"])["derived"]
@@ -539,16 +571,14 @@ def test_record(resumed, tmp_path):
     report = load(tmp_path / "report/nightly.json")
     assert (report["verdict"], report["exit_status"], report["history_runs"], report["problems"]) == ("pass", 0, 2, [])
     assert [(r["verdict"], r["wer_delta"], r["n_changed"]) for r in report["runs"]] == [
-        ("pass", None, 0),
-        ("pass", 0.0, 0),
+        ("pass", None, None),
+        ("pass", 0.0, None),
     ]
     assert report["runs"][0]["notes"] == ["no baseline: this is the first good run of this series"]
-    # the baseline's run_dir is make_legacy.sh's work folder, long gone: its transcripts cannot be compared
     assert report["runs"][1]["baseline"]["run_id"] == committed["run_id"]
     notes = [n.split(":")[0] for n in report["runs"][1]["notes"]]
-    # the harness's commit differs from make_legacy.sh's: a fingerprint of the series, listed as a change
-    assert notes == ["measured with something else than the baseline", "changed utterances not listed"], notes
-    assert "git_hash " in report["runs"][1]["notes"][0]
+    assert notes == ["transcripts not compared with the baseline's"], notes
+    assert [a.split(":")[0] for a in report["runs"][1]["alarms"]] == ["harness commit changed"]
     assert files(tmp_path / "report") == {"nightly.json", "nightly.md", "trend.png"}
 
 

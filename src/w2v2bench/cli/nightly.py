@@ -96,10 +96,14 @@ def run(cfg: Any) -> int | None:
         sys.exit(Exit.INCOMPLETE)
     out = Path(cfg.out or cfg.runs)
     for j in report.judgements:
-        delta = "no baseline" if j.baseline is None else f"{_signed(j.delta('wer'), 100)} points, vs noise: {j.noise}"
-        changed = "changed transcripts not compared" if j.n_changed is None else f"{j.n_changed} changed transcripts"
+        if j.baseline is None:
+            against = "no baseline"
+        else:
+            changed = "transcripts not compared" if j.n_changed is None else f"{j.n_changed} changed transcripts"
+            against = f"{_signed(j.delta('wer'), 100)} points, vs noise: {j.noise}), {changed}"
         print(
-            f"{j.verdict.upper()} {SplitKey(j.run)}: WER {pct(j.run['wer'])} % ({delta}), {changed}"
+            f"{j.verdict.upper()} {SplitKey(j.run)}: WER {pct(j.run['wer'])} % ({against}"
+            + (")" if j.baseline is None else "")
             + "".join(f"; {r}" for r in j.reasons + j.failures)
         )
         for alarm in j.alarms:
