@@ -127,10 +127,45 @@ def test_with_several_eval_sets_it_adds_to_the_one_named(tmp_path):
     callback.on_evaluate(None, state, None, model=model, processing_class=processor, metrics=other)
     callback.on_evaluate(None, state, None, model=model, processing_class=processor, metrics=dev)
     assert "eval_noisy_wer" not in other and set(dev) == {"eval_dev_runtime", "eval_dev_wer", "eval_dev_cer"}
-    # unnamed, a second evaluation at one step is not given the first's figures: a warning says what to do
+    # unnamed and without the trainer, the second set at one step shows there are several: from then on no set
+    # is given the callback's figures (only the very first evaluation could not know), and a warning says why
     unnamed = WERCallback(data="demo", split="clean", limit=1, device="cpu")
     other, dev = {"eval_noisy_runtime": 0.1}, {"eval_dev_runtime": 0.1}
     unnamed.on_evaluate(None, state, None, model=model, processing_class=processor, metrics=other)
-    with pytest.warns(UserWarning, match=r"several sets .* WERCallback\(prefix='eval_noisy'\)"):
+    with pytest.warns(UserWarning, match=r"several sets .* WERCallback\(prefix='eval_dev'\)"):
         unnamed.on_evaluate(None, state, None, model=model, processing_class=processor, metrics=dev)
-    assert "eval_noisy_wer" in other and set(dev) == {"eval_dev_runtime"}
+    later = {"eval_noisy_runtime": 0.1}
+    with pytest.warns(UserWarning, match="several sets"):
+        unnamed.on_evaluate(None, TrainerState(global_step=6), None, model=model, processing_class=processor,
+                            metrics=later)  # fmt: skip
+    assert set(dev) == {"eval_dev_runtime"} and set(later) == {"eval_noisy_runtime"}
+
+
+def test_what_a_review_found_fails_before_training_or_is_handled(tmp_path):
+    """A feature extractor alone as processing_class, metric_for_best_model='wer' with the Trainer's default
+    greater_is_better, an EarlyStoppingCallback given first, output_dir= over several evaluations, half weights."""
+    import torch
+    from transformers import EarlyStoppingCallback
+
+    trainer, callback, _, model, processor = _trainer(
+        tmp_path, lambda t: WERCallback(t, data="demo", split="clean", limit=LIMIT, device="cpu",
+                                        output_dir=str(tmp_path / "wer")),  # fmt: skip
+        metric_for_best_model="wer", greater_is_better=False, load_best_model_at_end=True,
+    )  # fmt: skip
+    stopper = EarlyStoppingCallback(early_stopping_patience=5)
+    trainer.callback_handler.callbacks.insert(0, stopper)  # as Trainer(callbacks=[...]) puts it: before ours
+    trainer.train()
+    handlers = trainer.callback_handler.callbacks
+    assert handlers.index(callback) < handlers.index(stopper)  # moved before it: it reads eval_wer
+    assert sorted(p.name for p in (tmp_path / "wer").iterdir()) == ["001-step1-eval", "002-step2-eval"]
+    model.half()  # as fp16_full_eval leaves it: a float32 copy is measured
+    metrics = {"eval_runtime": 0.1, "eval_samples_per_second": 1.0}
+    callback.on_evaluate(trainer.args, trainer.state, trainer.control, model=model, metrics=metrics)
+    assert metrics["eval_wer"] == callback.result.wer and next(model.parameters()).dtype == torch.float16
+    with pytest.raises(TypeError, match="without a tokenizer: pass processor="):
+        callback.on_train_begin(
+            trainer.args, trainer.state, trainer.control, processing_class=processor.feature_extractor
+        )
+    trainer.args.greater_is_better = True
+    with pytest.raises(ValueError, match="greater_is_better=True keeps the worst checkpoint"):
+        callback.on_train_begin(trainer.args, trainer.state, trainer.control, processing_class=processor)
