@@ -70,6 +70,13 @@ def totals(results: Iterable) -> Totals:
     return Totals(n, failed, audio_s, words, chars)
 
 
+def ci95(bounds: list | None) -> str:
+    """A 95 % interval in percent for people: "3.21-3.62"; "n/a" where the run has none (older than issue #30)."""
+    if not bounds:
+        return "n/a"
+    return f"{bounds[0] * 100:.2f}-{bounds[1] * 100:.2f}"
+
+
 def pct(x: float | None) -> str:
     """A fraction as a percentage with two decimals, for people ("n/a" for none or NaN)."""
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x * 100:.2f}"

@@ -29,7 +29,7 @@ from ..analysis import alignment_text, write_analysis
 from ..errors import Exit, one_line
 from ..files import write_json_atomic
 from ..history import SplitKey
-from ..metrics import pct
+from ..metrics import ci95, pct
 from ..metrics.significance import ALPHA, Bootstrap, holm, paired_bootstrap
 from ..results import ResultsFileError, load_rows, read_summary, with_ids
 from . import tracking
@@ -368,10 +368,6 @@ def _shown(path: str) -> str:
         return path
 
 
-def _ci(bounds: list | None) -> str:
-    return "n/a" if bounds is None else f"{pct(bounds[0])}-{pct(bounds[1])}"
-
-
 def _reference(run: dict) -> str:
     if run["reference_passed"] is None:
         return "none"
@@ -403,7 +399,7 @@ def markdown(report: NightlyReport, show_changed: int) -> str:
         run, base = j.run, j.baseline
         base_text = "none" if base is None else f"{base['finished'][:16]} ({j.baseline_source})"
         lines.append(
-            f"| {SplitKey(run)} | {pct(run['wer'])} | {_ci(_bounds(run, 'wer'))} | {_signed(j.delta('wer'), 100)} | "
+            f"| {SplitKey(run)} | {pct(run['wer'])} | {ci95(_bounds(run, 'wer'))} | {_signed(j.delta('wer'), 100)} | "
             f"{j.noise} | {pct(run['cer'])} | {run['rtfx']:.1f} | {_signed(j.delta('rtfx'), digits=1)} | "
             f"{_reference(run)} | {base_text} | {'n/a' if j.n_changed is None else j.n_changed} | {len(j.alarms)} | "
             f"{j.verdict.upper()} |"

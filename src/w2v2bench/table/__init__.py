@@ -18,6 +18,7 @@ import pandas as pd
 from ..config import set_label
 from ..errors import one_line
 from ..files import write_text_atomic
+from ..metrics import ci95
 from ..results import ResultsFileError, read_summary, with_ids
 
 # the series' protocol as columns, with the card protocol's value: a column whose every row has that value is
@@ -78,13 +79,6 @@ def shown(frame: pd.DataFrame, keep: tuple[str, ...] = ()) -> pd.DataFrame:
 
 def _same(value, usual) -> bool:
     return (value is None or value != value) if usual is None else value == usual  # NaN: a missing value
-
-
-def ci95(bounds: list | None) -> str:
-    """A 95 % interval in percent for people: "3.21-3.62"; "n/a" where the run has none (older than issue #30)."""
-    if not bounds:
-        return "n/a"
-    return f"{bounds[0] * 100:.2f}-{bounds[1] * 100:.2f}"
 
 
 def table_row(summary: dict) -> dict:
