@@ -336,25 +336,34 @@ def run_worker(method: str, corpus: Path, model_dir: Path, args, quiet: bool = F
 
 
 def fixed_costs(corpus: Path, model_dir: Path, args) -> dict[str, list[float]]:
-    """Process start to first batch, card script vs harness, interleaved --fixed-passes times: seconds per pass."""
-    seconds: dict[str, list[float]] = {"card": [], "harness": []}
+    """Card script vs harness command line on one utterance, interleaved --fixed-passes times, seconds per pass:
+    process start to first batch (`first:`), and the whole process, start to exit (`whole:`)."""
+    seconds: dict[str, list[float]] = {"first:card": [], "first:harness": [], "whole:card": [], "whole:harness": []}
     for _ in range(args.fixed_passes):
-        for method in seconds:
+        for method in ("card", "harness"):
             start = time.time()
             result = run_worker(f"fixed:{method}", corpus, model_dir, args, batch_size=1, quiet=True)
-            seconds[method].append(result["first_batch"] - start)
+            seconds[f"first:{method}"].append(result["first_batch"] - start)
+        for method, worker in (("card", "card"), ("harness", "cli")):
+            result = run_worker(worker, corpus, model_dir, args, batch_size=1, quiet=True)
+            seconds[f"whole:{method}"].append(result["process_s"])
     return seconds
 
 
-def fixed_row(seconds: dict[str, list[float]]) -> str:
-    """`| fixed cost ... |`: medians, ranges and the ratio (card / harness: above 1, the harness starts sooner)."""
-    card, harness = (sorted(seconds[m]) for m in ("card", "harness"))
-    median = lambda xs: xs[len(xs) // 2]  # noqa: E731
-    return (
-        f"| fixed cost: process start to first batch, card script / harness (median of {len(card)}, interleaved) | "
-        f"{median(card):.2f} s [{card[0]:.2f}-{card[-1]:.2f}] / {median(harness):.2f} s "
-        f"[{harness[0]:.2f}-{harness[-1]:.2f}] = {median(card) / median(harness):.2f}x |"
-    )
+def fixed_rows(seconds: dict[str, list[float]]) -> list[str]:
+    """`| fixed cost ... |` rows: medians, ranges and the ratio (card / harness: above 1, the harness is sooner)."""
+    median = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
+    rows = []
+    for part, what in (("first", "process start to first batch"), ("whole", "one utterance, process start to exit")):
+        card, harness = seconds[f"{part}:card"], seconds[f"{part}:harness"]
+        ratios = sorted(c / h for c, h in zip(card, harness, strict=True))
+        rows.append(
+            f"| fixed cost: {what}, card script / harness command line (median of {len(card)}, interleaved) | "
+            f"{median(card):.2f} s [{min(card):.2f}-{max(card):.2f}] / {median(harness):.2f} s "
+            f"[{min(harness):.2f}-{max(harness):.2f}] = {median(card) / median(harness):.3f} "
+            f"(per pass {ratios[0]:.3f}-{ratios[-1]:.3f}) |"
+        )
+    return rows
 
 
 def growth(small: dict, big: dict) -> str:
@@ -414,8 +423,9 @@ def main() -> None:
         help="'memory': only the peak-RSS rows (1x vs --repeat x corpus), written to bench-memory.md; 'runtimes': "
         "the card script, the harness at bs 1 and every runtime and precision variant, to bench-runtimes.md; "
         "'gpu': batch sizes x precisions (--gpu-batch-sizes, fp32/tf32/bf16) against bs 1 fp32, the card script, "
-        "naive padding and a profile of one batch, to bench-gpu.md (bench/gpu_check.sh runs it); 'fixed': process "
-        "start to first batch, card script vs harness, one utterance, median of 5 interleaved, to bench-fixed.md; "
+        "naive padding and a profile of one batch, to bench-gpu.md (bench/gpu_check.sh runs it); 'fixed': card "
+        "script vs the harness's command line on one utterance, process start to first batch and to exit, "
+        "--fixed-passes interleaved, to bench-fixed.md; "
         "'bs1': batch size 1 on CPU, the card script, a bare loop, the harness and its forwards alone, --passes "
         "interleaved, medians, ranges and ratios, to bench-bs1.md",
     )
@@ -495,7 +505,7 @@ def main() -> None:
     if args.only == "fixed":
         seconds = fixed_costs(make_corpus(OUT / "corpus-one", 1, 1), model, args)
         table = "\n".join([f"Model: {weights}, {args.device}; one test-other utterance.", "",
-                           "| measurement | value |", "|---|---:|", fixed_row(seconds)])  # fmt: skip
+                           "| measurement | value |", "|---|---:|", *fixed_rows(seconds)])  # fmt: skip
         write_outputs("bench-fixed", table, {"fixed_cost_s": seconds}, args)
         return
     if args.only == "gpu":
@@ -603,7 +613,7 @@ def main() -> None:
         ],
         *([f"| ONNX export (made once, cached; outside the runtime rows) | {export_s:.1f} s |"] if export_s else []),
         *mem_rows,
-        fixed_row(fixed),
+        *fixed_rows(fixed),
         "",
         "Wall times include model loading in every method; the overhead row compares the harness's run loop "
         "(audio decoding, batching, CTC, scoring, writing) with model forwards alone on the same batches.",

@@ -47,5 +47,9 @@ def test_bench_runs_on_two_utterances(tmp_path):
     exact = [line for line in done.stdout.splitlines() if line.startswith("| harness bs 1 vs harness exact bs 32")]
     assert exact and exact[0].endswith("| 100 % |"), exact
     assert (tmp_path / "bench" / "bench.md").is_file()
-    fixed = [line for line in done.stdout.splitlines() if line.startswith("| fixed cost: process start to first")]
-    assert fixed and "(median of 1, interleaved)" in fixed[0], fixed
+    fixed = [line for line in done.stdout.splitlines() if line.startswith("| fixed cost: ")]
+    assert [line.split(",")[0] for line in fixed] == [
+        "| fixed cost: process start to first batch",
+        "| fixed cost: one utterance",
+    ], fixed
+    assert all("(median of 1, interleaved)" in line for line in fixed), fixed

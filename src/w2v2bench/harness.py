@@ -49,6 +49,7 @@ def bench(run: Run, started: str) -> int:
             utterances, total = ranks.shard(*folder.pending(utterances, total))
             load_start = time.perf_counter()
             transcriber = load_model(run.checkpoint, device=ranks.device(run.device), **_model_options(run))
+            run.naming.settle()  # the ids of the files as loaded
             # the decoder before the backend: a bad LM file is found before an export, which can take minutes
             decoder = run.decoder.create(tokens=transcriber.tokens, **_decoder_context(run, transcriber))
             with contextlib.closing(decoder):

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 import platform
 import re
 import subprocess
+import time
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -66,18 +66,34 @@ def device_name(device: torch.device) -> str:
 # ---- what identifies the weights ----------------------------------------------------------------------
 
 
+_DIGESTS: dict[tuple, bytes] = {}  # (path, size, mtime, ctime, inode) -> the file's sha256
+# a file changed less than this long before it was hashed is hashed again next time: a change within the same
+# clock tick as that stat (file times are coarse: a few ms here, seconds on some file systems) keeps its times
+RACY_S = 2.0
+
+
+def _file_digest(path: Path) -> bytes:
+    """A file's sha256, read once per process while its size, times and inode stay the same (the weights' id and
+    the checkpoint's id share the weight files: a 360 MB file costs 0.28 s here)."""
+    st = os.stat(path)
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    if key in _DIGESTS:
+        return _DIGESTS[key]
+    settled = time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > RACY_S * 1e9
+    with path.open("rb") as handle:
+        digest = hashlib.file_digest(handle, "sha256").digest()
+    if settled:
+        _DIGESTS[key] = digest
+    return digest
+
+
 def _hash_files(files: tuple[Path, ...]) -> str:
+    """sha256 over each file's name and digest, in the order given."""
     digest = hashlib.sha256()
     for path in files:
         digest.update(path.name.encode() + b"\0")
-        with path.open("rb") as handle:
-            digest.update(hashlib.file_digest(handle, "sha256").digest())
+        digest.update(_file_digest(path))
     return digest.hexdigest()
-
-
-@functools.lru_cache(maxsize=64)
-def _hash_cached(files: tuple[Path, ...], stamps: tuple[tuple[int, int], ...]) -> str:
-    return _hash_files(files)  # `stamps` (size, mtime) is only part of the cache key
 
 
 def _hub_commit(repo_id: str, revision: str | None) -> str | None:
@@ -106,9 +122,7 @@ def checkpoint_id(folder: str | Path) -> str | None:
     folder = Path(folder)
     if not _files(folder, WEIGHT_PATTERNS):
         return None
-    files = _files(folder, WEIGHT_PATTERNS + DECIDING_FILES)
-    stamps = tuple((p.stat().st_size, p.stat().st_mtime_ns) for p in files)
-    return "sha256:" + _hash_cached(files, stamps)
+    return "sha256:" + _hash_files(_files(folder, WEIGHT_PATTERNS + DECIDING_FILES))
 
 
 def weights_id(checkpoint: str, revision: str | None, local: bool) -> str | None:
@@ -117,8 +131,7 @@ def weights_id(checkpoint: str, revision: str | None, local: bool) -> str | None
         files = _files(Path(checkpoint), WEIGHT_PATTERNS)
         if not files:
             return None
-        stamps = tuple((p.stat().st_size, p.stat().st_mtime_ns) for p in files)
-        return "sha256:" + _hash_cached(files, stamps)
+        return "sha256:" + _hash_files(files)
     commit = _hub_commit(checkpoint, revision)
     if commit:
         return f"git:{commit}"

@@ -10,6 +10,7 @@ an LM or any audio is read. docs/extending.md shows a new one of each.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import importlib
 import json
@@ -174,12 +175,27 @@ class Naming:
     """Which series a run's weights belong to (docs/models.md, "A name means its weights")."""
 
     name: str  # the model name the run is filed, tabled and exported under
-    weights: str | None  # provenance.weights_id of the weights that will load (None: not known before the load)
     pin: str  # matched | unpinned | renamed | other weights
     card: bool  # whether the config's card (reference=auto) is for these weights
+    checkpoint: str = ""  # the checkpoint as resolved (a local folder's path, or a Hub id)
+    revision: str | None = None
+    local: bool = False
     note: str | None = None  # what the console says about it
-    checkpoint_sha256: str | None = None  # provenance.checkpoint_id of a local folder: what a pin names
     pinned: dict | None = None  # the pin the weights were held to (the config's, or one given on the command line)
+
+    @functools.cached_property
+    def weights(self) -> str | None:
+        """provenance.weights_id of the weights that load (None: a Hub id not in the cache, known after the load)."""
+        return weights_id(self.checkpoint, self.revision, self.local)
+
+    @functools.cached_property
+    def checkpoint_sha256(self) -> str | None:
+        """provenance.checkpoint_id of a local folder: what a pin names."""
+        return checkpoint_id(self.checkpoint) if self.local else None
+
+    def settle(self) -> None:
+        """Fix both ids now: after the load, of the files as loaded (each file read once for both)."""
+        _ = self.weights, self.checkpoint_sha256
 
 
 def derived_name(checkpoint: str, local: bool) -> str:
@@ -194,19 +210,18 @@ def derived_name(checkpoint: str, local: bool) -> str:
 
 def name_the_weights(model: dict) -> Naming:
     """Keep the config's name (and card) for the weights it pins; name other weights after themselves. A config
-    with no pin, or a name given on the command line (not the pin's), owns whatever weights it loads."""
+    with no pin, or a name given on the command line (not the pin's), owns whatever weights it loads. A local
+    folder's ids are hashed here where its pin names them, else after the load (`Naming.settle`)."""
     checkpoint, local = resolve_checkpoint(model["checkpoint"])
-    weights = weights_id(checkpoint, model.get("revision"), local)
-    files = checkpoint_id(checkpoint) if local else None
     pin = model.get("pin") or {}
     hashes = [h for h in pin.get("sha256") or [] if isinstance(h, str)]
-    found = {"weights": weights, "checkpoint_sha256": files}
+    found = {"checkpoint": checkpoint, "revision": model.get("revision"), "local": local}
     if not (pin.get("hub") or hashes):
         return Naming(model["name"], pin="unpinned", card=True, **found)
     pinned = {"name": pin.get("name"), "hub": pin.get("hub"), "revision": pin.get("revision"), "sha256": hashes}
     found["pinned"] = pinned
     if local:
-        matches = files is not None and files in hashes
+        matches = checkpoint_id(checkpoint) in hashes
     else:
         matches = checkpoint == pin.get("hub") and pin.get("revision") in (None, model.get("revision"))
     if matches:
@@ -215,10 +230,10 @@ def name_the_weights(model: dict) -> Naming:
         why = f"model.name={model['name']!r} is not the pinned {pin.get('name')!r}: no card for other weights"
         return Naming(model["name"], pin="renamed", card=False, note=why, **found)
     name = derived_name(checkpoint, local)
-    shown = files or weights or "no weight files found"
+    shown = (checkpoint_id(checkpoint) if local else None) or weights_id(checkpoint, model.get("revision"), local)
     note = (
-        f"model: {model['checkpoint']} ({shown}) is not the checkpoint {model['name']!r} pins "
-        f"(model.pin in its conf/model/ file): filed as {name!r}, no reference check; model.name=<name> names "
+        f"model: {model['checkpoint']} ({shown or 'no weight files found'}) is not the checkpoint {model['name']!r} "
+        f"pins (model.pin in its conf/model/ file): filed as {name!r}, no reference check; model.name=<name> names "
         "your own"
     )
     return Naming(name, pin="other weights", card=False, note=note, **found)

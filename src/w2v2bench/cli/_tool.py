@@ -10,6 +10,8 @@ from typing import Any
 import hydra
 from hydra.core.config_store import ConfigStore
 
+from . import skip_the_last_collections
+
 
 def quiet_defaults() -> Any:
     """Defaults list of a tool's own Hydra config: no logging set-up of Hydra's."""
@@ -34,6 +36,7 @@ def tool_main(name: str, schema: type, body: Callable[[Any], int | None], config
     """Parse `key=value` arguments against `schema` (a dataclass) with Hydra, run `body(cfg)` and exit with the
     status it returns (None: 0). Hydra's own errors (an unknown key, a value of the wrong type) exit 1, or
     `config_error` for a tool whose 1 means something else (the nightly's: a regression)."""
+    skip_the_last_collections()
     ConfigStore.instance().store(name=name, node=schema)
     started = []
 

@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 
 from ..config import group_options, register
 from ..errors import Exit, one_line
+from . import skip_the_last_collections
 
 STATUSES: list[int] = []  # one per job: a multirun goes on after a failed job and exits with the worst status
 
@@ -90,6 +91,7 @@ def unknown_choice(argv: list[str]) -> str | None:
 
 
 def main() -> None:
+    skip_the_last_collections()
     register()
     bad = unknown_choice(sys.argv[1:])
     if bad:
