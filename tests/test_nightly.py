@@ -376,12 +376,15 @@ def test_the_wer_by_length_plot_has_error_bars(tmp_path):
     assert any(isinstance(c, ErrorbarContainer) for c in fig.axes[0].containers)
 
 
-def test_each_run_is_logged_to_a_local_mlflow_store_once(tmp_path):
-    # issue #30, item 7: a real MLflow tracking store (SQLite); a night recorded twice changes nothing
+def test_each_run_is_logged_to_a_local_mlflow_store_once(tmp_path, monkeypatch):
+    # issue #30, item 7: a real MLflow tracking store (SQLite); a night recorded twice changes nothing; the runs'
+    # files go beside the database, never into the folder the command runs in (MLflow's ./mlruns)
     pytest.importorskip("mlflow")
     from mlflow.tracking import MlflowClient
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
     night(tmp_path, 1)
     runs = tmp_path / "night2"
     make_run(runs / "clean", finished=NIGHT(2), hyps=WORSE)
@@ -400,6 +403,32 @@ def test_each_run_is_logged_to_a_local_mlflow_store_once(tmp_path):
     assert logged.info.status == "FAILED"
     artifacts = {a.path for a in client.list_artifacts(logged.info.run_id)}
     assert {"summary.json", "transcripts.jsonl"} <= artifacts
+    assert list((tmp_path / "cwd").iterdir()) == []
+    assert list((tmp_path / "mlruns").rglob("summary.json"))
+
+
+@pytest.mark.parametrize(
+    "uri, where",
+    [
+        ("sqlite:///relative/m.db", "{cwd}/relative/mlruns"),
+        ("sqlite:////abs/m.db", "/abs/mlruns"),
+        ("file:///abs/store", None),
+        ("http://127.0.0.1:5000", None),
+        ("postgresql://u@host/db", "refused"),
+        ("sqlite://", "refused"),
+        ("sqlite:///:memory:", "refused"),
+    ],
+)
+def test_a_new_mlflow_experiments_files_never_land_in_the_current_folder(uri, where, tmp_path, monkeypatch):
+    from w2v2bench.nightly.tracking import TrackingError, artifact_location
+
+    monkeypatch.chdir(tmp_path)
+    if where == "refused":
+        with pytest.raises(TrackingError, match=r"would keep its files in ./mlruns of the current folder"):
+            artifact_location(uri)
+        return
+    found = artifact_location(uri)
+    assert found == (None if where is None else Path(where.format(cwd=tmp_path)).as_uri())
 
 
 def test_mlflow_uri_without_mlflow_is_one_line_before_anything_is_recorded(tmp_path, monkeypatch):

@@ -27,7 +27,8 @@ Usage: python -m w2v2bench.nightly runs=<folder> [history=results/history.sqlite
   max_wer_increase  WER rise (a fraction: 0.001 = 0.1 points) over the baseline that fails the night
   on_transcript_change  warn (default): changed transcripts within that rise are an alarm line; fail: a regression
   mlflow_uri        also log each run to this MLflow tracking store (sqlite:///mlflow.db, http://...; pip install
-                    'w2v2bench[mlflow]'): params, metrics with their intervals, the run folder; once per run
+                    'w2v2bench[mlflow]'): params, metrics with their intervals, the run folder (sqlite: in
+                    mlruns/ beside the database file); once per run
   mlflow_experiment the MLflow experiment (default w2v2bench)
   baseline          run folder(s) to compare with instead of the previous good run of the same series
   out               where nightly.md, nightly.json and trend.png go (default: runs)

@@ -50,12 +50,38 @@ def _finite(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
+DATABASES = ("sqlite", "postgresql", "mysql", "mssql")  # SQLAlchemy stores: MLflow puts their artifacts in ./mlruns
+
+
+def artifact_location(uri: str) -> str | None:
+    """Where a new experiment keeps its runs' files. MLflow's default for a database store is `./mlruns` of
+    whatever folder the command runs in: a SQLite store's go beside its database file instead (`mlruns/` there);
+    another database needs an experiment made with its own location; a file store or a server decides (None)."""
+    scheme = uri.split(":", 1)[0].split("+", 1)[0].lower()
+    if scheme not in DATABASES:
+        return None
+    database = uri.removeprefix(uri.split(":", 1)[0] + ":///").split("?", 1)[0]
+    if scheme != "sqlite" or not uri.startswith("sqlite:///") or database in ("", ":memory:"):
+        raise TrackingError(
+            f"mlflow_uri={uri!r}: a new experiment on this store would keep its files in ./mlruns of the current "
+            "folder: create it with its artifact location first (mlflow experiments create -n <name> -l <uri>), "
+            "or use a sqlite:///<file> store (files beside it) or an MLflow server"
+        )
+    return (Path(database).expanduser().resolve().parent / "mlruns").as_uri()
+
+
 def export(uri: str, judgements: list, experiment: str = "w2v2bench") -> list[str]:
     """Log each judged run (nightly.Judgement) to MLflow once; returns one line per run: logged or already there."""
     mlflow = client(uri)
     try:
         found = mlflow.get_experiment_by_name(experiment)
-        experiment_id = found.experiment_id if found is not None else mlflow.create_experiment(experiment)
+        experiment_id = (
+            found.experiment_id
+            if found is not None
+            else mlflow.create_experiment(experiment, artifact_location=artifact_location(uri))
+        )
+    except TrackingError:
+        raise
     except Exception as err:  # the store cannot be opened or written: MlflowException, OSError, SQLAlchemy's
         raise TrackingError(f"mlflow_uri={uri!r}: {type(err).__name__}: {err}") from None
     lines = []
