@@ -7,13 +7,37 @@ here runs that tool; none runs the benchmark (`bench.py`). A new tool is a new m
 from __future__ import annotations
 
 import atexit
+import ctypes
+import ctypes.util
+import functools
 import gc
 
 
+@functools.cache  # once, however often a command runs in one process
 def skip_the_last_collections() -> None:
     """At the interpreter's exit, move every object out of the cyclic collector's reach first: its collections
     during shutdown walk the whole heap torch and transformers built (0.8 s of a 6.5 s one-utterance run,
     docs/benchmark.md). Objects are still freed by reference counting (files flush and close); only unreachable
-    cycles are left to the operating system. Registered once, however often a command runs in one process."""
-    atexit.unregister(gc.freeze)
+    cycles are left to the operating system."""
     atexit.register(gc.freeze)
+
+
+# glibc's mallopt parameters, and what reuse_freed_host_memory sets them to
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+MMAP_THRESHOLD, TRIM_THRESHOLD = 1 << 30, (1 << 31) - 1
+
+
+def reuse_freed_host_memory() -> bool:
+    """Serve buffers up to 1 GiB from glibc's heap and keep freed heap pages there (mallopt), for the whole
+    process; returns whether it applied (glibc only). By default glibc maps each large buffer afresh and unmaps it
+    when freed, so every CPU forward faults its activations in page by page: at batch size 1 on 2 cores that was
+    1.4 million page faults and 2.7 s of system time per 25 utterances, where the card script, whose `datasets`
+    raised glibc's own thresholds early, had 0.3 million and 0.9 s (docs/benchmark.md). The run loop still hands free
+    pages back (pipeline.release_host_memory: after every batch of several, every 10 s at batch size 1), so memory
+    stays flat. Process-wide and permanent: the command line calls it for its own process; the library never does."""
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))

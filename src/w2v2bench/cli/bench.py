@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 
 from ..config import group_options, register
 from ..errors import Exit, one_line
-from . import skip_the_last_collections
+from . import reuse_freed_host_memory, skip_the_last_collections
 
 STATUSES: list[int] = []  # one per job: a multirun goes on after a failed job and exits with the worst status
 
@@ -92,6 +92,7 @@ def unknown_choice(argv: list[str]) -> str | None:
 
 def main() -> None:
     skip_the_last_collections()
+    reuse_freed_host_memory()
     register()
     bad = unknown_choice(sys.argv[1:])
     if bad:
