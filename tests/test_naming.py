@@ -183,3 +183,28 @@ def test_weights_rewritten_at_once_with_the_same_size_get_a_new_id(tmp_path, mon
             handle.write(content)
     ids.append((provenance.weights_id(str(folder), None, local=True), provenance.checkpoint_id(folder)))
     assert ids[0] != ids[1] and ids[0] == ids[2], ids
+
+
+def test_pinned_weights_that_change_while_they_load_are_one_line_not_a_run_under_the_pin(
+    tmp_path, checkpoints, monkeypatch
+):
+    # judged the pinned weights before the load, other files after it: never filed under the pin with their hash
+    from w2v2bench import harness
+    from w2v2bench.harness import ONE_LINE_ERRORS
+    from w2v2bench.model import ModelError
+
+    folder = tmp_path / "copy"
+    shutil.copytree(checkpoints[0], folder)
+    real = harness.load_model
+
+    def load_then_replace(*args, **kwargs):
+        loaded = real(*args, **kwargs)
+        shutil.copy(checkpoints[1] / "model.safetensors", folder / "model.safetensors")
+        return loaded
+
+    monkeypatch.setattr(harness, "load_model", load_then_replace)
+    with pytest.raises(ModelError, match=r"its files changed while it loaded \(sha256:\w+ is not the 'demo' pin's\)"):
+        evaluate(*DEMO, f"model.checkpoint={folder}", f"output_dir={tmp_path / 'run'}", "limit=1")
+    assert ModelError in ONE_LINE_ERRORS  # the command line prints it as one line, exit 1
+    failed = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert failed["status"] == "failed" and "wer" not in failed  # recorded as a failure, never as the pin's figure

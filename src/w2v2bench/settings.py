@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from .config import ReferenceConfig, group_options, load_reference
 from .errors import ConfigError
 from .metrics.normalizers import normalizer
-from .model import parse_device, resolve_checkpoint, resolve_defaults
+from .model import ModelError, parse_device, resolve_checkpoint, resolve_defaults
 from .provenance import checkpoint_id, weights_id
 
 # group -> (the key that names the implementation in summary.json's config, what a class of it must have)
@@ -194,8 +194,15 @@ class Naming:
         return checkpoint_id(self.checkpoint) if self.local else None
 
     def settle(self) -> None:
-        """Fix both ids now: after the load, of the files as loaded (each file read once for both)."""
+        """Fix both ids now: after the load, of the files as loaded (each file read once for both). Weights judged
+        to be the pinned ones before the load must still be them: else one line, nothing filed under the pin."""
         _ = self.weights, self.checkpoint_sha256
+        hashes = (self.pinned or {}).get("sha256") or []
+        if self.pin == "matched" and self.local and self.checkpoint_sha256 not in hashes:
+            raise ModelError(
+                f"model.checkpoint={self.checkpoint}: its files changed while it loaded ({self.checkpoint_sha256} is "
+                f"not the {self.name!r} pin's): nothing was transcribed; run again once the folder stays as it is"
+            )
 
 
 def derived_name(checkpoint: str, local: bool) -> str:
