@@ -412,6 +412,9 @@ def test_each_run_is_logged_to_a_local_mlflow_store_once(tmp_path, monkeypatch):
     [
         ("sqlite:///relative/m.db", "{cwd}/relative/mlruns"),
         ("sqlite:////abs/m.db", "/abs/mlruns"),
+        ("sqlite+pysqlite:///m.db", "{cwd}/mlruns"),
+        ("sqlite:///~/m.db", "{cwd}/~/mlruns"),  # SQLAlchemy does not expand ~: nor do the files
+        ("sqlite:///my%20dir/m.db", "{cwd}/my dir/mlruns"),  # read as SQLAlchemy reads the path
         ("file:///abs/store", None),
         ("http://127.0.0.1:5000", None),
         ("postgresql://u@host/db", "refused"),

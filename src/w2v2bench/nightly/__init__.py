@@ -564,7 +564,7 @@ def nightly(
     if on_transcript_change not in TRANSCRIPT_CHANGE:
         raise ValueError(f"on_transcript_change={on_transcript_change!r}: expected one of {list(TRANSCRIPT_CHANGE)}")
     if mlflow_uri:
-        tracking.client(mlflow_uri)  # MLflow not installed: one line before anything is recorded
+        tracking.check(mlflow_uri)  # MLflow not installed, a SQLite URL it cannot read: one line, nothing recorded
     if not runs.is_dir():
         raise FileNotFoundError(f"runs={str(runs)!r}: no such folder")
     if not math.isfinite(max_wer_increase) or max_wer_increase < 0:

@@ -55,43 +55,62 @@ DATABASES = ("sqlite", "postgresql", "mysql", "mssql")  # SQLAlchemy stores: MLf
 
 def artifact_location(uri: str) -> str | None:
     """Where a new experiment keeps its runs' files. MLflow's default for a database store is `./mlruns` of
-    whatever folder the command runs in: a SQLite store's go beside its database file instead (`mlruns/` there);
-    another database needs an experiment made with its own location; a file store or a server decides (None)."""
-    scheme = uri.split(":", 1)[0].split("+", 1)[0].lower()
-    if scheme not in DATABASES:
+    whatever folder the command runs in: a SQLite store's go beside its database file instead (`mlruns/` there, the
+    path read as SQLAlchemy reads it); another database needs an experiment made with its own location (one line);
+    a file store or a server decides (None). An experiment that exists keeps the location it was made with."""
+    scheme = uri.split(":", 1)[0].split("+", 1)[0]
+    if scheme.lower() not in DATABASES:
         return None
-    database = uri.removeprefix(uri.split(":", 1)[0] + ":///").split("?", 1)[0]
-    if scheme != "sqlite" or not uri.startswith("sqlite:///") or database in ("", ":memory:"):
+    try:
+        from sqlalchemy.engine import make_url
+
+        url = make_url(uri)
+        backend, database = url.get_backend_name(), url.database
+    except Exception as err:  # noqa: BLE001  (SQLAlchemy's ArgumentError, or no SQLAlchemy at all)
+        raise TrackingError(f"mlflow_uri={uri!r}: not a database URL SQLAlchemy reads ({err})") from None
+    if backend != "sqlite" or database in (None, "", ":memory:"):
         raise TrackingError(
             f"mlflow_uri={uri!r}: a new experiment on this store would keep its files in ./mlruns of the current "
             "folder: create it with its artifact location first (mlflow experiments create -n <name> -l <uri>), "
             "or use a sqlite:///<file> store (files beside it) or an MLflow server"
         )
-    return (Path(database).expanduser().resolve().parent / "mlruns").as_uri()
+    return (Path(database).resolve().parent / "mlruns").as_uri()
+
+
+def experiment_id(mlflow, uri: str, experiment: str) -> str:
+    """The experiment's id, made (with `artifact_location`) if it is not there; one line if the store cannot be
+    opened or written."""
+    try:
+        found = mlflow.get_experiment_by_name(experiment)
+        if found is not None:
+            return found.experiment_id
+        return mlflow.create_experiment(experiment, artifact_location=artifact_location(uri))
+    except TrackingError:
+        raise
+    except Exception as err:  # the store cannot be opened or written: MlflowException, OSError, SQLAlchemy's
+        raise TrackingError(f"mlflow_uri={uri!r}: {type(err).__name__}: {err}") from None
+
+
+def check(uri: str) -> None:
+    """Before anything is recorded: MLflow is installed, and a SQLite store's URL can be read (its files go beside
+    it). Another database store is opened at the export, where an experiment without a location is refused."""
+    client(uri)
+    if uri.split(":", 1)[0].split("+", 1)[0].lower() == "sqlite":
+        artifact_location(uri)
 
 
 def export(uri: str, judgements: list, experiment: str = "w2v2bench") -> list[str]:
     """Log each judged run (nightly.Judgement) to MLflow once; returns one line per run: logged or already there."""
     mlflow = client(uri)
-    try:
-        found = mlflow.get_experiment_by_name(experiment)
-        experiment_id = (
-            found.experiment_id
-            if found is not None
-            else mlflow.create_experiment(experiment, artifact_location=artifact_location(uri))
-        )
-    except TrackingError:
-        raise
-    except Exception as err:  # the store cannot be opened or written: MlflowException, OSError, SQLAlchemy's
-        raise TrackingError(f"mlflow_uri={uri!r}: {type(err).__name__}: {err}") from None
+    experiment = experiment_id(mlflow, uri, experiment)  # the name's id from here on
     lines = []
     for j in judgements:
         run = j.run
-        there = mlflow.search_runs([experiment_id], filter_string=f"tags.`{RUN_TAG}` = '{run['run_id']}'")
+        there = mlflow.search_runs([experiment], filter_string=f"tags.`{RUN_TAG}` = '{run['run_id']}'")
         if there:
             lines.append(f"mlflow: {run['run_id']} already logged as {there[0].info.run_id}")
             continue
-        lines.append(f"mlflow: {run['run_id']} logged as {_log(mlflow, experiment_id, j)}")
+        lines.append(f"mlflow: {run['run_id']} logged as {_log(mlflow, experiment, j)}")
     return lines
 
 
