@@ -227,8 +227,9 @@ def name_the_weights(model: dict) -> Naming:
         return Naming(model["name"], pin="unpinned", card=True, **found)
     pinned = {"name": pin.get("name"), "hub": pin.get("hub"), "revision": pin.get("revision"), "sha256": hashes}
     found["pinned"] = pinned
+    files = checkpoint_id(checkpoint) if local else None
     if local:
-        matches = checkpoint_id(checkpoint) in hashes
+        matches = files in hashes
     else:
         matches = checkpoint == pin.get("hub") and pin.get("revision") in (None, model.get("revision"))
     if matches:
@@ -237,7 +238,7 @@ def name_the_weights(model: dict) -> Naming:
         why = f"model.name={model['name']!r} is not the pinned {pin.get('name')!r}: no card for other weights"
         return Naming(model["name"], pin="renamed", card=False, note=why, **found)
     name = derived_name(checkpoint, local)
-    shown = (checkpoint_id(checkpoint) if local else None) or weights_id(checkpoint, model.get("revision"), local)
+    shown = files or weights_id(checkpoint, model.get("revision"), local)
     note = (
         f"model: {model['checkpoint']} ({shown or 'no weight files found'}) is not the checkpoint {model['name']!r} "
         f"pins (model.pin in its conf/model/ file): filed as {name!r}, no reference check; model.name=<name> names "

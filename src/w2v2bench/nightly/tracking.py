@@ -53,13 +53,17 @@ def _finite(value: Any) -> bool:
 DATABASES = ("sqlite", "postgresql", "mysql", "mssql")  # SQLAlchemy stores: MLflow puts their artifacts in ./mlruns
 
 
+def _scheme(uri: str) -> str:
+    """A URI's scheme without its driver: `sqlite+pysqlite:///x.db` -> sqlite."""
+    return uri.split(":", 1)[0].split("+", 1)[0].lower()
+
+
 def artifact_location(uri: str) -> str | None:
     """Where a new experiment keeps its runs' files. MLflow's default for a database store is `./mlruns` of
     whatever folder the command runs in: a SQLite store's go beside its database file instead (`mlruns/` there, the
     path read as SQLAlchemy reads it); another database needs an experiment made with its own location (one line);
     a file store or a server decides (None). An experiment that exists keeps the location it was made with."""
-    scheme = uri.split(":", 1)[0].split("+", 1)[0]
-    if scheme.lower() not in DATABASES:
+    if _scheme(uri) not in DATABASES:
         return None
     try:
         from sqlalchemy.engine import make_url
@@ -95,7 +99,7 @@ def check(uri: str) -> None:
     """Before anything is recorded: MLflow is installed, and a SQLite store's URL can be read (its files go beside
     it). Another database store is opened at the export, where an experiment without a location is refused."""
     client(uri)
-    if uri.split(":", 1)[0].split("+", 1)[0].lower() == "sqlite":
+    if _scheme(uri) == "sqlite":
         artifact_location(uri)
 
 
